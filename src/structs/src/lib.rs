@@ -1,0 +1,38 @@
+//! Caravan's data model, split by resource. Every type serialises to the JSON that Nomad's
+//! HTTP API uses (PascalCase keys, `ID` suffixes, durations as nanoseconds), so API clients
+//! written for Nomad read and write it unchanged.
+//!
+//! `Default` impls carry Nomad's defaults (what its `Canonicalize` fills in); the few defaults
+//! that depend on the job type are applied by [`job::Job::canonicalize`].
+
+pub mod alloc;
+pub mod deployment;
+pub mod eval;
+pub mod job;
+pub mod node;
+pub mod plan;
+pub mod resources;
+pub mod time;
+
+pub use alloc::*;
+pub use deployment::*;
+pub use eval::*;
+pub use job::*;
+pub use node::*;
+pub use plan::*;
+pub use resources::*;
+
+/// A new random ID in Nomad's UUID format.
+pub fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// The first 8 characters of an ID, as Nomad's CLI shows it.
+pub fn short_id(id: &str) -> &str {
+    id.get(..8).unwrap_or(id)
+}
+
+/// The Nomad API version Caravan implements (reported as `nomad.version`).
+pub const NOMAD_API_VERSION: &str = "1.9.0";
+/// Caravan's own version (reported as `caravan.version`).
+pub const CARAVAN_VERSION: &str = env!("CARGO_PKG_VERSION");
