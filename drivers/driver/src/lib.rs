@@ -1,1 +1,27 @@
-//! placeholder until filled
+//! The driver interface of Caravan: the one small trait every task driver (raw_exec, exec,
+//! docker, podman, java, qemu) implements, the data that crosses it, and the helpers drivers
+//! share (signal names, `/proc` sampling, log capture).
+//!
+//! The client keeps drivers as `Arc<dyn Driver>` in a registry keyed by [`Driver::name`].
+//! Nomad's driver plugin interface (`plugins/drivers/driver.go`) is the model.
+
+pub mod driver;
+pub mod error;
+pub mod fingerprint;
+pub mod logs;
+pub mod procfs;
+pub mod signal;
+pub mod stats;
+pub mod task;
+
+pub use async_trait::async_trait;
+pub use driver::Driver;
+pub use error::DriverError;
+pub use fingerprint::Fingerprint;
+pub use logs::{LogMon, RotatingWriter};
+pub use signal::{parse_signal, signal_name};
+pub use stats::{CpuStats, MemoryStats, ResourceUsage, TaskResourceUsage};
+pub use task::{
+    ExecResult, ExitResult, TaskConfig, TaskHandle, TaskResources, TaskState, TaskStatus,
+    HANDLE_VERSION,
+};
