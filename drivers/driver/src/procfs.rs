@@ -152,10 +152,13 @@ pub fn core_mhz() -> f64 {
         .unwrap_or(0.0)
 }
 
+/// User and system CPU ticks per pid at one instant.
+type CpuSnapshot = (Instant, HashMap<i32, (u64, u64)>);
+
 /// Computes CPU percentages between successive samples of one task.
 #[derive(Debug, Default)]
 pub struct CpuSampler {
-    last: Option<(Instant, HashMap<i32, (u64, u64)>)>,
+    last: Option<CpuSnapshot>,
     mhz: Option<f64>,
 }
 
