@@ -5,7 +5,7 @@ use crate::config::RawExecConfig;
 use caravan_driver::{DriverError, TaskConfig};
 use std::ffi::CString;
 use std::fs::{File, OpenOptions};
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -87,10 +87,11 @@ fn is_executable(p: &Path) -> bool {
         .unwrap_or(false)
 }
 
-/// Opens where a task's stdout or stderr goes. A FIFO is opened for writing without
-/// blocking (the log monitor is normally reading already; if not, it is opened read-write
-/// so that start never hangs); a missing path becomes a regular file appended to; an empty
-/// path is `/dev/null`.
+/// Opens where a task's stdout or stderr goes: an empty path is `/dev/null`, a missing path
+/// or a regular file is appended to, and a FIFO (the client's log monitor reads it) is opened
+/// read-write. Read-write never blocks the opener, whether or not the monitor is reading yet,
+/// and it keeps the task alive while no monitor reads (e.g. during an agent restart): its
+/// writes wait for the next monitor instead of failing with SIGPIPE.
 pub fn open_output(path: &Path) -> Result<File, DriverError> {
     let fail = |e: std::io::Error| {
         DriverError::Start(format!("cannot open task output {}: {e}", path.display()))
@@ -104,46 +105,19 @@ pub fn open_output(path: &Path) -> Result<File, DriverError> {
     let is_fifo = std::fs::metadata(path)
         .map(|m| m.file_type().is_fifo())
         .unwrap_or(false);
-    if !is_fifo {
-        return OpenOptions::new()
+    if is_fifo {
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(fail)
+    } else {
+        OpenOptions::new()
             .create(true)
             .append(true)
             .open(path)
-            .map_err(fail);
+            .map_err(fail)
     }
-    let file = match OpenOptions::new()
-        .write(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)
-    {
-        Ok(f) => f,
-        Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {
-            tracing::warn!(path = %path.display(), "no log reader on FIFO yet; opening it read-write");
-            OpenOptions::new()
-                .read(true)
-                .write(true)
-                .custom_flags(libc::O_NONBLOCK)
-                .open(path)
-                .map_err(fail)?
-        }
-        Err(e) => return Err(fail(e)),
-    };
-    clear_nonblock(&file).map_err(fail)?;
-    Ok(file)
-}
-
-/// The task must see ordinary blocking writes on its stdout/stderr.
-fn clear_nonblock(file: &File) -> std::io::Result<()> {
-    use std::os::fd::AsRawFd;
-    let fd = file.as_raw_fd();
-    // SAFETY: fcntl on a descriptor we own, with integer arguments only.
-    unsafe {
-        let flags = libc::fcntl(fd, libc::F_GETFL);
-        if flags < 0 || libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-    }
-    Ok(())
 }
 
 /// Installs the child-side setup run between fork and exec: optionally a new session

@@ -452,3 +452,82 @@ async fn user_switch_runs_as_that_user() {
         Err(DriverError::InvalidConfig(_))
     ));
 }
+
+#[tokio::test]
+async fn task_outlives_its_log_monitor_and_output_is_kept() {
+    let dir = tempdir("logrestart");
+    let mut cfg = sh_task(&dir, "a/lr", "echo a; sleep 0.6; echo b; sleep 1");
+    cfg.stdout_path = dir.join("t.stdout.fifo");
+    let logs = dir.join("logs");
+    let mut first = LogMon::start(&cfg.stdout_path, &logs, "t.stdout", 3, 1024).unwrap();
+    let d = RawExecDriver::new(true);
+    d.start(cfg.clone()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The agent goes away: nobody reads while the task writes "b".
+    first.stop();
+    // "b" is written at 0.6s, while no LogMon reads; the task runs on until 1.6s.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let mut second = LogMon::start(&cfg.stdout_path, &logs, "t.stdout", 3, 1024).unwrap();
+    let r = wait_with_timeout(&d, "a/lr", 10).await;
+    assert!(r.successful(), "task died without a log reader: {r:?}");
+    second.stop();
+    assert_eq!(
+        std::fs::read_to_string(logs.join("t.stdout.0")).unwrap(),
+        "a\nb\n"
+    );
+}
+
+#[tokio::test]
+async fn stats_measure_cpu_and_memory_of_the_tree() {
+    let dir = tempdir("stats");
+    let d = RawExecDriver::new(true);
+    let h = d
+        .start(sh_task(
+            &dir,
+            "a/busy",
+            "sh -c 'while :; do :; done' & exec sleep 30",
+        ))
+        .await
+        .unwrap();
+    let first = d.stats("a/busy").await.unwrap();
+    assert_eq!(first.resource_usage.cpu_stats.percent, 0.0);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let u = d.stats("a/busy").await.unwrap();
+    assert!(u.pids.len() >= 2, "{:?}", u.pids.keys());
+    assert!(u.pids.contains_key(&h.pid.to_string()));
+    assert!(u.resource_usage.memory_stats.rss > 0);
+    assert!(
+        u.resource_usage.cpu_stats.percent > 20.0,
+        "busy child should show CPU: {:?}",
+        u.resource_usage.cpu_stats
+    );
+    assert!(u.timestamp > first.timestamp);
+    d.destroy("a/busy", true).await.unwrap();
+}
+
+#[tokio::test]
+async fn recover_checks_driver_and_version() {
+    let d = RawExecDriver::new(true);
+    let h = TaskHandle {
+        version: caravan_driver::HANDLE_VERSION,
+        driver: "docker".into(),
+        task_id: "a/h".into(),
+        pid: std::process::id() as i32,
+        ..Default::default()
+    };
+    assert!(
+        matches!(d.recover(h.clone()).await, Err(DriverError::Recover(m)) if m.contains("docker"))
+    );
+    let h = TaskHandle {
+        driver: "raw_exec".into(),
+        version: caravan_driver::HANDLE_VERSION + 1,
+        ..h
+    };
+    assert!(
+        matches!(d.recover(h.clone()).await, Err(DriverError::Recover(m)) if m.contains("version"))
+    );
+    assert!(matches!(
+        RawExecDriver::new(false).recover(h).await,
+        Err(DriverError::Disabled(_))
+    ));
+}

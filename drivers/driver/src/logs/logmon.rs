@@ -50,6 +50,7 @@ impl LogMon {
                 path: fifo_path.clone(),
                 source,
             })?;
+        grow_pipe(&fifo);
         let writer = RotatingWriter::new(&log_dir, base_name, max_files, max_file_size_bytes)
             .map_err(|source| LogError::LogFiles {
                 dir: log_dir.clone(),
@@ -118,6 +119,17 @@ fn ensure_fifo(path: &Path) -> Result<(), LogError> {
             path: path.to_path_buf(),
             source,
         }),
+    }
+}
+
+/// Asks for a 1 MiB pipe buffer (best effort) so a task can write that much while no
+/// LogMon reads, e.g. during an agent restart.
+fn grow_pipe(fifo: &File) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: fcntl on a descriptor we own, with an integer argument.
+    let r = unsafe { libc::fcntl(fifo.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20) };
+    if r < 0 {
+        tracing::debug!(error = %std::io::Error::last_os_error(), "cannot grow log FIFO buffer");
     }
 }
 
