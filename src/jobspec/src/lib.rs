@@ -1,1 +1,60 @@
-//! placeholder until filled
+//! Reads Nomad job files into [`caravan_structs::Job`]: HCL2 (Nomad's jobspec2 language:
+//! blocks, variables, locals, functions, `dynamic` blocks, runtime `${...}` interpolation kept
+//! verbatim) and the API JSON form. Unknown arguments and blocks are errors that name their
+//! file, line, column and block path.
+//!
+//! ```
+//! let job = caravan_jobspec::parse_hcl(
+//!     caravan_jobspec::init_example(),
+//!     "example.nomad.hcl",
+//!     &Default::default(),
+//! ).unwrap();
+//! assert_eq!(job.id, "example");
+//! ```
+
+mod decode;
+mod error;
+mod eval;
+mod example;
+mod hcl_file;
+mod json;
+mod tree;
+mod vars;
+
+pub use error::JobspecError;
+pub use example::init_example;
+
+use caravan_structs::Job;
+use std::collections::BTreeMap;
+
+/// Values for the job file's `variable` blocks, lowest precedence first: `env`, then
+/// `var_files` in order, then `vars`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VarInputs {
+    /// `-var name=value` flags.
+    pub vars: BTreeMap<String, String>,
+    /// `-var-file` files: (file name for errors, content). HCL `name = value` pairs or a JSON
+    /// object.
+    pub var_files: Vec<(String, String)>,
+    /// The environment; only `NOMAD_VAR_<name>` entries are read.
+    pub env: BTreeMap<String, String>,
+}
+
+/// Parses an HCL2 job file and applies `Job::canonicalize`.
+pub fn parse_hcl(src: &str, filename: &str, vars: &VarInputs) -> Result<Job, JobspecError> {
+    hcl_file::parse(src, filename, vars)
+}
+
+/// Parses a JSON job (`{"Job": {...}}` or a bare Job object) and applies `Job::canonicalize`.
+pub fn parse_json(src: &str) -> Result<Job, JobspecError> {
+    json::parse(src)
+}
+
+/// Parses JSON when the trimmed text starts with `{`, HCL otherwise.
+pub fn parse(src: &str, filename: &str, vars: &VarInputs) -> Result<Job, JobspecError> {
+    if src.trim_start().starts_with('{') {
+        parse_json(src)
+    } else {
+        parse_hcl(src, filename, vars)
+    }
+}

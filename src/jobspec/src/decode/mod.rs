@@ -1,0 +1,388 @@
+//! A table-driven decoder from the item tree to Nomad's API JSON. Each block kind is a
+//! [`Spec`]: the arguments and blocks it accepts, the API field each one fills and how its
+//! value converts. Anything not in the table is rejected with its location and block path, as
+//! Nomad rejects it. Growing to more of Nomad's jobspec means adding rows to [`specs`].
+
+pub(crate) mod custom;
+pub(crate) mod specs;
+
+use crate::error::{JobspecError, Reporter};
+use crate::eval::to_json;
+use crate::tree::{join_path, Item, ItemKind};
+use caravan_structs::time::parse_duration;
+use serde_json::{Map, Value as Json};
+
+pub(crate) type JsonMap = Map<String, Json>;
+
+/// A custom decoder for one key: it gets every item with that key, in file order.
+pub(crate) type CustomFn =
+    fn(&Decoder, &str, &Field, &[&Item], &mut JsonMap) -> Result<(), JobspecError>;
+
+/// How one argument or block converts.
+#[derive(Clone, Copy)]
+pub(crate) enum Kind {
+    Str,
+    Int,
+    Bool,
+    /// A Go duration string (or a number of nanoseconds) → nanoseconds.
+    Duration,
+    StrList,
+    /// String map, written as a block or as a map argument (`meta`, `env`).
+    StrMap,
+    /// Any value written as an argument, or a block converted free-form (keys kept).
+    Any,
+    /// A free-form block or argument whose keys become PascalCase, for nested API structs that
+    /// Caravan stores as JSON without a full table yet (`connect`, `scaling` policy, ...).
+    Generic,
+    /// One block → object (a second one is an error).
+    Object(&'static Spec),
+    /// Repeated blocks → array of objects.
+    List(&'static Spec),
+    Custom(CustomFn),
+}
+
+/// One accepted key.
+pub(crate) struct Field {
+    pub(crate) hcl: &'static str,
+    pub(crate) json: &'static str,
+    pub(crate) kind: Kind,
+}
+
+/// What a block's labels mean.
+#[derive(Clone, Copy)]
+pub(crate) enum Label {
+    None,
+    /// Exactly one label, stored under this key.
+    One(&'static str),
+    /// Zero or one label, stored under this key when present.
+    Optional(&'static str),
+}
+
+/// One block kind.
+pub(crate) struct Spec {
+    pub(crate) label: Label,
+    pub(crate) fields: &'static [Field],
+    /// Post-processing of the decoded object (shorthands, derived fields).
+    pub(crate) finish: Option<fn(&mut JsonMap) -> Result<(), String>>,
+}
+
+pub(crate) struct Decoder<'a> {
+    pub(crate) rep: &'a Reporter<'a>,
+}
+
+impl Decoder<'_> {
+    /// Decodes a block against its spec.
+    pub(crate) fn block(&self, path: &str, item: &Item, spec: &Spec) -> Result<JsonMap, JobspecError> {
+        let ItemKind::Block { labels, body } = &item.kind else {
+            return Err(self.rep.invalid(
+                item.pos,
+                path,
+                format!("{:?} must be a block, not an argument", item.key),
+            ));
+        };
+        let here = join_path(path, &item.describe());
+        let mut out = JsonMap::new();
+        match (spec.label, labels.as_slice()) {
+            (Label::None, []) => {}
+            (Label::One(k) | Label::Optional(k), [l]) => {
+                out.insert(k.to_string(), Json::String(l.clone()));
+            }
+            (Label::Optional(_), []) => {}
+            (Label::None, _) => {
+                return Err(self.rep.invalid(item.pos, path, format!("a {} block takes no labels", item.key)))
+            }
+            (Label::One(_), _) => {
+                return Err(self.rep.invalid(
+                    item.pos,
+                    path,
+                    format!("a {} block takes exactly one label", item.key),
+                ))
+            }
+            (Label::Optional(_), _) => {
+                return Err(self.rep.invalid(item.pos, path, format!("a {} block takes at most one label", item.key)))
+            }
+        }
+        self.body(&here, body, spec, &mut out)?;
+        if let Some(finish) = spec.finish {
+            finish(&mut out).map_err(|e| self.rep.invalid(item.pos, &here, e))?;
+        }
+        Ok(out)
+    }
+
+    /// Decodes the items of a body into `out`.
+    pub(crate) fn body(&self, path: &str, items: &[Item], spec: &Spec, out: &mut JsonMap) -> Result<(), JobspecError> {
+        // Group by key, keeping the order of first appearance.
+        let mut keys: Vec<&str> = Vec::new();
+        for it in items {
+            if !keys.contains(&it.key.as_str()) {
+                keys.push(&it.key);
+            }
+        }
+        for key in keys {
+            let group: Vec<&Item> = items.iter().filter(|i| i.key == key).collect();
+            let first = group[0];
+            let Some(field) = spec.fields.iter().find(|f| f.hcl == key) else {
+                let what = if first.is_block() { "block type" } else { "argument" };
+                return Err(self.rep.invalid(first.pos, path, format!("unsupported {what} {key:?}")));
+            };
+            self.field(path, field, &group, out)?;
+        }
+        Ok(())
+    }
+
+    fn field(&self, path: &str, field: &Field, group: &[&Item], out: &mut JsonMap) -> Result<(), JobspecError> {
+        let first = group[0];
+        match field.kind {
+            Kind::Custom(f) => return f(self, path, field, group, out),
+            Kind::List(spec) => {
+                let mut arr = match out.remove(field.json) {
+                    Some(Json::Array(a)) => a,
+                    _ => Vec::new(),
+                };
+                for it in group {
+                    self.expect_block(path, it)?;
+                    arr.push(Json::Object(self.block(path, it, spec)?));
+                }
+                out.insert(field.json.to_string(), Json::Array(arr));
+                return Ok(());
+            }
+            _ => {}
+        }
+        if let Some(dup) = group.get(1) {
+            let what = if dup.is_block() { "block" } else { "argument" };
+            return Err(self.rep.invalid(
+                dup.pos,
+                path,
+                format!("duplicate {} {what}: only one is allowed", field.hcl),
+            ));
+        }
+        let value = match field.kind {
+            Kind::Object(spec) => {
+                self.expect_block(path, first)?;
+                Json::Object(self.block(path, first, spec)?)
+            }
+            Kind::StrMap => self.str_map(path, first)?,
+            Kind::Any => self.free_form(path, first, false)?,
+            Kind::Generic => self.free_form(path, first, true)?,
+            _ => {
+                let v = self.attr(path, first)?;
+                if v.is_null() {
+                    return Ok(());
+                }
+                convert(field.kind, &v).map_err(|e| {
+                    self.rep.invalid(first.pos, path, format!("argument {:?}: {e}", field.hcl))
+                })?
+            }
+        };
+        out.insert(field.json.to_string(), value);
+        Ok(())
+    }
+
+    fn expect_block(&self, path: &str, it: &Item) -> Result<(), JobspecError> {
+        if it.is_block() {
+            Ok(())
+        } else {
+            Err(self.rep.invalid(
+                it.pos,
+                path,
+                format!("unsupported argument {:?}: did you mean to define a block of type {:?}?", it.key, it.key),
+            ))
+        }
+    }
+
+    /// Evaluates an argument; a block where an argument is expected is an error.
+    pub(crate) fn attr(&self, path: &str, it: &Item) -> Result<Json, JobspecError> {
+        match &it.kind {
+            ItemKind::Attr(expr) => it
+                .scope
+                .eval(expr)
+                .map(|v| to_json(&v))
+                .map_err(|e| self.rep.invalid(it.pos, path, format!("argument {:?}: {e}", it.key))),
+            ItemKind::Block { .. } => Err(self.rep.invalid(
+                it.pos,
+                path,
+                format!("unsupported block type {:?}: {:?} is an argument (write {} = ...)", it.key, it.key, it.key),
+            )),
+        }
+    }
+
+    /// `meta { k = "v" }` or `meta = { "k.x" = "v" }` → string map.
+    fn str_map(&self, path: &str, it: &Item) -> Result<Json, JobspecError> {
+        let here = join_path(path, &it.describe());
+        let mut out = JsonMap::new();
+        match &it.kind {
+            ItemKind::Attr(_) => {
+                let v = self.attr(path, it)?;
+                match v {
+                    Json::Object(m) => {
+                        for (k, v) in m {
+                            let s = convert(Kind::Str, &v)
+                                .map_err(|e| self.rep.invalid(it.pos, &here, format!("key {k:?}: {e}")))?;
+                            out.insert(k, s);
+                        }
+                    }
+                    Json::Null => {}
+                    other => {
+                        return Err(self.rep.invalid(it.pos, path, format!("{:?} must be a map, got {other}", it.key)))
+                    }
+                }
+            }
+            ItemKind::Block { labels, body } => {
+                if !labels.is_empty() {
+                    return Err(self.rep.invalid(it.pos, path, format!("a {} block takes no labels", it.key)));
+                }
+                for sub in body {
+                    if sub.is_block() {
+                        return Err(self.rep.invalid(
+                            sub.pos,
+                            &here,
+                            format!("unexpected block {:?}: {} holds only string values", sub.key, it.key),
+                        ));
+                    }
+                    let v = self.attr(&here, sub)?;
+                    if v.is_null() {
+                        continue;
+                    }
+                    let s = convert(Kind::Str, &v)
+                        .map_err(|e| self.rep.invalid(sub.pos, &here, format!("key {:?}: {e}", sub.key)))?;
+                    out.insert(sub.key.clone(), s);
+                }
+            }
+        }
+        Ok(Json::Object(out))
+    }
+
+    /// Converts an argument or block without a schema. Blocks become arrays of objects in
+    /// free-form mode (as Nomad hands driver `config` blocks to drivers); in `pascal` mode
+    /// keys become PascalCase and a block that appears once becomes an object.
+    pub(crate) fn free_form(&self, path: &str, it: &Item, pascal: bool) -> Result<Json, JobspecError> {
+        match &it.kind {
+            ItemKind::Attr(_) => {
+                let v = self.attr(path, it)?;
+                Ok(if pascal { pascal_keys(v) } else { v })
+            }
+            ItemKind::Block { labels, body } => {
+                let here = join_path(path, &it.describe());
+                let inner = self.free_form_body(&here, body, pascal)?;
+                Ok(wrap_labels(labels, inner))
+            }
+        }
+    }
+
+    pub(crate) fn free_form_body(&self, path: &str, items: &[Item], pascal: bool) -> Result<Json, JobspecError> {
+        let mut out = JsonMap::new();
+        let mut keys: Vec<&str> = Vec::new();
+        for it in items {
+            if !keys.contains(&it.key.as_str()) {
+                keys.push(&it.key);
+            }
+        }
+        for key in keys {
+            let group: Vec<&Item> = items.iter().filter(|i| i.key == key).collect();
+            let name = if pascal { pascal_case(key) } else { key.to_string() };
+            if group[0].is_block() {
+                let mut arr = Vec::new();
+                for it in &group {
+                    arr.push(self.free_form(path, it, pascal)?);
+                }
+                let value = if pascal && arr.len() == 1 && !PLURAL_BLOCKS.contains(&key) {
+                    arr.pop().unwrap_or(Json::Null)
+                } else {
+                    Json::Array(arr)
+                };
+                out.insert(name, value);
+            } else {
+                out.insert(name, self.free_form(path, group[0], pascal)?);
+            }
+        }
+        Ok(Json::Object(out))
+    }
+}
+
+/// Blocks that Nomad's API always holds as lists, even when written once.
+const PLURAL_BLOCKS: &[&str] = &["upstreams", "listener", "service", "path", "envoy_gateway_bind_addresses", "header", "secret"];
+
+fn wrap_labels(labels: &[String], inner: Json) -> Json {
+    labels.iter().rev().fold(inner, |acc, l| {
+        let mut m = JsonMap::new();
+        m.insert(l.clone(), acc);
+        Json::Object(m)
+    })
+}
+
+/// `local_bind_port` → `LocalBindPort`.
+pub(crate) fn pascal_case(s: &str) -> String {
+    s.split('_')
+        .map(|p| {
+            let mut c = p.chars();
+            match c.next() {
+                Some(f) => f.to_uppercase().chain(c).collect::<String>(),
+                None => String::new(),
+            }
+        })
+        .collect()
+}
+
+fn pascal_keys(v: Json) -> Json {
+    match v {
+        Json::Object(m) => Json::Object(m.into_iter().map(|(k, v)| (pascal_case(&k), pascal_keys(v))).collect()),
+        Json::Array(a) => Json::Array(a.into_iter().map(pascal_keys).collect()),
+        other => other,
+    }
+}
+
+/// Converts an evaluated value to the JSON a field of this kind holds.
+pub(crate) fn convert(kind: Kind, v: &Json) -> Result<Json, String> {
+    match kind {
+        Kind::Str => match v {
+            Json::String(_) => Ok(v.clone()),
+            Json::Number(n) => Ok(Json::String(n.to_string())),
+            Json::Bool(b) => Ok(Json::String(b.to_string())),
+            other => Err(format!("expected a string, got {}", type_name(other))),
+        },
+        Kind::Int => match v {
+            Json::Number(n) if n.is_i64() || n.is_u64() => Ok(v.clone()),
+            Json::Number(n) => match n.as_f64() {
+                Some(f) if f.fract() == 0.0 => Ok(Json::from(f as i64)),
+                _ => Err(format!("expected a whole number, got {n}")),
+            },
+            Json::String(s) => s
+                .trim()
+                .parse::<i64>()
+                .map(Json::from)
+                .map_err(|_| format!("expected a whole number, got {s:?}")),
+            other => Err(format!("expected a number, got {}", type_name(other))),
+        },
+        Kind::Bool => match v {
+            Json::Bool(_) => Ok(v.clone()),
+            Json::String(s) if s == "true" => Ok(Json::Bool(true)),
+            Json::String(s) if s == "false" => Ok(Json::Bool(false)),
+            other => Err(format!("expected a bool, got {}", type_name(other))),
+        },
+        Kind::Duration => match v {
+            Json::String(s) => parse_duration(s).map(Json::from).map_err(|e| format!("invalid duration: {e}")),
+            Json::Number(n) if n.is_i64() || n.is_u64() => Ok(v.clone()),
+            other => Err(format!("expected a duration such as \"30s\", got {}", type_name(other))),
+        },
+        Kind::StrList => match v {
+            Json::Array(items) => items
+                .iter()
+                .map(|i| convert(Kind::Str, i))
+                .collect::<Result<Vec<_>, _>>()
+                .map(Json::Array),
+            other => Err(format!("expected a list of strings, got {}", type_name(other))),
+        },
+        _ => Ok(v.clone()),
+    }
+}
+
+fn type_name(v: &Json) -> &'static str {
+    match v {
+        Json::Null => "null",
+        Json::Bool(_) => "bool",
+        Json::Number(_) => "number",
+        Json::String(_) => "string",
+        Json::Array(_) => "list",
+        Json::Object(_) => "map",
+    }
+}

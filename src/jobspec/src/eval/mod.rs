@@ -1,0 +1,274 @@
+//! Expression evaluation for job files: HCL2 expressions over `var.*`, `local.*` and the
+//! function library, with Nomad's rule for everything else: a reference to a name the parser
+//! does not know (`attr.kernel.name`, `node.unique.name`, `meta.rack`, `NOMAD_ALLOC_ID`,
+//! `env["X"]`) is kept as the text `${...}` for the client or scheduler to interpolate later.
+
+mod funcs;
+
+use hcl::eval::{Context, Evaluate};
+use hcl::expr::{
+    BinaryOp, Conditional, Expression, ForExpr, FuncCall, Operation, TemplateExpr, Traversal,
+    TraversalOperator, UnaryOp,
+};
+use hcl::template::{Directive, Element};
+use hcl::{ObjectKey, Template, Value};
+use std::collections::BTreeSet;
+
+/// Evaluates expressions with a fixed set of known names (`var`, `local`, iterators).
+#[derive(Debug, Clone)]
+pub(crate) struct Evaluator {
+    ctx: Context<'static>,
+    known: BTreeSet<String>,
+}
+
+impl Default for Evaluator {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Evaluator {
+    /// An evaluator that knows the function library and no variables.
+    pub(crate) fn new() -> Self {
+        let mut ctx = Context::new();
+        funcs::declare_all(&mut ctx);
+        Evaluator {
+            ctx,
+            known: BTreeSet::new(),
+        }
+    }
+
+    /// Declares (or replaces) a top-level name such as `var`, `local` or an iterator.
+    pub(crate) fn declare(&mut self, name: &str, value: Value) {
+        self.ctx.declare_var(name, value);
+        self.known.insert(name.to_string());
+    }
+
+    /// A copy of this evaluator with one more name declared.
+    pub(crate) fn with(&self, name: &str, value: Value) -> Evaluator {
+        let mut e = self.clone();
+        e.declare(name, value);
+        e
+    }
+
+    /// Evaluates an expression; unknown references become `${...}` text.
+    pub(crate) fn eval(&self, expr: &Expression) -> Result<Value, String> {
+        let mut bound = Vec::new();
+        let rewritten = self.rewrite(expr, &mut bound);
+        rewritten.evaluate(&self.ctx).map_err(|e| e.to_string())
+    }
+
+    /// Evaluates an expression that must not depend on unknown names (variable defaults and
+    /// values, `for_each`, validation conditions).
+    pub(crate) fn eval_strict(&self, expr: &Expression) -> Result<Value, String> {
+        expr.evaluate(&self.ctx).map_err(|e| e.to_string())
+    }
+
+    fn is_known(&self, name: &str, bound: &[String]) -> bool {
+        self.known.contains(name) || bound.iter().any(|b| b == name)
+    }
+
+    /// Replaces every reference to an unknown name by the string `${<reference>}`.
+    fn rewrite(&self, expr: &Expression, bound: &mut Vec<String>) -> Expression {
+        match expr {
+            Expression::Variable(v) => {
+                if self.is_known(v.as_str(), bound) {
+                    expr.clone()
+                } else {
+                    Expression::String(format!("${{{}}}", v.as_str()))
+                }
+            }
+            Expression::Traversal(t) => {
+                if let Expression::Variable(v) = &t.expr {
+                    if !self.is_known(v.as_str(), bound) {
+                        return Expression::String(format!("${{{}}}", render(expr)));
+                    }
+                }
+                let operators: Vec<TraversalOperator> = t
+                    .operators
+                    .iter()
+                    .map(|op| match op {
+                        TraversalOperator::Index(e) => TraversalOperator::Index(self.rewrite(e, bound)),
+                        other => other.clone(),
+                    })
+                    .collect();
+                Expression::Traversal(Box::new(Traversal::new(self.rewrite(&t.expr, bound), operators)))
+            }
+            Expression::Array(items) => {
+                Expression::Array(items.iter().map(|e| self.rewrite(e, bound)).collect())
+            }
+            Expression::Object(obj) => Expression::Object(
+                obj.iter()
+                    .map(|(k, v)| {
+                        let k = match k {
+                            ObjectKey::Expression(e) => ObjectKey::Expression(self.rewrite(e, bound)),
+                            other => other.clone(),
+                        };
+                        (k, self.rewrite(v, bound))
+                    })
+                    .collect(),
+            ),
+            Expression::TemplateExpr(t) => self.rewrite_template_expr(expr, t, bound),
+            Expression::FuncCall(f) => {
+                let mut f2: FuncCall = (**f).clone();
+                f2.args = f.args.iter().map(|e| self.rewrite(e, bound)).collect();
+                Expression::FuncCall(Box::new(f2))
+            }
+            Expression::Parenthesis(e) => Expression::Parenthesis(Box::new(self.rewrite(e, bound))),
+            Expression::Conditional(c) => Expression::Conditional(Box::new(Conditional::new(
+                self.rewrite(&c.cond_expr, bound),
+                self.rewrite(&c.true_expr, bound),
+                self.rewrite(&c.false_expr, bound),
+            ))),
+            Expression::Operation(op) => Expression::Operation(Box::new(match &**op {
+                Operation::Unary(u) => {
+                    Operation::Unary(UnaryOp::new(u.operator, self.rewrite(&u.expr, bound)))
+                }
+                Operation::Binary(b) => Operation::Binary(BinaryOp::new(
+                    self.rewrite(&b.lhs_expr, bound),
+                    b.operator,
+                    self.rewrite(&b.rhs_expr, bound),
+                )),
+            })),
+            Expression::ForExpr(f) => {
+                let mut f2: ForExpr = (**f).clone();
+                f2.collection_expr = self.rewrite(&f.collection_expr, bound);
+                let depth = bound.len();
+                if let Some(k) = &f.key_var {
+                    bound.push(k.to_string());
+                }
+                bound.push(f.value_var.to_string());
+                f2.key_expr = f.key_expr.as_ref().map(|e| self.rewrite(e, bound));
+                f2.value_expr = self.rewrite(&f.value_expr, bound);
+                f2.cond_expr = f.cond_expr.as_ref().map(|e| self.rewrite(e, bound));
+                bound.truncate(depth);
+                Expression::ForExpr(Box::new(f2))
+            }
+            other => other.clone(),
+        }
+    }
+
+    /// A template that mentions unknown names is evaluated right away (with those names kept
+    /// as text); one that does not is left for normal evaluation.
+    fn rewrite_template_expr(
+        &self,
+        original: &Expression,
+        t: &TemplateExpr,
+        bound: &mut Vec<String>,
+    ) -> Expression {
+        let Ok(mut tpl) = Template::from_expr(t) else {
+            return original.clone();
+        };
+        let mut changed = false;
+        self.rewrite_template(&mut tpl, bound, &mut changed);
+        if !changed || !bound.is_empty() {
+            return original.clone();
+        }
+        let value = match tpl.elements() {
+            [Element::Interpolation(i)] => i.expr.evaluate(&self.ctx),
+            _ => tpl.evaluate(&self.ctx).map(Value::String),
+        };
+        match value {
+            Ok(v) => Expression::from(v),
+            Err(_) => original.clone(),
+        }
+    }
+
+    fn rewrite_template(&self, tpl: &mut Template, bound: &mut Vec<String>, changed: &mut bool) {
+        for el in tpl.elements_mut() {
+            match el {
+                Element::Literal(_) => {}
+                Element::Interpolation(i) => {
+                    let new = self.rewrite(&i.expr, bound);
+                    if new != i.expr {
+                        *changed = true;
+                        i.expr = new;
+                    }
+                }
+                Element::Directive(Directive::If(d)) => {
+                    let new = self.rewrite(&d.cond_expr, bound);
+                    if new != d.cond_expr {
+                        *changed = true;
+                        d.cond_expr = new;
+                    }
+                    self.rewrite_template(&mut d.true_template, bound, changed);
+                    if let Some(f) = &mut d.false_template {
+                        self.rewrite_template(f, bound, changed);
+                    }
+                }
+                Element::Directive(Directive::For(d)) => {
+                    let new = self.rewrite(&d.collection_expr, bound);
+                    if new != d.collection_expr {
+                        *changed = true;
+                        d.collection_expr = new;
+                    }
+                    let depth = bound.len();
+                    if let Some(k) = &d.key_var {
+                        bound.push(k.to_string());
+                    }
+                    bound.push(d.value_var.to_string());
+                    self.rewrite_template(&mut d.template, bound, changed);
+                    bound.truncate(depth);
+                }
+            }
+        }
+    }
+}
+
+/// The source form of an expression, as Nomad keeps it for runtime interpolation.
+fn render(expr: &Expression) -> String {
+    hcl::format::to_string(expr).unwrap_or_default()
+}
+
+/// Converts an evaluated HCL value to JSON.
+pub(crate) fn to_json(v: &Value) -> serde_json::Value {
+    serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
+}
+
+/// Converts JSON to an HCL value.
+pub(crate) fn from_json(v: &serde_json::Value) -> Value {
+    hcl::to_value(v).unwrap_or(Value::Null)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_expr(s: &str) -> Expression {
+        let e: hcl::edit::expr::Expression = s.parse().unwrap();
+        e.into()
+    }
+
+    fn eval(s: &str) -> Value {
+        let mut e = Evaluator::new();
+        e.declare("var", hcl::value!({ name = "web", n = 3, list = ["a", "b"] }));
+        e.eval(&parse_expr(s)).unwrap()
+    }
+
+    #[test]
+    fn unknown_references_are_kept_verbatim() {
+        assert_eq!(eval(r#""${attr.kernel.name}""#), Value::from("${attr.kernel.name}"));
+        assert_eq!(eval(r#""${NOMAD_ALLOC_DIR}/x""#), Value::from("${NOMAD_ALLOC_DIR}/x"));
+        assert_eq!(eval(r#""${env["HOME"]}""#), Value::from("${env[\"HOME\"]}"));
+        assert_eq!(
+            eval(r#""${var.name}-${node.unique.name}""#),
+            Value::from("web-${node.unique.name}")
+        );
+        assert_eq!(eval("meta.rack"), Value::from("${meta.rack}"));
+    }
+
+    #[test]
+    fn known_references_and_functions_evaluate() {
+        assert_eq!(eval("var.n + 1"), Value::from(4));
+        assert_eq!(eval(r#"upper(var.name)"#), Value::from("WEB"));
+        assert_eq!(eval(r#"join(",", var.list)"#), Value::from("a,b"));
+        assert_eq!(eval(r#"[for x in var.list : upper(x)]"#), hcl::value!(["A", "B"]));
+        assert_eq!(eval(r#""$${literal}""#), Value::from("${literal}"));
+    }
+
+    #[test]
+    fn undefined_var_attribute_is_an_error() {
+        let e = Evaluator::new().with("var", hcl::value!({}));
+        assert!(e.eval(&parse_expr("var.missing")).is_err());
+    }
+}

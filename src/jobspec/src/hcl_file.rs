@@ -1,0 +1,125 @@
+//! Reading an HCL2 job file: syntax, top-level blocks (`job`, `variable`, `variables`,
+//! `locals`), then the job block through the decoder tables, then `Job::canonicalize`.
+
+use crate::decode::{specs, Decoder, JsonMap};
+use crate::error::{JobspecError, Reporter};
+use crate::tree::{self, Item, ItemKind};
+use crate::{vars, VarInputs};
+use caravan_structs::Job;
+use hcl::edit::structure::{Block, Body, Structure};
+use hcl::edit::Span;
+use serde_json::Value as Json;
+use std::rc::Rc;
+
+/// Parses HCL text, turning a syntax error into `file:line:col: message`.
+pub(crate) fn parse_body(src: &str, file: &str) -> Result<Body, JobspecError> {
+    hcl::edit::parser::parse_body(src).map_err(|e| JobspecError::Syntax {
+        file: file.to_string(),
+        line: e.location().line(),
+        col: e.location().column(),
+        message: format!("syntax error: {}", e.message()),
+    })
+}
+
+pub(crate) fn parse(src: &str, file: &str, inputs: &VarInputs) -> Result<Job, JobspecError> {
+    let body = parse_body(src, file)?;
+    let rep = Reporter::new(file, src);
+
+    let mut jobs: Vec<&Block> = Vec::new();
+    let (mut variable, mut variables, mut locals) = (Vec::new(), Vec::new(), Vec::new());
+    for s in body.iter() {
+        let pos = s.span().map(|s| s.start);
+        match s {
+            Structure::Block(b) => match b.ident.as_str() {
+                "job" => jobs.push(b),
+                "variable" => variable.push(b),
+                "variables" => variables.push(b),
+                "locals" => locals.push(b),
+                other => {
+                    return Err(rep.invalid(pos, "", format!(
+                        "unsupported block type {other:?}: a job file holds job, variable and locals blocks"
+                    )))
+                }
+            },
+            Structure::Attribute(a) => {
+                return Err(rep.invalid(pos, "", format!(
+                    "unsupported argument {:?}: a job file holds job, variable and locals blocks",
+                    a.key.as_str()
+                )))
+            }
+        }
+    }
+    let job_block = match jobs.as_slice() {
+        [] => return Err(rep.invalid(None, "", "missing job block: a job file needs one job \"<name>\" { ... } block")),
+        [one] => *one,
+        [_, second, ..] => {
+            return Err(rep.invalid(
+                second.span().map(|s| s.start),
+                "",
+                "duplicate job block: a job file holds exactly one job",
+            ))
+        }
+    };
+    let job_pos = job_block.span().map(|s| s.start);
+    let labels: Vec<String> = job_block.labels.iter().map(|l| l.as_str().to_string()).collect();
+    if labels.len() != 1 {
+        return Err(rep.invalid(job_pos, "", "a job block takes exactly one label: job \"<id>\" { ... }"));
+    }
+
+    let ev = Rc::new(vars::resolve(&variable, &variables, &locals, inputs, &rep)?);
+    let job_path = format!("job {:?}", labels[0]);
+    let items = tree::build(&job_block.body, &ev, &rep, "")?;
+    let item = Item {
+        key: "job".into(),
+        pos: job_pos,
+        kind: ItemKind::Block { labels, body: items },
+        scope: ev,
+    };
+    let dec = Decoder { rep: &rep };
+    // Errors inside the job name their path from the group down; the job itself is implied.
+    let mut map = match &item.kind {
+        ItemKind::Block { labels, body } => {
+            let mut out = JsonMap::new();
+            out.insert("ID".into(), Json::String(labels[0].clone()));
+            dec.body("", body, &specs::JOB, &mut out)
+                .map_err(|e| name_job_level(e, &job_path))?;
+            out
+        }
+        ItemKind::Attr(_) => JsonMap::new(),
+    };
+    inherit_vault(&mut map);
+    let mut job: Job = serde_json::from_value(Json::Object(map))
+        .map_err(|e| rep.invalid(job_pos, &job_path, format!("invalid job: {e}")))?;
+    job.canonicalize();
+    Ok(job)
+}
+
+/// An error at the job's own level (empty path) names the job block.
+fn name_job_level(e: JobspecError, job_path: &str) -> JobspecError {
+    match e {
+        JobspecError::Invalid { file, line, col, path, message } if path.is_empty() => {
+            JobspecError::Invalid { file, line, col, path: job_path.to_string(), message }
+        }
+        other => other,
+    }
+}
+
+/// A `vault` block on the job or a group applies to each task that has none (as in Nomad).
+fn inherit_vault(job: &mut JsonMap) {
+    let job_vault = job.remove("Vault");
+    let Some(Json::Array(groups)) = job.get_mut("TaskGroups") else {
+        return;
+    };
+    for g in groups {
+        let Json::Object(g) = g else { continue };
+        let vault = g.remove("Vault").or_else(|| job_vault.clone());
+        let (Some(vault), Some(Json::Array(tasks))) = (vault, g.get_mut("Tasks")) else {
+            continue;
+        };
+        for t in tasks {
+            if let Json::Object(t) = t {
+                t.entry("Vault").or_insert_with(|| vault.clone());
+            }
+        }
+    }
+}
