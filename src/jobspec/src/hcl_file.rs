@@ -50,7 +50,13 @@ pub(crate) fn parse(src: &str, file: &str, inputs: &VarInputs) -> Result<Job, Jo
         }
     }
     let job_block = match jobs.as_slice() {
-        [] => return Err(rep.invalid(None, "", "missing job block: a job file needs one job \"<name>\" { ... } block")),
+        [] => {
+            return Err(rep.invalid(
+                None,
+                "",
+                "missing job block: a job file needs one job \"<name>\" { ... } block",
+            ))
+        }
         [one] => *one,
         [_, second, ..] => {
             return Err(rep.invalid(
@@ -61,9 +67,17 @@ pub(crate) fn parse(src: &str, file: &str, inputs: &VarInputs) -> Result<Job, Jo
         }
     };
     let job_pos = job_block.span().map(|s| s.start);
-    let labels: Vec<String> = job_block.labels.iter().map(|l| l.as_str().to_string()).collect();
+    let labels: Vec<String> = job_block
+        .labels
+        .iter()
+        .map(|l| l.as_str().to_string())
+        .collect();
     if labels.len() != 1 {
-        return Err(rep.invalid(job_pos, "", "a job block takes exactly one label: job \"<id>\" { ... }"));
+        return Err(rep.invalid(
+            job_pos,
+            "",
+            "a job block takes exactly one label: job \"<id>\" { ... }",
+        ));
     }
 
     let ev = Rc::new(vars::resolve(&variable, &variables, &locals, inputs, &rep)?);
@@ -72,7 +86,10 @@ pub(crate) fn parse(src: &str, file: &str, inputs: &VarInputs) -> Result<Job, Jo
     let item = Item {
         key: "job".into(),
         pos: job_pos,
-        kind: ItemKind::Block { labels, body: items },
+        kind: ItemKind::Block {
+            labels,
+            body: items,
+        },
         scope: ev,
     };
     let dec = Decoder { rep: &rep };
@@ -87,6 +104,7 @@ pub(crate) fn parse(src: &str, file: &str, inputs: &VarInputs) -> Result<Job, Jo
         }
         ItemKind::Attr(_) => JsonMap::new(),
     };
+    tasks_as_groups(&mut map);
     inherit_vault(&mut map);
     let mut job: Job = serde_json::from_value(Json::Object(map))
         .map_err(|e| rep.invalid(job_pos, &job_path, format!("invalid job: {e}")))?;
@@ -97,9 +115,19 @@ pub(crate) fn parse(src: &str, file: &str, inputs: &VarInputs) -> Result<Job, Jo
 /// An error at the job's own level (empty path) names the job block.
 fn name_job_level(e: JobspecError, job_path: &str) -> JobspecError {
     match e {
-        JobspecError::Invalid { file, line, col, path, message } if path.is_empty() => {
-            JobspecError::Invalid { file, line, col, path: job_path.to_string(), message }
-        }
+        JobspecError::Invalid {
+            file,
+            line,
+            col,
+            path,
+            message,
+        } if path.is_empty() => JobspecError::Invalid {
+            file,
+            line,
+            col,
+            path: job_path.to_string(),
+            message,
+        },
         other => other,
     }
 }
@@ -120,6 +148,25 @@ fn inherit_vault(job: &mut JsonMap) {
             if let Json::Object(t) = t {
                 t.entry("Vault").or_insert_with(|| vault.clone());
             }
+        }
+    }
+}
+
+/// A `task` written directly in the job becomes a group of the same name holding it (Nomad
+/// kept this from its first job file format).
+fn tasks_as_groups(job: &mut JsonMap) {
+    let Some(Json::Array(tasks)) = job.remove("Tasks") else {
+        return;
+    };
+    let groups = job
+        .entry("TaskGroups")
+        .or_insert_with(|| Json::Array(vec![]));
+    if let Json::Array(groups) = groups {
+        for t in tasks {
+            let mut g = JsonMap::new();
+            g.insert("Name".into(), t.get("Name").cloned().unwrap_or(Json::Null));
+            g.insert("Tasks".into(), Json::Array(vec![t]));
+            groups.push(Json::Object(g));
         }
     }
 }

@@ -22,7 +22,10 @@ pub(crate) struct Item {
 #[derive(Debug, Clone)]
 pub(crate) enum ItemKind {
     Attr(hcl::Expression),
-    Block { labels: Vec<String>, body: Vec<Item> },
+    Block {
+        labels: Vec<String>,
+        body: Vec<Item>,
+    },
 }
 
 impl Item {
@@ -72,8 +75,11 @@ pub(crate) fn build(
             }
             Structure::Block(block) => {
                 let key = block.ident.as_str().to_string();
-                let labels: Vec<String> =
-                    block.labels.iter().map(|l| l.as_str().to_string()).collect();
+                let labels: Vec<String> = block
+                    .labels
+                    .iter()
+                    .map(|l| l.as_str().to_string())
+                    .collect();
                 if key == "dynamic" {
                     expand_dynamic(&labels, &block.body, pos, scope, rep, path, &mut items)?;
                     continue;
@@ -121,7 +127,11 @@ fn expand_dynamic(
 ) -> Result<(), JobspecError> {
     let here = join_path(path, &describe("dynamic", labels));
     let [name] = labels else {
-        return Err(rep.invalid(pos, path, "a dynamic block needs exactly one label: the type of block to generate"));
+        return Err(rep.invalid(
+            pos,
+            path,
+            "a dynamic block needs exactly one label: the type of block to generate",
+        ));
     };
     let mut for_each = None;
     let mut iterator = name.clone();
@@ -142,23 +152,43 @@ fn expand_dynamic(
                     },
                     "labels" => label_exprs = Some(expr),
                     other => {
-                        return Err(rep.invalid(spos, &here, format!("unsupported argument {other:?}")))
+                        return Err(rep.invalid(
+                            spos,
+                            &here,
+                            format!("unsupported argument {other:?}"),
+                        ))
                     }
                 }
             }
             Structure::Block(b) if b.ident.as_str() == "content" => content = Some(&b.body),
             Structure::Block(b) => {
-                return Err(rep.invalid(spos, &here, format!("unsupported block type {:?}", b.ident.as_str())))
+                return Err(rep.invalid(
+                    spos,
+                    &here,
+                    format!("unsupported block type {:?}", b.ident.as_str()),
+                ))
             }
         }
     }
-    let for_each = for_each.ok_or_else(|| rep.invalid(pos, &here, "missing required argument \"for_each\""))?;
-    let content = content.ok_or_else(|| rep.invalid(pos, &here, "missing required block \"content\""))?;
+    let for_each = for_each
+        .ok_or_else(|| rep.invalid(pos, &here, "missing required argument \"for_each\""))?;
+    let content =
+        content.ok_or_else(|| rep.invalid(pos, &here, "missing required block \"content\""))?;
     let elements: Vec<(Value, Value)> = match for_each {
-        Value::Array(a) => a.into_iter().enumerate().map(|(i, v)| (Value::from(i as u64), v)).collect(),
+        Value::Array(a) => a
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| (Value::from(i as u64), v))
+            .collect(),
         Value::Object(o) => o.into_iter().map(|(k, v)| (Value::from(k), v)).collect(),
         Value::Null => vec![],
-        other => return Err(rep.invalid(pos, &here, format!("for_each must be a list or a map, got {other}"))),
+        other => {
+            return Err(rep.invalid(
+                pos,
+                &here,
+                format!("for_each must be a list or a map, got {other}"),
+            ))
+        }
     };
     for (key, value) in elements {
         let mut obj = hcl::Map::new();
@@ -175,7 +205,13 @@ fn expand_dynamic(
                         other => Ok(other.to_string()),
                     })
                     .collect::<Result<Vec<_>, JobspecError>>()?,
-                other => return Err(rep.invalid(pos, &here, format!("labels must be a list of strings, got {other}"))),
+                other => {
+                    return Err(rep.invalid(
+                        pos,
+                        &here,
+                        format!("labels must be a list of strings, got {other}"),
+                    ))
+                }
             },
         };
         let body = build(content, &inner, rep, &here)?;

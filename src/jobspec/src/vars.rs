@@ -42,14 +42,23 @@ pub(crate) fn resolve(
     for block in variable_blocks {
         let pos = block.span().map(|s| s.start);
         let [label] = block.labels.as_slice() else {
-            return Err(rep.invalid(pos, "", "a variable block takes exactly one label: its name"));
+            return Err(rep.invalid(
+                pos,
+                "",
+                "a variable block takes exactly one label: its name",
+            ));
         };
         let name = label.as_str().to_string();
         let path = format!("variable {name:?}");
         if declared.contains_key(&name) {
             return Err(rep.invalid(pos, "", format!("duplicate variable {name:?}")));
         }
-        let mut d = Declared { pos, ty: VarType::Any, default: None, validations: vec![] };
+        let mut d = Declared {
+            pos,
+            ty: VarType::Any,
+            default: None,
+            validations: vec![],
+        };
         for s in block.body.iter() {
             let spos = s.span().map(|s| s.start);
             match s {
@@ -58,25 +67,45 @@ pub(crate) fn resolve(
                     match a.key.as_str() {
                         "type" => d.ty = var_type(&expr),
                         "default" => {
-                            let v = base.eval_strict(&expr).map_err(|e| rep.invalid(spos, &path, e))?;
+                            let v = base
+                                .eval_strict(&expr)
+                                .map_err(|e| rep.invalid(spos, &path, e))?;
                             d.default = Some(v);
                         }
                         "description" | "sensitive" | "nullable" => {}
-                        other => return Err(rep.invalid(spos, &path, format!("unsupported argument {other:?}"))),
+                        other => {
+                            return Err(rep.invalid(
+                                spos,
+                                &path,
+                                format!("unsupported argument {other:?}"),
+                            ))
+                        }
                     }
                 }
                 Structure::Block(b) if b.ident.as_str() == "validation" => {
                     let cond = b.body.get_attribute("condition");
                     let msg = b.body.get_attribute("error_message");
                     match (cond, msg) {
-                        (Some(c), Some(m)) => d.validations.push((c.value.clone().into(), m.value.clone().into(), spos)),
+                        (Some(c), Some(m)) => d.validations.push((
+                            c.value.clone().into(),
+                            m.value.clone().into(),
+                            spos,
+                        )),
                         _ => {
-                            return Err(rep.invalid(spos, &path, "a validation block needs condition and error_message"))
+                            return Err(rep.invalid(
+                                spos,
+                                &path,
+                                "a validation block needs condition and error_message",
+                            ))
                         }
                     }
                 }
                 Structure::Block(b) => {
-                    return Err(rep.invalid(spos, &path, format!("unsupported block type {:?}", b.ident.as_str())))
+                    return Err(rep.invalid(
+                        spos,
+                        &path,
+                        format!("unsupported block type {:?}", b.ident.as_str()),
+                    ))
                 }
             }
         }
@@ -87,14 +116,28 @@ pub(crate) fn resolve(
         for s in block.body.iter() {
             let spos = s.span().map(|s| s.start);
             let Structure::Attribute(a) = s else {
-                return Err(rep.invalid(spos, "variables", "a variables block holds only name = default pairs"));
+                return Err(rep.invalid(
+                    spos,
+                    "variables",
+                    "a variables block holds only name = default pairs",
+                ));
             };
             let name = a.key.as_str().to_string();
             if declared.contains_key(&name) {
                 return Err(rep.invalid(spos, "", format!("duplicate variable {name:?}")));
             }
-            let v = base.eval_strict(&a.value.clone().into()).map_err(|e| rep.invalid(spos, "variables", e))?;
-            declared.insert(name, Declared { pos: spos, ty: VarType::Any, default: Some(v), validations: vec![] });
+            let v = base
+                .eval_strict(&a.value.clone().into())
+                .map_err(|e| rep.invalid(spos, "variables", e))?;
+            declared.insert(
+                name,
+                Declared {
+                    pos: spos,
+                    ty: VarType::Any,
+                    default: Some(v),
+                    validations: vec![],
+                },
+            );
         }
     }
 
@@ -108,8 +151,9 @@ pub(crate) fn resolve(
     for (k, v) in &inputs.env {
         if let Some(name) = k.strip_prefix("NOMAD_VAR_") {
             if let Some(d) = declared.get(name) {
-                let v = from_string(d.ty, v, &base)
-                    .map_err(|e| rep.invalid(d.pos, "", format!("variable {name:?} from {k}: {e}")))?;
+                let v = from_string(d.ty, v, &base).map_err(|e| {
+                    rep.invalid(d.pos, "", format!("variable {name:?} from {k}: {e}"))
+                })?;
                 values.insert(name.to_string(), v);
             }
         }
@@ -122,7 +166,8 @@ pub(crate) fn resolve(
                     "undefined variable {name:?}: it is set in this var-file but the job declares no variable \"{name}\" block"
                 )));
             };
-            let v = coerce(d.ty, value).map_err(|e| frep.invalid(pos, "", format!("variable {name:?}: {e}")))?;
+            let v = coerce(d.ty, value)
+                .map_err(|e| frep.invalid(pos, "", format!("variable {name:?}: {e}")))?;
             values.insert(name, v);
         }
     }
@@ -132,8 +177,9 @@ pub(crate) fn resolve(
                 "undefined variable {name:?} given with -var: declare it with a variable \"{name}\" block"
             )));
         };
-        let v = from_string(d.ty, raw, &base)
-            .map_err(|e| rep.invalid(d.pos, "", format!("variable {name:?} given with -var: {e}")))?;
+        let v = from_string(d.ty, raw, &base).map_err(|e| {
+            rep.invalid(d.pos, "", format!("variable {name:?} given with -var: {e}"))
+        })?;
         values.insert(name.clone(), v);
     }
     for (name, d) in &declared {
@@ -150,7 +196,9 @@ pub(crate) fn resolve(
     for (name, d) in &declared {
         for (cond, msg, pos) in &d.validations {
             let path = format!("variable {name:?}");
-            let ok = ev.eval_strict(cond).map_err(|e| rep.invalid(*pos, &path, format!("validation condition: {e}")))?;
+            let ok = ev
+                .eval_strict(cond)
+                .map_err(|e| rep.invalid(*pos, &path, format!("validation condition: {e}")))?;
             if ok != Value::Bool(true) {
                 let msg = match ev.eval_strict(msg) {
                     Ok(Value::String(s)) => s,
@@ -165,13 +213,21 @@ pub(crate) fn resolve(
 }
 
 /// Evaluates `locals` in dependency order (a local may use other locals).
-fn resolve_locals(mut ev: Evaluator, blocks: &[&Block], rep: &Reporter) -> Result<Evaluator, JobspecError> {
+fn resolve_locals(
+    mut ev: Evaluator,
+    blocks: &[&Block],
+    rep: &Reporter,
+) -> Result<Evaluator, JobspecError> {
     let mut pending: Vec<(String, hcl::Expression, Pos)> = Vec::new();
     for block in blocks {
         for s in block.body.iter() {
             let spos = s.span().map(|s| s.start);
             let Structure::Attribute(a) = s else {
-                return Err(rep.invalid(spos, "locals", "a locals block holds only name = value pairs"));
+                return Err(rep.invalid(
+                    spos,
+                    "locals",
+                    "a locals block holds only name = value pairs",
+                ));
             };
             let name = a.key.as_str().to_string();
             if pending.iter().any(|(n, _, _)| n == &name) {
@@ -229,7 +285,9 @@ fn from_string(ty: VarType, raw: &str, base: &Evaluator) -> Result<Value, String
         VarType::Number | VarType::Bool => coerce(ty, Value::from(raw)),
         VarType::Complex => {
             let expr: hcl::edit::expr::Expression =
-                raw.parse().map_err(|e: hcl::edit::parser::Error| format!("not a valid HCL value: {}", e.message()))?;
+                raw.parse().map_err(|e: hcl::edit::parser::Error| {
+                    format!("not a valid HCL value: {}", e.message())
+                })?;
             base.eval_strict(&expr.into())
         }
     }
@@ -262,19 +320,27 @@ fn coerce(ty: VarType, v: Value) -> Result<Value, String> {
 }
 
 /// Reads a var-file (HCL `name = value` pairs, or a JSON object).
-fn read_var_file(file: &str, content: &str, base: &Evaluator) -> Result<Vec<(String, Value, Pos)>, JobspecError> {
+fn read_var_file(
+    file: &str,
+    content: &str,
+    base: &Evaluator,
+) -> Result<Vec<(String, Value, Pos)>, JobspecError> {
     let rep = Reporter::new(file, content);
     if content.trim_start().starts_with('{') {
-        let v: serde_json::Value = serde_json::from_str(content).map_err(|e| JobspecError::Syntax {
-            file: file.to_string(),
-            line: e.line(),
-            col: e.column(),
-            message: e.to_string(),
-        })?;
+        let v: serde_json::Value =
+            serde_json::from_str(content).map_err(|e| JobspecError::Syntax {
+                file: file.to_string(),
+                line: e.line(),
+                col: e.column(),
+                message: e.to_string(),
+            })?;
         let serde_json::Value::Object(m) = v else {
             return Err(rep.invalid(None, "", "a JSON var-file must hold an object"));
         };
-        return Ok(m.iter().map(|(k, v)| (k.clone(), from_json(v), None)).collect());
+        return Ok(m
+            .iter()
+            .map(|(k, v)| (k.clone(), from_json(v), None))
+            .collect());
     }
     let body = crate::hcl_file::parse_body(content, file)?;
     let mut out = Vec::new();
@@ -282,14 +348,20 @@ fn read_var_file(file: &str, content: &str, base: &Evaluator) -> Result<Vec<(Str
         let pos = s.span().map(|s| s.start);
         match s {
             Structure::Attribute(a) => {
-                let v = base.eval_strict(&a.value.clone().into()).map_err(|e| rep.invalid(pos, "", e))?;
+                let v = base
+                    .eval_strict(&a.value.clone().into())
+                    .map_err(|e| rep.invalid(pos, "", e))?;
                 out.push((a.key.as_str().to_string(), v, pos));
             }
             Structure::Block(b) => {
-                return Err(rep.invalid(pos, "", format!(
-                    "unexpected block {:?}: a var-file holds only name = value pairs",
-                    b.ident.as_str()
-                )))
+                return Err(rep.invalid(
+                    pos,
+                    "",
+                    format!(
+                        "unexpected block {:?}: a var-file holds only name = value pairs",
+                        b.ident.as_str()
+                    ),
+                ))
             }
         }
     }

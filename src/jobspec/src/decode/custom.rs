@@ -8,15 +8,25 @@ use crate::tree::{join_path, Item, ItemKind};
 use serde_json::Value as Json;
 
 /// `config { ... }` or `config = { ... }`: free-form, but it must be a map.
-pub(crate) fn config(d: &Decoder, path: &str, field: &Field, items: &[&Item], out: &mut JsonMap) -> Result<(), JobspecError> {
+pub(crate) fn config(
+    d: &Decoder,
+    path: &str,
+    field: &Field,
+    items: &[&Item],
+    out: &mut JsonMap,
+) -> Result<(), JobspecError> {
     if let Some(dup) = items.get(1) {
-        return Err(d.rep.invalid(dup.pos, path, "duplicate config block: only one is allowed"));
+        return Err(d
+            .rep
+            .invalid(dup.pos, path, "duplicate config block: only one is allowed"));
     }
     let it = items[0];
     let value = match &it.kind {
         ItemKind::Block { labels, body } => {
             if !labels.is_empty() {
-                return Err(d.rep.invalid(it.pos, path, "a config block takes no labels"));
+                return Err(d
+                    .rep
+                    .invalid(it.pos, path, "a config block takes no labels"));
             }
             d.free_form_body(&join_path(path, "config"), body, false)?
         }
@@ -27,18 +37,34 @@ pub(crate) fn config(d: &Decoder, path: &str, field: &Field, items: &[&Item], ou
             out.insert(field.json.to_string(), value);
             Ok(())
         }
-        other => Err(d.rep.invalid(it.pos, path, format!("config must be a block or a map, got {other}"))),
+        other => Err(d.rep.invalid(
+            it.pos,
+            path,
+            format!("config must be a block or a map, got {other}"),
+        )),
     }
 }
 
 /// `port "label" { static, to, host_network }` → `ReservedPorts` (static) or `DynamicPorts`.
-pub(crate) fn ports(d: &Decoder, path: &str, _field: &Field, items: &[&Item], out: &mut JsonMap) -> Result<(), JobspecError> {
+pub(crate) fn ports(
+    d: &Decoder,
+    path: &str,
+    _field: &Field,
+    items: &[&Item],
+    out: &mut JsonMap,
+) -> Result<(), JobspecError> {
     for it in items {
         let ItemKind::Block { labels, body } = &it.kind else {
-            return Err(d.rep.invalid(it.pos, path, "port must be a block: port \"label\" { ... }"));
+            return Err(d.rep.invalid(
+                it.pos,
+                path,
+                "port must be a block: port \"label\" { ... }",
+            ));
         };
         let [label] = labels.as_slice() else {
-            return Err(d.rep.invalid(it.pos, path, "a port block takes exactly one label"));
+            return Err(d
+                .rep
+                .invalid(it.pos, path, "a port block takes exactly one label"));
         };
         let here = join_path(path, &it.describe());
         let mut port = JsonMap::new();
@@ -49,7 +75,10 @@ pub(crate) fn ports(d: &Decoder, path: &str, _field: &Field, items: &[&Item], ou
             if v.is_null() {
                 continue;
             }
-            let bad = |e: String| d.rep.invalid(sub.pos, &here, format!("argument {:?}: {e}", sub.key));
+            let bad = |e: String| {
+                d.rep
+                    .invalid(sub.pos, &here, format!("argument {:?}: {e}", sub.key))
+            };
             match sub.key.as_str() {
                 "static" => {
                     let n = super::convert(super::Kind::Int, &v).map_err(bad)?;
@@ -61,21 +90,39 @@ pub(crate) fn ports(d: &Decoder, path: &str, _field: &Field, items: &[&Item], ou
                     port.insert("Value".into(), n);
                 }
                 "to" => {
-                    port.insert("To".into(), super::convert(super::Kind::Int, &v).map_err(bad)?);
+                    port.insert(
+                        "To".into(),
+                        super::convert(super::Kind::Int, &v).map_err(bad)?,
+                    );
                 }
                 "host_network" => {
-                    port.insert("HostNetwork".into(), super::convert(super::Kind::Str, &v).map_err(bad)?);
+                    port.insert(
+                        "HostNetwork".into(),
+                        super::convert(super::Kind::Str, &v).map_err(bad)?,
+                    );
                 }
                 other => {
-                    return Err(d.rep.invalid(sub.pos, &here, format!("unsupported argument {other:?}")));
+                    return Err(d.rep.invalid(
+                        sub.pos,
+                        &here,
+                        format!("unsupported argument {other:?}"),
+                    ));
                 }
             }
         }
-        let key = if is_static { "ReservedPorts" } else { "DynamicPorts" };
+        let key = if is_static {
+            "ReservedPorts"
+        } else {
+            "DynamicPorts"
+        };
         let list = out.entry(key).or_insert_with(|| Json::Array(vec![]));
         if let Json::Array(a) = list {
-            if a.iter().any(|p| p.get("Label").and_then(Json::as_str) == Some(label.as_str())) {
-                return Err(d.rep.invalid(it.pos, path, format!("duplicate port label {label:?}")));
+            if a.iter()
+                .any(|p| p.get("Label").and_then(Json::as_str) == Some(label.as_str()))
+            {
+                return Err(d
+                    .rep
+                    .invalid(it.pos, path, format!("duplicate port label {label:?}")));
             }
             a.push(Json::Object(port));
         }
@@ -84,13 +131,25 @@ pub(crate) fn ports(d: &Decoder, path: &str, _field: &Field, items: &[&Item], ou
 }
 
 /// `volume "name" { ... }` blocks → `Volumes` map keyed by the label.
-pub(crate) fn volumes(d: &Decoder, path: &str, field: &Field, items: &[&Item], out: &mut JsonMap) -> Result<(), JobspecError> {
+pub(crate) fn volumes(
+    d: &Decoder,
+    path: &str,
+    field: &Field,
+    items: &[&Item],
+    out: &mut JsonMap,
+) -> Result<(), JobspecError> {
     let mut map = JsonMap::new();
     for it in items {
         let v = d.block(path, it, &VOLUME)?;
-        let name = v.get("Name").and_then(Json::as_str).unwrap_or_default().to_string();
+        let name = v
+            .get("Name")
+            .and_then(Json::as_str)
+            .unwrap_or_default()
+            .to_string();
         if map.contains_key(&name) {
-            return Err(d.rep.invalid(it.pos, path, format!("duplicate volume {name:?}")));
+            return Err(d
+                .rep
+                .invalid(it.pos, path, format!("duplicate volume {name:?}")));
         }
         map.insert(name, Json::Object(v));
     }
@@ -148,7 +207,10 @@ pub(crate) fn affinity_finish(m: &mut JsonMap) -> Result<(), String> {
 }
 
 fn default_operand(m: &mut JsonMap) {
-    let empty = m.get("Operand").and_then(Json::as_str).map_or(true, str::is_empty);
+    let empty = m
+        .get("Operand")
+        .and_then(Json::as_str)
+        .is_none_or(str::is_empty);
     if empty {
         m.insert("Operand".into(), Json::String("=".into()));
     }

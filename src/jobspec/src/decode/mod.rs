@@ -18,6 +18,9 @@ pub(crate) type JsonMap = Map<String, Json>;
 pub(crate) type CustomFn =
     fn(&Decoder, &str, &Field, &[&Item], &mut JsonMap) -> Result<(), JobspecError>;
 
+/// Post-processing of a decoded block; the error becomes a located message.
+pub(crate) type FinishFn = fn(&mut JsonMap) -> Result<(), String>;
+
 /// How one argument or block converts.
 #[derive(Clone, Copy)]
 pub(crate) enum Kind {
@@ -63,7 +66,7 @@ pub(crate) struct Spec {
     pub(crate) label: Label,
     pub(crate) fields: &'static [Field],
     /// Post-processing of the decoded object (shorthands, derived fields).
-    pub(crate) finish: Option<fn(&mut JsonMap) -> Result<(), String>>,
+    pub(crate) finish: Option<FinishFn>,
 }
 
 pub(crate) struct Decoder<'a> {
@@ -72,7 +75,12 @@ pub(crate) struct Decoder<'a> {
 
 impl Decoder<'_> {
     /// Decodes a block against its spec.
-    pub(crate) fn block(&self, path: &str, item: &Item, spec: &Spec) -> Result<JsonMap, JobspecError> {
+    pub(crate) fn block(
+        &self,
+        path: &str,
+        item: &Item,
+        spec: &Spec,
+    ) -> Result<JsonMap, JobspecError> {
         let ItemKind::Block { labels, body } = &item.kind else {
             return Err(self.rep.invalid(
                 item.pos,
@@ -89,7 +97,11 @@ impl Decoder<'_> {
             }
             (Label::Optional(_), []) => {}
             (Label::None, _) => {
-                return Err(self.rep.invalid(item.pos, path, format!("a {} block takes no labels", item.key)))
+                return Err(self.rep.invalid(
+                    item.pos,
+                    path,
+                    format!("a {} block takes no labels", item.key),
+                ))
             }
             (Label::One(_), _) => {
                 return Err(self.rep.invalid(
@@ -99,7 +111,11 @@ impl Decoder<'_> {
                 ))
             }
             (Label::Optional(_), _) => {
-                return Err(self.rep.invalid(item.pos, path, format!("a {} block takes at most one label", item.key)))
+                return Err(self.rep.invalid(
+                    item.pos,
+                    path,
+                    format!("a {} block takes at most one label", item.key),
+                ))
             }
         }
         self.body(&here, body, spec, &mut out)?;
@@ -110,7 +126,13 @@ impl Decoder<'_> {
     }
 
     /// Decodes the items of a body into `out`.
-    pub(crate) fn body(&self, path: &str, items: &[Item], spec: &Spec, out: &mut JsonMap) -> Result<(), JobspecError> {
+    pub(crate) fn body(
+        &self,
+        path: &str,
+        items: &[Item],
+        spec: &Spec,
+        out: &mut JsonMap,
+    ) -> Result<(), JobspecError> {
         // Group by key, keeping the order of first appearance.
         let mut keys: Vec<&str> = Vec::new();
         for it in items {
@@ -122,15 +144,29 @@ impl Decoder<'_> {
             let group: Vec<&Item> = items.iter().filter(|i| i.key == key).collect();
             let first = group[0];
             let Some(field) = spec.fields.iter().find(|f| f.hcl == key) else {
-                let what = if first.is_block() { "block type" } else { "argument" };
-                return Err(self.rep.invalid(first.pos, path, format!("unsupported {what} {key:?}")));
+                let what = if first.is_block() {
+                    "block type"
+                } else {
+                    "argument"
+                };
+                return Err(self.rep.invalid(
+                    first.pos,
+                    path,
+                    format!("unsupported {what} {key:?}"),
+                ));
             };
             self.field(path, field, &group, out)?;
         }
         Ok(())
     }
 
-    fn field(&self, path: &str, field: &Field, group: &[&Item], out: &mut JsonMap) -> Result<(), JobspecError> {
+    fn field(
+        &self,
+        path: &str,
+        field: &Field,
+        group: &[&Item],
+        out: &mut JsonMap,
+    ) -> Result<(), JobspecError> {
         let first = group[0];
         match field.kind {
             Kind::Custom(f) => return f(self, path, field, group, out),
@@ -170,7 +206,8 @@ impl Decoder<'_> {
                     return Ok(());
                 }
                 convert(field.kind, &v).map_err(|e| {
-                    self.rep.invalid(first.pos, path, format!("argument {:?}: {e}", field.hcl))
+                    self.rep
+                        .invalid(first.pos, path, format!("argument {:?}: {e}", field.hcl))
                 })?
             }
         };
@@ -185,7 +222,10 @@ impl Decoder<'_> {
             Err(self.rep.invalid(
                 it.pos,
                 path,
-                format!("unsupported argument {:?}: did you mean to define a block of type {:?}?", it.key, it.key),
+                format!(
+                    "unsupported argument {:?}: did you mean to define a block of type {:?}?",
+                    it.key, it.key
+                ),
             ))
         }
     }
@@ -193,15 +233,17 @@ impl Decoder<'_> {
     /// Evaluates an argument; a block where an argument is expected is an error.
     pub(crate) fn attr(&self, path: &str, it: &Item) -> Result<Json, JobspecError> {
         match &it.kind {
-            ItemKind::Attr(expr) => it
-                .scope
-                .eval(expr)
-                .map(|v| to_json(&v))
-                .map_err(|e| self.rep.invalid(it.pos, path, format!("argument {:?}: {e}", it.key))),
+            ItemKind::Attr(expr) => it.scope.eval(expr).map(|v| to_json(&v)).map_err(|e| {
+                self.rep
+                    .invalid(it.pos, path, format!("argument {:?}: {e}", it.key))
+            }),
             ItemKind::Block { .. } => Err(self.rep.invalid(
                 it.pos,
                 path,
-                format!("unsupported block type {:?}: {:?} is an argument (write {} = ...)", it.key, it.key, it.key),
+                format!(
+                    "unsupported block type {:?}: {:?} is an argument (write {} = ...)",
+                    it.key, it.key, it.key
+                ),
             )),
         }
     }
@@ -216,35 +258,49 @@ impl Decoder<'_> {
                 match v {
                     Json::Object(m) => {
                         for (k, v) in m {
-                            let s = convert(Kind::Str, &v)
-                                .map_err(|e| self.rep.invalid(it.pos, &here, format!("key {k:?}: {e}")))?;
+                            let s = convert(Kind::Str, &v).map_err(|e| {
+                                self.rep.invalid(it.pos, &here, format!("key {k:?}: {e}"))
+                            })?;
                             out.insert(k, s);
                         }
                     }
                     Json::Null => {}
                     other => {
-                        return Err(self.rep.invalid(it.pos, path, format!("{:?} must be a map, got {other}", it.key)))
+                        return Err(self.rep.invalid(
+                            it.pos,
+                            path,
+                            format!("{:?} must be a map, got {other}", it.key),
+                        ))
                     }
                 }
             }
             ItemKind::Block { labels, body } => {
                 if !labels.is_empty() {
-                    return Err(self.rep.invalid(it.pos, path, format!("a {} block takes no labels", it.key)));
+                    return Err(self.rep.invalid(
+                        it.pos,
+                        path,
+                        format!("a {} block takes no labels", it.key),
+                    ));
                 }
                 for sub in body {
                     if sub.is_block() {
                         return Err(self.rep.invalid(
                             sub.pos,
                             &here,
-                            format!("unexpected block {:?}: {} holds only string values", sub.key, it.key),
+                            format!(
+                                "unexpected block {:?}: {} holds only string values",
+                                sub.key, it.key
+                            ),
                         ));
                     }
                     let v = self.attr(&here, sub)?;
                     if v.is_null() {
                         continue;
                     }
-                    let s = convert(Kind::Str, &v)
-                        .map_err(|e| self.rep.invalid(sub.pos, &here, format!("key {:?}: {e}", sub.key)))?;
+                    let s = convert(Kind::Str, &v).map_err(|e| {
+                        self.rep
+                            .invalid(sub.pos, &here, format!("key {:?}: {e}", sub.key))
+                    })?;
                     out.insert(sub.key.clone(), s);
                 }
             }
@@ -255,7 +311,12 @@ impl Decoder<'_> {
     /// Converts an argument or block without a schema. Blocks become arrays of objects in
     /// free-form mode (as Nomad hands driver `config` blocks to drivers); in `pascal` mode
     /// keys become PascalCase and a block that appears once becomes an object.
-    pub(crate) fn free_form(&self, path: &str, it: &Item, pascal: bool) -> Result<Json, JobspecError> {
+    pub(crate) fn free_form(
+        &self,
+        path: &str,
+        it: &Item,
+        pascal: bool,
+    ) -> Result<Json, JobspecError> {
         match &it.kind {
             ItemKind::Attr(_) => {
                 let v = self.attr(path, it)?;
@@ -269,7 +330,12 @@ impl Decoder<'_> {
         }
     }
 
-    pub(crate) fn free_form_body(&self, path: &str, items: &[Item], pascal: bool) -> Result<Json, JobspecError> {
+    pub(crate) fn free_form_body(
+        &self,
+        path: &str,
+        items: &[Item],
+        pascal: bool,
+    ) -> Result<Json, JobspecError> {
         let mut out = JsonMap::new();
         let mut keys: Vec<&str> = Vec::new();
         for it in items {
@@ -279,7 +345,11 @@ impl Decoder<'_> {
         }
         for key in keys {
             let group: Vec<&Item> = items.iter().filter(|i| i.key == key).collect();
-            let name = if pascal { pascal_case(key) } else { key.to_string() };
+            let name = if pascal {
+                pascal_case(key)
+            } else {
+                key.to_string()
+            };
             if group[0].is_block() {
                 let mut arr = Vec::new();
                 for it in &group {
@@ -300,7 +370,15 @@ impl Decoder<'_> {
 }
 
 /// Blocks that Nomad's API always holds as lists, even when written once.
-const PLURAL_BLOCKS: &[&str] = &["upstreams", "listener", "service", "path", "envoy_gateway_bind_addresses", "header", "secret"];
+const PLURAL_BLOCKS: &[&str] = &[
+    "upstreams",
+    "listener",
+    "service",
+    "path",
+    "envoy_gateway_bind_addresses",
+    "header",
+    "secret",
+];
 
 fn wrap_labels(labels: &[String], inner: Json) -> Json {
     labels.iter().rev().fold(inner, |acc, l| {
@@ -325,7 +403,11 @@ pub(crate) fn pascal_case(s: &str) -> String {
 
 fn pascal_keys(v: Json) -> Json {
     match v {
-        Json::Object(m) => Json::Object(m.into_iter().map(|(k, v)| (pascal_case(&k), pascal_keys(v))).collect()),
+        Json::Object(m) => Json::Object(
+            m.into_iter()
+                .map(|(k, v)| (pascal_case(&k), pascal_keys(v)))
+                .collect(),
+        ),
         Json::Array(a) => Json::Array(a.into_iter().map(pascal_keys).collect()),
         other => other,
     }
@@ -360,9 +442,14 @@ pub(crate) fn convert(kind: Kind, v: &Json) -> Result<Json, String> {
             other => Err(format!("expected a bool, got {}", type_name(other))),
         },
         Kind::Duration => match v {
-            Json::String(s) => parse_duration(s).map(Json::from).map_err(|e| format!("invalid duration: {e}")),
+            Json::String(s) => parse_duration(s)
+                .map(Json::from)
+                .map_err(|e| format!("invalid duration: {e}")),
             Json::Number(n) if n.is_i64() || n.is_u64() => Ok(v.clone()),
-            other => Err(format!("expected a duration such as \"30s\", got {}", type_name(other))),
+            other => Err(format!(
+                "expected a duration such as \"30s\", got {}",
+                type_name(other)
+            )),
         },
         Kind::StrList => match v {
             Json::Array(items) => items
@@ -370,7 +457,10 @@ pub(crate) fn convert(kind: Kind, v: &Json) -> Result<Json, String> {
                 .map(|i| convert(Kind::Str, i))
                 .collect::<Result<Vec<_>, _>>()
                 .map(Json::Array),
-            other => Err(format!("expected a list of strings, got {}", type_name(other))),
+            other => Err(format!(
+                "expected a list of strings, got {}",
+                type_name(other)
+            )),
         },
         _ => Ok(v.clone()),
     }

@@ -1,108 +1,137 @@
 //! The jobspec tables: for each block, the keys Nomad accepts and the API JSON field each
 //! fills (names from Nomad's `api` package). Add a row here to accept a new key.
 
-use super::custom::{
-    affinity_finish, config, constraint_finish, ports, periodic_finish, volumes,
-};
+use super::custom::{affinity_finish, config, constraint_finish, periodic_finish, ports, volumes};
 use super::Kind::*;
 use super::{Field, Label, Spec};
 
 macro_rules! f {
     ($hcl:literal, $json:literal, $kind:expr) => {
-        Field { hcl: $hcl, json: $json, kind: $kind }
+        Field {
+            hcl: $hcl,
+            json: $json,
+            kind: $kind,
+        }
     };
 }
 
 const fn spec(label: Label, fields: &'static [Field]) -> Spec {
-    Spec { label, fields, finish: None }
+    Spec {
+        label,
+        fields,
+        finish: None,
+    }
 }
 
-pub(crate) static JOB: Spec = spec(Label::One("ID"), &[
-    f!("id", "ID", Str),
-    f!("name", "Name", Str),
-    f!("region", "Region", Str),
-    f!("namespace", "Namespace", Str),
-    f!("type", "Type", Str),
-    f!("priority", "Priority", Int),
-    f!("all_at_once", "AllAtOnce", Bool),
-    f!("datacenters", "Datacenters", StrList),
-    f!("node_pool", "NodePool", Str),
-    f!("meta", "Meta", StrMap),
-    f!("constraint", "Constraints", List(&CONSTRAINT)),
-    f!("affinity", "Affinities", List(&AFFINITY)),
-    f!("spread", "Spreads", List(&SPREAD)),
-    f!("update", "Update", Object(&UPDATE)),
-    f!("reschedule", "Reschedule", Object(&RESCHEDULE)),
-    f!("migrate", "Migrate", Object(&MIGRATE)),
-    f!("periodic", "Periodic", Object(&PERIODIC)),
-    f!("parameterized", "ParameterizedJob", Object(&PARAMETERIZED)),
-    f!("multiregion", "Multiregion", Object(&MULTIREGION)),
-    f!("vault", "Vault", Object(&VAULT)),
-    f!("ui", "UI", Object(&UI)),
-    f!("consul_token", "ConsulToken", Str),
-    f!("vault_token", "VaultToken", Str),
-    f!("consul_namespace", "ConsulNamespace", Str),
-    f!("vault_namespace", "VaultNamespace", Str),
-    f!("group", "TaskGroups", List(&GROUP)),
-]);
+pub(crate) static JOB: Spec = spec(
+    Label::One("ID"),
+    &[
+        f!("id", "ID", Str),
+        f!("name", "Name", Str),
+        f!("region", "Region", Str),
+        f!("namespace", "Namespace", Str),
+        f!("type", "Type", Str),
+        f!("priority", "Priority", Int),
+        f!("all_at_once", "AllAtOnce", Bool),
+        f!("datacenters", "Datacenters", StrList),
+        f!("node_pool", "NodePool", Str),
+        f!("meta", "Meta", StrMap),
+        f!("constraint", "Constraints", List(&CONSTRAINT)),
+        f!("affinity", "Affinities", List(&AFFINITY)),
+        f!("spread", "Spreads", List(&SPREAD)),
+        f!("update", "Update", Object(&UPDATE)),
+        f!("reschedule", "Reschedule", Object(&RESCHEDULE)),
+        f!("migrate", "Migrate", Object(&MIGRATE)),
+        f!("periodic", "Periodic", Object(&PERIODIC)),
+        f!("parameterized", "ParameterizedJob", Object(&PARAMETERIZED)),
+        f!("multiregion", "Multiregion", Object(&MULTIREGION)),
+        f!("vault", "Vault", Object(&VAULT)),
+        f!("ui", "UI", Object(&UI)),
+        f!("consul_token", "ConsulToken", Str),
+        f!("vault_token", "VaultToken", Str),
+        f!("consul_namespace", "ConsulNamespace", Str),
+        f!("vault_namespace", "VaultNamespace", Str),
+        f!("group", "TaskGroups", List(&GROUP)),
+        // HCL1-era shorthand: a task directly in the job becomes a group of its own.
+        f!("task", "Tasks", List(&TASK)),
+    ],
+);
 
-pub(crate) static GROUP: Spec = spec(Label::One("Name"), &[
-    f!("count", "Count", Int),
-    f!("constraint", "Constraints", List(&CONSTRAINT)),
-    f!("affinity", "Affinities", List(&AFFINITY)),
-    f!("spread", "Spreads", List(&SPREAD)),
-    f!("meta", "Meta", StrMap),
-    f!("restart", "RestartPolicy", Object(&RESTART)),
-    f!("reschedule", "ReschedulePolicy", Object(&RESCHEDULE)),
-    f!("ephemeral_disk", "EphemeralDisk", Object(&EPHEMERAL_DISK)),
-    f!("update", "Update", Object(&UPDATE)),
-    f!("migrate", "Migrate", Object(&MIGRATE)),
-    f!("network", "Networks", List(&NETWORK)),
-    f!("service", "Services", List(&SERVICE)),
-    f!("task", "Tasks", List(&TASK)),
-    f!("volume", "Volumes", Custom(volumes)),
-    f!("scaling", "Scaling", Object(&SCALING)),
-    f!("consul", "Consul", Object(&CONSUL)),
-    f!("disconnect", "Disconnect", Object(&DISCONNECT)),
-    f!("vault", "Vault", Object(&VAULT)),
-    f!("shutdown_delay", "ShutdownDelay", Duration),
-    f!("max_run_duration", "MaxRunDuration", Duration),
-    f!("stop_after_client_disconnect", "StopAfterClientDisconnect", Duration),
-    f!("max_client_disconnect", "MaxClientDisconnect", Duration),
-    f!("prevent_reschedule_on_lost", "PreventRescheduleOnLost", Bool),
-]);
+pub(crate) static GROUP: Spec = spec(
+    Label::One("Name"),
+    &[
+        f!("count", "Count", Int),
+        f!("constraint", "Constraints", List(&CONSTRAINT)),
+        f!("affinity", "Affinities", List(&AFFINITY)),
+        f!("spread", "Spreads", List(&SPREAD)),
+        f!("meta", "Meta", StrMap),
+        f!("restart", "RestartPolicy", Object(&RESTART)),
+        f!("reschedule", "ReschedulePolicy", Object(&RESCHEDULE)),
+        f!("ephemeral_disk", "EphemeralDisk", Object(&EPHEMERAL_DISK)),
+        f!("update", "Update", Object(&UPDATE)),
+        f!("migrate", "Migrate", Object(&MIGRATE)),
+        f!("network", "Networks", List(&NETWORK)),
+        f!("service", "Services", List(&SERVICE)),
+        f!("task", "Tasks", List(&TASK)),
+        f!("volume", "Volumes", Custom(volumes)),
+        f!("scaling", "Scaling", Object(&SCALING)),
+        f!("consul", "Consul", Object(&CONSUL)),
+        f!("disconnect", "Disconnect", Object(&DISCONNECT)),
+        f!("vault", "Vault", Object(&VAULT)),
+        f!("shutdown_delay", "ShutdownDelay", Duration),
+        f!("max_run_duration", "MaxRunDuration", Duration),
+        f!(
+            "stop_after_client_disconnect",
+            "StopAfterClientDisconnect",
+            Duration
+        ),
+        f!("max_client_disconnect", "MaxClientDisconnect", Duration),
+        f!(
+            "prevent_reschedule_on_lost",
+            "PreventRescheduleOnLost",
+            Bool
+        ),
+    ],
+);
 
-pub(crate) static TASK: Spec = spec(Label::One("Name"), &[
-    f!("driver", "Driver", Str),
-    f!("user", "User", Str),
-    f!("config", "Config", Custom(config)),
-    f!("env", "Env", StrMap),
-    f!("meta", "Meta", StrMap),
-    f!("constraint", "Constraints", List(&CONSTRAINT)),
-    f!("affinity", "Affinities", List(&AFFINITY)),
-    f!("resources", "Resources", Object(&RESOURCES)),
-    f!("restart", "RestartPolicy", Object(&RESTART)),
-    f!("lifecycle", "Lifecycle", Object(&LIFECYCLE)),
-    f!("logs", "LogConfig", Object(&LOGS)),
-    f!("kill_timeout", "KillTimeout", Duration),
-    f!("kill_signal", "KillSignal", Str),
-    f!("leader", "Leader", Bool),
-    f!("shutdown_delay", "ShutdownDelay", Duration),
-    f!("kind", "Kind", Str),
-    f!("service", "Services", List(&SERVICE)),
-    f!("artifact", "Artifacts", List(&ARTIFACT)),
-    f!("template", "Templates", List(&TEMPLATE)),
-    f!("vault", "Vault", Object(&VAULT)),
-    f!("consul", "Consul", Object(&CONSUL)),
-    f!("identity", "Identities", List(&IDENTITY)),
-    f!("volume_mount", "VolumeMounts", List(&VOLUME_MOUNT)),
-    f!("dispatch_payload", "DispatchPayload", Object(&DISPATCH_PAYLOAD)),
-    f!("action", "Actions", List(&ACTION)),
-    f!("schedule", "Schedule", Generic),
-    f!("csi_plugin", "CSIPluginConfig", Generic),
-    f!("scaling", "ScalingPolicies", Generic),
-    f!("secret", "Secrets", Generic),
-]);
+pub(crate) static TASK: Spec = spec(
+    Label::One("Name"),
+    &[
+        f!("driver", "Driver", Str),
+        f!("user", "User", Str),
+        f!("config", "Config", Custom(config)),
+        f!("env", "Env", StrMap),
+        f!("meta", "Meta", StrMap),
+        f!("constraint", "Constraints", List(&CONSTRAINT)),
+        f!("affinity", "Affinities", List(&AFFINITY)),
+        f!("resources", "Resources", Object(&RESOURCES)),
+        f!("restart", "RestartPolicy", Object(&RESTART)),
+        f!("lifecycle", "Lifecycle", Object(&LIFECYCLE)),
+        f!("logs", "LogConfig", Object(&LOGS)),
+        f!("kill_timeout", "KillTimeout", Duration),
+        f!("kill_signal", "KillSignal", Str),
+        f!("leader", "Leader", Bool),
+        f!("shutdown_delay", "ShutdownDelay", Duration),
+        f!("kind", "Kind", Str),
+        f!("service", "Services", List(&SERVICE)),
+        f!("artifact", "Artifacts", List(&ARTIFACT)),
+        f!("template", "Templates", List(&TEMPLATE)),
+        f!("vault", "Vault", Object(&VAULT)),
+        f!("consul", "Consul", Object(&CONSUL)),
+        f!("identity", "Identities", List(&IDENTITY)),
+        f!("volume_mount", "VolumeMounts", List(&VOLUME_MOUNT)),
+        f!(
+            "dispatch_payload",
+            "DispatchPayload",
+            Object(&DISPATCH_PAYLOAD)
+        ),
+        f!("action", "Actions", List(&ACTION)),
+        f!("schedule", "Schedule", Generic),
+        f!("csi_plugin", "CSIPluginConfig", Generic),
+        f!("scaling", "ScalingPolicies", List(&SCALING)),
+        f!("secret", "Secrets", Generic),
+    ],
+);
 
 pub(crate) static CONSTRAINT: Spec = Spec {
     label: Label::None,
@@ -141,49 +170,64 @@ pub(crate) static AFFINITY: Spec = Spec {
     finish: Some(affinity_finish),
 };
 
-pub(crate) static SPREAD: Spec = spec(Label::None, &[
-    f!("attribute", "Attribute", Str),
-    f!("weight", "Weight", Int),
-    f!("target", "SpreadTarget", List(&SPREAD_TARGET)),
-]);
+pub(crate) static SPREAD: Spec = spec(
+    Label::None,
+    &[
+        f!("attribute", "Attribute", Str),
+        f!("weight", "Weight", Int),
+        f!("target", "SpreadTarget", List(&SPREAD_TARGET)),
+    ],
+);
 
 static SPREAD_TARGET: Spec = spec(Label::One("Value"), &[f!("percent", "Percent", Int)]);
 
-pub(crate) static UPDATE: Spec = spec(Label::None, &[
-    f!("max_parallel", "MaxParallel", Int),
-    f!("health_check", "HealthCheck", Str),
-    f!("min_healthy_time", "MinHealthyTime", Duration),
-    f!("healthy_deadline", "HealthyDeadline", Duration),
-    f!("progress_deadline", "ProgressDeadline", Duration),
-    f!("auto_revert", "AutoRevert", Bool),
-    f!("auto_promote", "AutoPromote", Bool),
-    f!("canary", "Canary", Int),
-    f!("stagger", "Stagger", Duration),
-]);
+pub(crate) static UPDATE: Spec = spec(
+    Label::None,
+    &[
+        f!("max_parallel", "MaxParallel", Int),
+        f!("health_check", "HealthCheck", Str),
+        f!("min_healthy_time", "MinHealthyTime", Duration),
+        f!("healthy_deadline", "HealthyDeadline", Duration),
+        f!("progress_deadline", "ProgressDeadline", Duration),
+        f!("auto_revert", "AutoRevert", Bool),
+        f!("auto_promote", "AutoPromote", Bool),
+        f!("canary", "Canary", Int),
+        f!("stagger", "Stagger", Duration),
+    ],
+);
 
-static RESTART: Spec = spec(Label::None, &[
-    f!("attempts", "Attempts", Int),
-    f!("interval", "Interval", Duration),
-    f!("delay", "Delay", Duration),
-    f!("mode", "Mode", Str),
-    f!("render_templates", "RenderTemplates", Bool),
-]);
+static RESTART: Spec = spec(
+    Label::None,
+    &[
+        f!("attempts", "Attempts", Int),
+        f!("interval", "Interval", Duration),
+        f!("delay", "Delay", Duration),
+        f!("mode", "Mode", Str),
+        f!("render_templates", "RenderTemplates", Bool),
+    ],
+);
 
-static RESCHEDULE: Spec = spec(Label::None, &[
-    f!("attempts", "Attempts", Int),
-    f!("interval", "Interval", Duration),
-    f!("delay", "Delay", Duration),
-    f!("delay_function", "DelayFunction", Str),
-    f!("max_delay", "MaxDelay", Duration),
-    f!("unlimited", "Unlimited", Bool),
-]);
+static RESCHEDULE: Spec = spec(
+    Label::None,
+    &[
+        f!("attempts", "Attempts", Int),
+        f!("interval", "Interval", Duration),
+        f!("delay", "Delay", Duration),
+        f!("delay_function", "DelayFunction", Str),
+        f!("max_delay", "MaxDelay", Duration),
+        f!("unlimited", "Unlimited", Bool),
+    ],
+);
 
-static MIGRATE: Spec = spec(Label::None, &[
-    f!("max_parallel", "MaxParallel", Int),
-    f!("health_check", "HealthCheck", Str),
-    f!("min_healthy_time", "MinHealthyTime", Duration),
-    f!("healthy_deadline", "HealthyDeadline", Duration),
-]);
+static MIGRATE: Spec = spec(
+    Label::None,
+    &[
+        f!("max_parallel", "MaxParallel", Int),
+        f!("health_check", "HealthCheck", Str),
+        f!("min_healthy_time", "MinHealthyTime", Duration),
+        f!("healthy_deadline", "HealthyDeadline", Duration),
+    ],
+);
 
 static PERIODIC: Spec = Spec {
     label: Label::None,
@@ -197,254 +241,344 @@ static PERIODIC: Spec = Spec {
     finish: Some(periodic_finish),
 };
 
-static PARAMETERIZED: Spec = spec(Label::None, &[
-    f!("payload", "Payload", Str),
-    f!("meta_required", "MetaRequired", StrList),
-    f!("meta_optional", "MetaOptional", StrList),
-]);
+static PARAMETERIZED: Spec = spec(
+    Label::None,
+    &[
+        f!("payload", "Payload", Str),
+        f!("meta_required", "MetaRequired", StrList),
+        f!("meta_optional", "MetaOptional", StrList),
+    ],
+);
 
-static MULTIREGION: Spec = spec(Label::None, &[
-    f!("strategy", "Strategy", Object(&MULTIREGION_STRATEGY)),
-    f!("region", "Regions", List(&MULTIREGION_REGION)),
-]);
+static MULTIREGION: Spec = spec(
+    Label::None,
+    &[
+        f!("strategy", "Strategy", Object(&MULTIREGION_STRATEGY)),
+        f!("region", "Regions", List(&MULTIREGION_REGION)),
+    ],
+);
 
-static MULTIREGION_STRATEGY: Spec = spec(Label::None, &[
-    f!("max_parallel", "MaxParallel", Int),
-    f!("on_failure", "OnFailure", Str),
-]);
+static MULTIREGION_STRATEGY: Spec = spec(
+    Label::None,
+    &[
+        f!("max_parallel", "MaxParallel", Int),
+        f!("on_failure", "OnFailure", Str),
+    ],
+);
 
-static MULTIREGION_REGION: Spec = spec(Label::One("Name"), &[
-    f!("count", "Count", Int),
-    f!("datacenters", "Datacenters", StrList),
-    f!("node_pool", "NodePool", Str),
-    f!("meta", "Meta", StrMap),
-]);
+static MULTIREGION_REGION: Spec = spec(
+    Label::One("Name"),
+    &[
+        f!("count", "Count", Int),
+        f!("datacenters", "Datacenters", StrList),
+        f!("node_pool", "NodePool", Str),
+        f!("meta", "Meta", StrMap),
+    ],
+);
 
-static VAULT: Spec = spec(Label::None, &[
-    f!("policies", "Policies", StrList),
-    f!("role", "Role", Str),
-    f!("namespace", "Namespace", Str),
-    f!("cluster", "Cluster", Str),
-    f!("env", "Env", Bool),
-    f!("disable_file", "DisableFile", Bool),
-    f!("change_mode", "ChangeMode", Str),
-    f!("change_signal", "ChangeSignal", Str),
-    f!("allow_token_expiration", "AllowTokenExpiration", Bool),
-]);
+static VAULT: Spec = spec(
+    Label::None,
+    &[
+        f!("policies", "Policies", StrList),
+        f!("role", "Role", Str),
+        f!("namespace", "Namespace", Str),
+        f!("cluster", "Cluster", Str),
+        f!("env", "Env", Bool),
+        f!("disable_file", "DisableFile", Bool),
+        f!("change_mode", "ChangeMode", Str),
+        f!("change_signal", "ChangeSignal", Str),
+        f!("allow_token_expiration", "AllowTokenExpiration", Bool),
+    ],
+);
 
-static UI: Spec = spec(Label::None, &[
-    f!("description", "Description", Str),
-    f!("link", "Links", List(&UI_LINK)),
-]);
+static UI: Spec = spec(
+    Label::None,
+    &[
+        f!("description", "Description", Str),
+        f!("link", "Links", List(&UI_LINK)),
+    ],
+);
 
-static UI_LINK: Spec = spec(Label::None, &[f!("label", "Label", Str), f!("url", "URL", Str)]);
+static UI_LINK: Spec = spec(
+    Label::None,
+    &[f!("label", "Label", Str), f!("url", "URL", Str)],
+);
 
-static EPHEMERAL_DISK: Spec = spec(Label::None, &[
-    f!("sticky", "Sticky", Bool),
-    f!("size", "SizeMB", Int),
-    f!("migrate", "Migrate", Bool),
-]);
+static EPHEMERAL_DISK: Spec = spec(
+    Label::None,
+    &[
+        f!("sticky", "Sticky", Bool),
+        f!("size", "SizeMB", Int),
+        f!("migrate", "Migrate", Bool),
+    ],
+);
 
-static CONSUL: Spec = spec(Label::None, &[
-    f!("namespace", "Namespace", Str),
-    f!("cluster", "Cluster", Str),
-    f!("partition", "Partition", Str),
-]);
+static CONSUL: Spec = spec(
+    Label::None,
+    &[
+        f!("namespace", "Namespace", Str),
+        f!("cluster", "Cluster", Str),
+        f!("partition", "Partition", Str),
+    ],
+);
 
-static DISCONNECT: Spec = spec(Label::None, &[
-    f!("lost_after", "LostAfter", Duration),
-    f!("replace", "Replace", Bool),
-    f!("reconcile", "Reconcile", Str),
-    f!("stop_on_client_after", "StopOnClientAfter", Duration),
-]);
+static DISCONNECT: Spec = spec(
+    Label::None,
+    &[
+        f!("lost_after", "LostAfter", Duration),
+        f!("replace", "Replace", Bool),
+        f!("reconcile", "Reconcile", Str),
+        f!("stop_on_client_after", "StopOnClientAfter", Duration),
+    ],
+);
 
-static SCALING: Spec = spec(Label::Optional("Name"), &[
-    f!("min", "Min", Int),
-    f!("max", "Max", Int),
-    f!("enabled", "Enabled", Bool),
-    f!("type", "Type", Str),
-    f!("policy", "Policy", Any),
-]);
+static SCALING: Spec = spec(
+    Label::Optional("Name"),
+    &[
+        f!("min", "Min", Int),
+        f!("max", "Max", Int),
+        f!("enabled", "Enabled", Bool),
+        f!("type", "Type", Str),
+        f!("policy", "Policy", Any),
+    ],
+);
 
-pub(crate) static NETWORK: Spec = spec(Label::None, &[
-    f!("mode", "Mode", Str),
-    f!("hostname", "Hostname", Str),
-    f!("mbits", "MBits", Int),
-    f!("device", "Device", Str),
-    f!("port", "Ports", Custom(ports)),
-    f!("dns", "DNS", Object(&DNS)),
-    f!("cni", "CNI", Object(&CNI)),
-]);
+pub(crate) static NETWORK: Spec = spec(
+    Label::None,
+    &[
+        f!("mode", "Mode", Str),
+        f!("hostname", "Hostname", Str),
+        f!("mbits", "MBits", Int),
+        f!("device", "Device", Str),
+        f!("port", "Ports", Custom(ports)),
+        f!("dns", "DNS", Object(&DNS)),
+        f!("cni", "CNI", Object(&CNI)),
+    ],
+);
 
-static DNS: Spec = spec(Label::None, &[
-    f!("servers", "Servers", StrList),
-    f!("searches", "Searches", StrList),
-    f!("options", "Options", StrList),
-]);
+static DNS: Spec = spec(
+    Label::None,
+    &[
+        f!("servers", "Servers", StrList),
+        f!("searches", "Searches", StrList),
+        f!("options", "Options", StrList),
+    ],
+);
 
 static CNI: Spec = spec(Label::None, &[f!("args", "Args", StrMap)]);
 
-static RESOURCES: Spec = spec(Label::None, &[
-    f!("cpu", "CPU", Int),
-    f!("cores", "Cores", Int),
-    f!("memory", "MemoryMB", Int),
-    f!("memory_max", "MemoryMaxMB", Int),
-    f!("disk", "DiskMB", Int),
-    f!("iops", "IOPS", Int),
-    f!("secrets", "SecretsMB", Int),
-    f!("network", "Networks", List(&NETWORK)),
-    f!("device", "Devices", List(&DEVICE)),
-    f!("numa", "NUMA", Generic),
-]);
+static RESOURCES: Spec = spec(
+    Label::None,
+    &[
+        f!("cpu", "CPU", Int),
+        f!("cores", "Cores", Int),
+        f!("memory", "MemoryMB", Int),
+        f!("memory_max", "MemoryMaxMB", Int),
+        f!("disk", "DiskMB", Int),
+        f!("iops", "IOPS", Int),
+        f!("secrets", "SecretsMB", Int),
+        f!("network", "Networks", List(&NETWORK)),
+        f!("device", "Devices", List(&DEVICE)),
+        f!("numa", "NUMA", Generic),
+    ],
+);
 
-static DEVICE: Spec = spec(Label::One("Name"), &[
-    f!("count", "Count", Int),
-    f!("constraint", "Constraints", List(&CONSTRAINT)),
-    f!("affinity", "Affinities", List(&AFFINITY)),
-]);
+static DEVICE: Spec = spec(
+    Label::One("Name"),
+    &[
+        f!("count", "Count", Int),
+        f!("constraint", "Constraints", List(&CONSTRAINT)),
+        f!("affinity", "Affinities", List(&AFFINITY)),
+    ],
+);
 
-static LIFECYCLE: Spec = spec(Label::None, &[f!("hook", "Hook", Str), f!("sidecar", "Sidecar", Bool)]);
+static LIFECYCLE: Spec = spec(
+    Label::None,
+    &[f!("hook", "Hook", Str), f!("sidecar", "Sidecar", Bool)],
+);
 
-static LOGS: Spec = spec(Label::None, &[
-    f!("max_files", "MaxFiles", Int),
-    f!("max_file_size", "MaxFileSizeMB", Int),
-    f!("disabled", "Disabled", Bool),
-    f!("enabled", "Enabled", Bool),
-]);
+static LOGS: Spec = spec(
+    Label::None,
+    &[
+        f!("max_files", "MaxFiles", Int),
+        f!("max_file_size", "MaxFileSizeMB", Int),
+        f!("disabled", "Disabled", Bool),
+        f!("enabled", "Enabled", Bool),
+    ],
+);
 
-pub(crate) static SERVICE: Spec = spec(Label::None, &[
-    f!("name", "Name", Str),
-    f!("port", "PortLabel", Str),
-    f!("tags", "Tags", StrList),
-    f!("canary_tags", "CanaryTags", StrList),
-    f!("enable_tag_override", "EnableTagOverride", Bool),
-    f!("address_mode", "AddressMode", Str),
-    f!("address", "Address", Str),
-    f!("task", "TaskName", Str),
-    f!("meta", "Meta", StrMap),
-    f!("canary_meta", "CanaryMeta", StrMap),
-    f!("tagged_addresses", "TaggedAddresses", StrMap),
-    f!("on_update", "OnUpdate", Str),
-    f!("provider", "Provider", Str),
-    f!("cluster", "Cluster", Str),
-    f!("kind", "Kind", Str),
-    f!("check", "Checks", List(&CHECK)),
-    f!("check_restart", "CheckRestart", Object(&CHECK_RESTART)),
-    f!("connect", "Connect", Generic),
-    f!("identity", "Identity", Object(&IDENTITY)),
-    f!("weights", "Weights", Object(&WEIGHTS)),
-]);
+pub(crate) static SERVICE: Spec = spec(
+    Label::None,
+    &[
+        f!("name", "Name", Str),
+        f!("port", "PortLabel", Str),
+        f!("tags", "Tags", StrList),
+        f!("canary_tags", "CanaryTags", StrList),
+        f!("enable_tag_override", "EnableTagOverride", Bool),
+        f!("address_mode", "AddressMode", Str),
+        f!("address", "Address", Str),
+        f!("task", "TaskName", Str),
+        f!("meta", "Meta", StrMap),
+        f!("canary_meta", "CanaryMeta", StrMap),
+        f!("tagged_addresses", "TaggedAddresses", StrMap),
+        f!("on_update", "OnUpdate", Str),
+        f!("provider", "Provider", Str),
+        f!("cluster", "Cluster", Str),
+        f!("kind", "Kind", Str),
+        f!("check", "Checks", List(&CHECK)),
+        f!("check_restart", "CheckRestart", Object(&CHECK_RESTART)),
+        f!("connect", "Connect", Generic),
+        f!("identity", "Identity", Object(&IDENTITY)),
+        f!("weights", "Weights", Object(&WEIGHTS)),
+    ],
+);
 
-static WEIGHTS: Spec = spec(Label::None, &[f!("passing", "Passing", Int), f!("warning", "Warning", Int)]);
+static WEIGHTS: Spec = spec(
+    Label::None,
+    &[f!("passing", "Passing", Int), f!("warning", "Warning", Int)],
+);
 
-static CHECK: Spec = spec(Label::None, &[
-    f!("name", "Name", Str),
-    f!("type", "Type", Str),
-    f!("command", "Command", Str),
-    f!("args", "Args", StrList),
-    f!("path", "Path", Str),
-    f!("protocol", "Protocol", Str),
-    f!("port", "PortLabel", Str),
-    f!("expose", "Expose", Bool),
-    f!("address_mode", "AddressMode", Str),
-    f!("interval", "Interval", Duration),
-    f!("timeout", "Timeout", Duration),
-    f!("initial_status", "InitialStatus", Str),
-    f!("notes", "Notes", Str),
-    f!("tls_server_name", "TLSServerName", Str),
-    f!("tls_skip_verify", "TLSSkipVerify", Bool),
-    f!("header", "Header", Any),
-    f!("method", "Method", Str),
-    f!("body", "Body", Str),
-    f!("grpc_service", "GRPCService", Str),
-    f!("grpc_use_tls", "GRPCUseTLS", Bool),
-    f!("task", "TaskName", Str),
-    f!("success_before_passing", "SuccessBeforePassing", Int),
-    f!("failures_before_critical", "FailuresBeforeCritical", Int),
-    f!("failures_before_warning", "FailuresBeforeWarning", Int),
-    f!("on_update", "OnUpdate", Str),
-    f!("check_restart", "CheckRestart", Object(&CHECK_RESTART)),
-]);
+static CHECK: Spec = spec(
+    Label::None,
+    &[
+        f!("name", "Name", Str),
+        f!("type", "Type", Str),
+        f!("command", "Command", Str),
+        f!("args", "Args", StrList),
+        f!("path", "Path", Str),
+        f!("protocol", "Protocol", Str),
+        f!("port", "PortLabel", Str),
+        f!("expose", "Expose", Bool),
+        f!("address_mode", "AddressMode", Str),
+        f!("interval", "Interval", Duration),
+        f!("timeout", "Timeout", Duration),
+        f!("initial_status", "InitialStatus", Str),
+        f!("notes", "Notes", Str),
+        f!("tls_server_name", "TLSServerName", Str),
+        f!("tls_skip_verify", "TLSSkipVerify", Bool),
+        f!("header", "Header", Any),
+        f!("method", "Method", Str),
+        f!("body", "Body", Str),
+        f!("grpc_service", "GRPCService", Str),
+        f!("grpc_use_tls", "GRPCUseTLS", Bool),
+        f!("task", "TaskName", Str),
+        f!("success_before_passing", "SuccessBeforePassing", Int),
+        f!("failures_before_critical", "FailuresBeforeCritical", Int),
+        f!("failures_before_warning", "FailuresBeforeWarning", Int),
+        f!("on_update", "OnUpdate", Str),
+        f!("check_restart", "CheckRestart", Object(&CHECK_RESTART)),
+    ],
+);
 
-static CHECK_RESTART: Spec = spec(Label::None, &[
-    f!("limit", "Limit", Int),
-    f!("grace", "Grace", Duration),
-    f!("ignore_warnings", "IgnoreWarnings", Bool),
-]);
+static CHECK_RESTART: Spec = spec(
+    Label::None,
+    &[
+        f!("limit", "Limit", Int),
+        f!("grace", "Grace", Duration),
+        f!("ignore_warnings", "IgnoreWarnings", Bool),
+    ],
+);
 
-static ARTIFACT: Spec = spec(Label::None, &[
-    f!("source", "GetterSource", Str),
-    f!("destination", "RelativeDest", Str),
-    f!("mode", "GetterMode", Str),
-    f!("options", "GetterOptions", StrMap),
-    f!("headers", "GetterHeaders", StrMap),
-    f!("chown", "Chown", Bool),
-]);
+static ARTIFACT: Spec = spec(
+    Label::None,
+    &[
+        f!("source", "GetterSource", Str),
+        f!("destination", "RelativeDest", Str),
+        f!("mode", "GetterMode", Str),
+        f!("options", "GetterOptions", StrMap),
+        f!("headers", "GetterHeaders", StrMap),
+        f!("chown", "Chown", Bool),
+    ],
+);
 
-static TEMPLATE: Spec = spec(Label::None, &[
-    f!("source", "SourcePath", Str),
-    f!("destination", "DestPath", Str),
-    f!("data", "EmbeddedTmpl", Str),
-    f!("change_mode", "ChangeMode", Str),
-    f!("change_signal", "ChangeSignal", Str),
-    f!("change_script", "ChangeScript", Object(&CHANGE_SCRIPT)),
-    f!("splay", "Splay", Duration),
-    f!("perms", "Perms", Str),
-    f!("uid", "Uid", Int),
-    f!("gid", "Gid", Int),
-    f!("left_delimiter", "LeftDelim", Str),
-    f!("right_delimiter", "RightDelim", Str),
-    f!("env", "Envvars", Bool),
-    f!("vault_grace", "VaultGrace", Duration),
-    f!("wait", "Wait", Object(&WAIT)),
-    f!("error_on_missing_key", "ErrMissingKey", Bool),
-    f!("once", "Once", Bool),
-]);
+static TEMPLATE: Spec = spec(
+    Label::None,
+    &[
+        f!("source", "SourcePath", Str),
+        f!("destination", "DestPath", Str),
+        f!("data", "EmbeddedTmpl", Str),
+        f!("change_mode", "ChangeMode", Str),
+        f!("change_signal", "ChangeSignal", Str),
+        f!("change_script", "ChangeScript", Object(&CHANGE_SCRIPT)),
+        f!("splay", "Splay", Duration),
+        f!("perms", "Perms", Str),
+        f!("uid", "Uid", Int),
+        f!("gid", "Gid", Int),
+        f!("left_delimiter", "LeftDelim", Str),
+        f!("right_delimiter", "RightDelim", Str),
+        f!("env", "Envvars", Bool),
+        f!("vault_grace", "VaultGrace", Duration),
+        f!("wait", "Wait", Object(&WAIT)),
+        f!("error_on_missing_key", "ErrMissingKey", Bool),
+        f!("once", "Once", Bool),
+    ],
+);
 
-static CHANGE_SCRIPT: Spec = spec(Label::None, &[
-    f!("command", "Command", Str),
-    f!("args", "Args", StrList),
-    f!("timeout", "Timeout", Duration),
-    f!("fail_on_error", "FailOnError", Bool),
-]);
+static CHANGE_SCRIPT: Spec = spec(
+    Label::None,
+    &[
+        f!("command", "Command", Str),
+        f!("args", "Args", StrList),
+        f!("timeout", "Timeout", Duration),
+        f!("fail_on_error", "FailOnError", Bool),
+    ],
+);
 
-static WAIT: Spec = spec(Label::None, &[f!("min", "Min", Duration), f!("max", "Max", Duration)]);
+static WAIT: Spec = spec(
+    Label::None,
+    &[f!("min", "Min", Duration), f!("max", "Max", Duration)],
+);
 
-static IDENTITY: Spec = spec(Label::None, &[
-    f!("name", "Name", Str),
-    f!("aud", "Audience", StrList),
-    f!("change_mode", "ChangeMode", Str),
-    f!("change_signal", "ChangeSignal", Str),
-    f!("env", "Env", Bool),
-    f!("file", "File", Bool),
-    f!("filepath", "Filepath", Str),
-    f!("ttl", "TTL", Duration),
-]);
+static IDENTITY: Spec = spec(
+    Label::None,
+    &[
+        f!("name", "Name", Str),
+        f!("aud", "Audience", StrList),
+        f!("change_mode", "ChangeMode", Str),
+        f!("change_signal", "ChangeSignal", Str),
+        f!("env", "Env", Bool),
+        f!("file", "File", Bool),
+        f!("filepath", "Filepath", Str),
+        f!("ttl", "TTL", Duration),
+    ],
+);
 
-static VOLUME_MOUNT: Spec = spec(Label::None, &[
-    f!("volume", "Volume", Str),
-    f!("destination", "Destination", Str),
-    f!("read_only", "ReadOnly", Bool),
-    f!("propagation_mode", "PropagationMode", Str),
-    f!("selinux_label", "SELinuxLabel", Str),
-]);
+static VOLUME_MOUNT: Spec = spec(
+    Label::None,
+    &[
+        f!("volume", "Volume", Str),
+        f!("destination", "Destination", Str),
+        f!("read_only", "ReadOnly", Bool),
+        f!("propagation_mode", "PropagationMode", Str),
+        f!("selinux_label", "SELinuxLabel", Str),
+    ],
+);
 
-pub(crate) static VOLUME: Spec = spec(Label::One("Name"), &[
-    f!("type", "Type", Str),
-    f!("source", "Source", Str),
-    f!("read_only", "ReadOnly", Bool),
-    f!("sticky", "Sticky", Bool),
-    f!("access_mode", "AccessMode", Str),
-    f!("attachment_mode", "AttachmentMode", Str),
-    f!("per_alloc", "PerAlloc", Bool),
-    f!("mount_options", "MountOptions", Object(&MOUNT_OPTIONS)),
-]);
+pub(crate) static VOLUME: Spec = spec(
+    Label::One("Name"),
+    &[
+        f!("type", "Type", Str),
+        f!("source", "Source", Str),
+        f!("read_only", "ReadOnly", Bool),
+        f!("sticky", "Sticky", Bool),
+        f!("access_mode", "AccessMode", Str),
+        f!("attachment_mode", "AttachmentMode", Str),
+        f!("per_alloc", "PerAlloc", Bool),
+        f!("mount_options", "MountOptions", Object(&MOUNT_OPTIONS)),
+    ],
+);
 
-static MOUNT_OPTIONS: Spec = spec(Label::None, &[
-    f!("fs_type", "FSType", Str),
-    f!("mount_flags", "MountFlags", StrList),
-]);
+static MOUNT_OPTIONS: Spec = spec(
+    Label::None,
+    &[
+        f!("fs_type", "FSType", Str),
+        f!("mount_flags", "MountFlags", StrList),
+    ],
+);
 
 static DISPATCH_PAYLOAD: Spec = spec(Label::None, &[f!("file", "File", Str)]);
 
-static ACTION: Spec = spec(Label::One("Name"), &[f!("command", "Command", Str), f!("args", "Args", StrList)]);
+static ACTION: Spec = spec(
+    Label::One("Name"),
+    &[f!("command", "Command", Str), f!("args", "Args", StrList)],
+);

@@ -17,233 +17,386 @@ pub(super) fn declare_all(ctx: &mut Context<'static>) {
         ("lower", one(S, |a| Ok(s(&a[0])?.to_lowercase().into()))),
         ("title", one(S, title)),
         ("trimspace", one(S, |a| Ok(s(&a[0])?.trim().into()))),
-        ("chomp", one(S, |a| Ok(s(&a[0])?.trim_end_matches(['\r', '\n']).into()))),
-        ("strrev", one(S, |a| Ok(s(&a[0])?.chars().rev().collect::<String>().into()))),
-        ("trim", FuncDef::builder().params([S, S]).build(|a| {
-            let cut = s(&a[1])?;
-            Ok(s(&a[0])?.trim_matches(|c| cut.contains(c)).into())
-        })),
-        ("trimprefix", FuncDef::builder().params([S, S]).build(|a| {
-            let (v, p) = (s(&a[0])?, s(&a[1])?);
-            Ok(v.strip_prefix(p).unwrap_or(v).into())
-        })),
-        ("trimsuffix", FuncDef::builder().params([S, S]).build(|a| {
-            let (v, p) = (s(&a[0])?, s(&a[1])?);
-            Ok(v.strip_suffix(p).unwrap_or(v).into())
-        })),
-        ("startswith", FuncDef::builder().params([S, S]).build(|a| {
-            Ok(s(&a[0])?.starts_with(s(&a[1])?).into())
-        })),
-        ("endswith", FuncDef::builder().params([S, S]).build(|a| {
-            Ok(s(&a[0])?.ends_with(s(&a[1])?).into())
-        })),
-        ("replace", FuncDef::builder().params([S, S, S]).build(|a| {
-            Ok(s(&a[0])?.replace(s(&a[1])?, s(&a[2])?).into())
-        })),
-        ("split", FuncDef::builder().params([S, S]).build(|a| {
-            let (sep, v) = (s(&a[0])?, s(&a[1])?);
-            if v.is_empty() {
-                return Ok(Value::Array(vec![Value::from("")]));
-            }
-            Ok(Value::Array(v.split(sep).map(Value::from).collect()))
-        })),
-        ("join", FuncDef::builder().param(S).variadic_param(Any).build(join)),
-        ("substr", FuncDef::builder().params([S, Any, Any]).build(substr)),
-        ("format", FuncDef::builder().param(S).variadic_param(Any).build(|a| {
-            Ok(format(s(&a[0])?, &a[1..])?.into())
-        })),
-        ("formatlist", FuncDef::builder().param(S).variadic_param(Any).build(formatlist)),
-        ("indent", FuncDef::builder().params([Any, S]).build(|a| {
-            let n = int(&a[0])? as usize;
-            let pad = " ".repeat(n);
-            let text = s(&a[1])?;
-            Ok(text.replace('\n', &format!("\n{pad}")).into())
-        })),
+        (
+            "chomp",
+            one(S, |a| Ok(s(&a[0])?.trim_end_matches(['\r', '\n']).into())),
+        ),
+        (
+            "strrev",
+            one(S, |a| {
+                Ok(s(&a[0])?.chars().rev().collect::<String>().into())
+            }),
+        ),
+        (
+            "trim",
+            FuncDef::builder().params([S, S]).build(|a| {
+                let cut = s(&a[1])?;
+                Ok(s(&a[0])?.trim_matches(|c| cut.contains(c)).into())
+            }),
+        ),
+        (
+            "trimprefix",
+            FuncDef::builder().params([S, S]).build(|a| {
+                let (v, p) = (s(&a[0])?, s(&a[1])?);
+                Ok(v.strip_prefix(p).unwrap_or(v).into())
+            }),
+        ),
+        (
+            "trimsuffix",
+            FuncDef::builder().params([S, S]).build(|a| {
+                let (v, p) = (s(&a[0])?, s(&a[1])?);
+                Ok(v.strip_suffix(p).unwrap_or(v).into())
+            }),
+        ),
+        (
+            "startswith",
+            FuncDef::builder()
+                .params([S, S])
+                .build(|a| Ok(s(&a[0])?.starts_with(s(&a[1])?).into())),
+        ),
+        (
+            "endswith",
+            FuncDef::builder()
+                .params([S, S])
+                .build(|a| Ok(s(&a[0])?.ends_with(s(&a[1])?).into())),
+        ),
+        (
+            "replace",
+            FuncDef::builder()
+                .params([S, S, S])
+                .build(|a| Ok(s(&a[0])?.replace(s(&a[1])?, s(&a[2])?).into())),
+        ),
+        (
+            "split",
+            FuncDef::builder().params([S, S]).build(|a| {
+                let (sep, v) = (s(&a[0])?, s(&a[1])?);
+                if v.is_empty() {
+                    return Ok(Value::Array(vec![Value::from("")]));
+                }
+                Ok(Value::Array(v.split(sep).map(Value::from).collect()))
+            }),
+        ),
+        (
+            "join",
+            FuncDef::builder().param(S).variadic_param(Any).build(join),
+        ),
+        (
+            "substr",
+            FuncDef::builder().params([S, Any, Any]).build(substr),
+        ),
+        (
+            "format",
+            FuncDef::builder()
+                .param(S)
+                .variadic_param(Any)
+                .build(|a| Ok(format(s(&a[0])?, &a[1..])?.into())),
+        ),
+        (
+            "formatlist",
+            FuncDef::builder()
+                .param(S)
+                .variadic_param(Any)
+                .build(formatlist),
+        ),
+        (
+            "indent",
+            FuncDef::builder().params([Any, S]).build(|a| {
+                let n = int(&a[0])? as usize;
+                let pad = " ".repeat(n);
+                let text = s(&a[1])?;
+                Ok(text.replace('\n', &format!("\n{pad}")).into())
+            }),
+        ),
         ("length", one(Any, length)),
-        ("concat", var(|a| {
-            let mut out = Vec::new();
-            for v in a.iter() {
-                out.extend(list(v)?.iter().cloned());
-            }
-            Ok(Value::Array(out))
-        })),
-        ("flatten", one(Any, |a| {
-            fn go(v: &Value, out: &mut Vec<Value>) {
-                match v {
-                    Value::Array(items) => items.iter().for_each(|i| go(i, out)),
-                    other => out.push(other.clone()),
+        (
+            "concat",
+            var(|a| {
+                let mut out = Vec::new();
+                for v in a.iter() {
+                    out.extend(list(v)?.iter().cloned());
                 }
-            }
-            let mut out = Vec::new();
-            for v in list(&a[0])? {
-                go(v, &mut out);
-            }
-            Ok(Value::Array(out))
-        })),
-        ("distinct", one(Any, |a| {
-            let mut out: Vec<Value> = Vec::new();
-            for v in list(&a[0])? {
-                if !out.contains(v) {
-                    out.push(v.clone());
+                Ok(Value::Array(out))
+            }),
+        ),
+        (
+            "flatten",
+            one(Any, |a| {
+                fn go(v: &Value, out: &mut Vec<Value>) {
+                    match v {
+                        Value::Array(items) => items.iter().for_each(|i| go(i, out)),
+                        other => out.push(other.clone()),
+                    }
                 }
-            }
-            Ok(Value::Array(out))
-        })),
-        ("reverse", one(Any, |a| Ok(Value::Array(list(&a[0])?.iter().rev().cloned().collect())))),
-        ("sort", one(Any, |a| {
-            let mut out = list(&a[0])?
-                .iter()
-                .map(stringify)
-                .collect::<Result<Vec<_>, _>>()?;
-            out.sort();
-            Ok(Value::Array(out.into_iter().map(Value::from).collect()))
-        })),
-        ("compact", one(Any, |a| {
-            Ok(Value::Array(
+                let mut out = Vec::new();
+                for v in list(&a[0])? {
+                    go(v, &mut out);
+                }
+                Ok(Value::Array(out))
+            }),
+        ),
+        (
+            "distinct",
+            one(Any, |a| {
+                let mut out: Vec<Value> = Vec::new();
+                for v in list(&a[0])? {
+                    if !out.contains(v) {
+                        out.push(v.clone());
+                    }
+                }
+                Ok(Value::Array(out))
+            }),
+        ),
+        (
+            "reverse",
+            one(Any, |a| {
+                Ok(Value::Array(list(&a[0])?.iter().rev().cloned().collect()))
+            }),
+        ),
+        (
+            "sort",
+            one(Any, |a| {
+                let mut out = list(&a[0])?
+                    .iter()
+                    .map(stringify)
+                    .collect::<Result<Vec<_>, _>>()?;
+                out.sort();
+                Ok(Value::Array(out.into_iter().map(Value::from).collect()))
+            }),
+        ),
+        (
+            "compact",
+            one(Any, |a| {
+                Ok(Value::Array(
+                    list(&a[0])?
+                        .iter()
+                        .filter(|v| !matches!(v, Value::Null) && v.as_str() != Some(""))
+                        .cloned()
+                        .collect(),
+                ))
+            }),
+        ),
+        (
+            "contains",
+            FuncDef::builder()
+                .params([Any, Any])
+                .build(|a| Ok(list(&a[0])?.contains(&a[1]).into())),
+        ),
+        (
+            "element",
+            FuncDef::builder().params([Any, Any]).build(|a| {
+                let l = list(&a[0])?;
+                if l.is_empty() {
+                    return Err("cannot use element function with an empty list".into());
+                }
+                let i = int(&a[1])?;
+                if i < 0 {
+                    return Err("element index must not be negative".into());
+                }
+                Ok(l[(i as usize) % l.len()].clone())
+            }),
+        ),
+        (
+            "index",
+            FuncDef::builder().params([Any, Any]).build(|a| {
                 list(&a[0])?
                     .iter()
-                    .filter(|v| !matches!(v, Value::Null) && v.as_str() != Some(""))
-                    .cloned()
-                    .collect(),
-            ))
-        })),
-        ("contains", FuncDef::builder().params([Any, Any]).build(|a| {
-            Ok(list(&a[0])?.contains(&a[1]).into())
-        })),
-        ("element", FuncDef::builder().params([Any, Any]).build(|a| {
-            let l = list(&a[0])?;
-            if l.is_empty() {
-                return Err("cannot use element function with an empty list".into());
-            }
-            let i = int(&a[1])?;
-            if i < 0 {
-                return Err("element index must not be negative".into());
-            }
-            Ok(l[(i as usize) % l.len()].clone())
-        })),
-        ("index", FuncDef::builder().params([Any, Any]).build(|a| {
-            list(&a[0])?
-                .iter()
-                .position(|v| v == &a[1])
-                .map(Value::from)
-                .ok_or_else(|| "item not found".to_string())
-        })),
-        ("slice", FuncDef::builder().params([Any, Any, Any]).build(|a| {
-            let l = list(&a[0])?;
-            let (from, to) = (int(&a[1])?, int(&a[2])?);
-            if from < 0 || to < from || to as usize > l.len() {
-                return Err(format!("invalid slice indices {from}..{to} for a list of {}", l.len()));
-            }
-            Ok(Value::Array(l[from as usize..to as usize].to_vec()))
-        })),
+                    .position(|v| v == &a[1])
+                    .map(Value::from)
+                    .ok_or_else(|| "item not found".to_string())
+            }),
+        ),
+        (
+            "slice",
+            FuncDef::builder().params([Any, Any, Any]).build(|a| {
+                let l = list(&a[0])?;
+                let (from, to) = (int(&a[1])?, int(&a[2])?);
+                if from < 0 || to < from || to as usize > l.len() {
+                    return Err(format!(
+                        "invalid slice indices {from}..{to} for a list of {}",
+                        l.len()
+                    ));
+                }
+                Ok(Value::Array(l[from as usize..to as usize].to_vec()))
+            }),
+        ),
         ("range", var(range)),
-        ("keys", one(Any, |a| Ok(Value::Array(obj(&a[0])?.keys().map(|k| Value::from(k.as_str())).collect())))),
-        ("values", one(Any, |a| Ok(Value::Array(obj(&a[0])?.values().cloned().collect())))),
-        ("lookup", var(|a| {
-            if a.len() < 2 || a.len() > 3 {
-                return Err("lookup takes a map, a key and an optional default".into());
-            }
-            let m = obj(&a[0])?;
-            let k = s(&a[1])?;
-            match (m.get(k), a.get(2)) {
-                (Some(v), _) => Ok(v.clone()),
-                (None, Some(d)) => Ok(d.clone()),
-                (None, None) => Err(format!("lookup failed to find key {k:?}")),
-            }
-        })),
-        ("merge", var(|a| {
-            let mut out = Map::new();
-            for v in a.iter() {
-                if matches!(v, Value::Null) {
-                    continue;
+        (
+            "keys",
+            one(Any, |a| {
+                Ok(Value::Array(
+                    obj(&a[0])?
+                        .keys()
+                        .map(|k| Value::from(k.as_str()))
+                        .collect(),
+                ))
+            }),
+        ),
+        (
+            "values",
+            one(Any, |a| {
+                Ok(Value::Array(obj(&a[0])?.values().cloned().collect()))
+            }),
+        ),
+        (
+            "lookup",
+            var(|a| {
+                if a.len() < 2 || a.len() > 3 {
+                    return Err("lookup takes a map, a key and an optional default".into());
                 }
-                for (k, v) in obj(v)? {
-                    out.insert(k.clone(), v.clone());
+                let m = obj(&a[0])?;
+                let k = s(&a[1])?;
+                match (m.get(k), a.get(2)) {
+                    (Some(v), _) => Ok(v.clone()),
+                    (None, Some(d)) => Ok(d.clone()),
+                    (None, None) => Err(format!("lookup failed to find key {k:?}")),
                 }
-            }
-            Ok(Value::Object(out))
-        })),
-        ("zipmap", FuncDef::builder().params([Any, Any]).build(|a| {
-            let (k, v) = (list(&a[0])?, list(&a[1])?);
-            if k.len() != v.len() {
-                return Err("zipmap needs lists of the same length".into());
-            }
-            let mut out = Map::new();
-            for (k, v) in k.iter().zip(v) {
-                out.insert(stringify(k)?, v.clone());
-            }
-            Ok(Value::Object(out))
-        })),
-        ("coalesce", var(|a| {
-            a.iter()
-                .find(|v| !matches!(v, Value::Null) && v.as_str() != Some(""))
-                .cloned()
-                .ok_or_else(|| "no non-null, non-empty-string arguments".to_string())
-        })),
-        ("coalescelist", var(|a| {
-            for v in a.iter() {
-                if !list(v)?.is_empty() {
-                    return Ok(v.clone());
+            }),
+        ),
+        (
+            "merge",
+            var(|a| {
+                let mut out = Map::new();
+                for v in a.iter() {
+                    if matches!(v, Value::Null) {
+                        continue;
+                    }
+                    for (k, v) in obj(v)? {
+                        out.insert(k.clone(), v.clone());
+                    }
                 }
-            }
-            Err("no non-empty list arguments".into())
-        })),
+                Ok(Value::Object(out))
+            }),
+        ),
+        (
+            "zipmap",
+            FuncDef::builder().params([Any, Any]).build(|a| {
+                let (k, v) = (list(&a[0])?, list(&a[1])?);
+                if k.len() != v.len() {
+                    return Err("zipmap needs lists of the same length".into());
+                }
+                let mut out = Map::new();
+                for (k, v) in k.iter().zip(v) {
+                    out.insert(stringify(k)?, v.clone());
+                }
+                Ok(Value::Object(out))
+            }),
+        ),
+        (
+            "coalesce",
+            var(|a| {
+                a.iter()
+                    .find(|v| !matches!(v, Value::Null) && v.as_str() != Some(""))
+                    .cloned()
+                    .ok_or_else(|| "no non-null, non-empty-string arguments".to_string())
+            }),
+        ),
+        (
+            "coalescelist",
+            var(|a| {
+                for v in a.iter() {
+                    if !list(v)?.is_empty() {
+                        return Ok(v.clone());
+                    }
+                }
+                Err("no non-empty list arguments".into())
+            }),
+        ),
         ("min", var(|a| fold_num(&a, f64::min))),
         ("max", var(|a| fold_num(&a, f64::max))),
         ("abs", one(Any, |a| num_result(num(&a[0])?.abs()))),
         ("ceil", one(Any, |a| num_result(num(&a[0])?.ceil()))),
         ("floor", one(Any, |a| num_result(num(&a[0])?.floor()))),
-        ("parseint", FuncDef::builder().params([Any, Any]).build(|a| {
-            let base = int(&a[1])? as u32;
-            let text = stringify(&a[0])?;
-            i64::from_str_radix(&text, base)
-                .map(Value::from)
-                .map_err(|e| format!("cannot parse {text:?} as a base {base} integer: {e}"))
-        })),
-        ("tostring", one(Any, |a| match &a[0] {
-            Value::Null => Ok(Value::Null),
-            v => Ok(stringify(v)?.into()),
-        })),
-        ("tonumber", one(Any, |a| match &a[0] {
-            Value::Null => Ok(Value::Null),
-            v => num_result(num(v)?),
-        })),
-        ("tobool", one(Any, |a| match &a[0] {
-            Value::Bool(b) => Ok(Value::Bool(*b)),
-            Value::String(t) if t == "true" => Ok(true.into()),
-            Value::String(t) if t == "false" => Ok(false.into()),
-            Value::Null => Ok(Value::Null),
-            other => Err(format!("cannot convert {other} to bool")),
-        })),
-        ("tolist", one(Any, |a| Ok(Value::Array(list(&a[0])?.to_vec())))),
-        ("toset", one(Any, |a| {
-            let mut out: Vec<Value> = Vec::new();
-            for v in list(&a[0])? {
-                if !out.contains(v) {
-                    out.push(v.clone());
+        (
+            "parseint",
+            FuncDef::builder().params([Any, Any]).build(|a| {
+                let base = int(&a[1])? as u32;
+                let text = stringify(&a[0])?;
+                i64::from_str_radix(&text, base)
+                    .map(Value::from)
+                    .map_err(|e| format!("cannot parse {text:?} as a base {base} integer: {e}"))
+            }),
+        ),
+        (
+            "tostring",
+            one(Any, |a| match &a[0] {
+                Value::Null => Ok(Value::Null),
+                v => Ok(stringify(v)?.into()),
+            }),
+        ),
+        (
+            "tonumber",
+            one(Any, |a| match &a[0] {
+                Value::Null => Ok(Value::Null),
+                v => num_result(num(v)?),
+            }),
+        ),
+        (
+            "tobool",
+            one(Any, |a| match &a[0] {
+                Value::Bool(b) => Ok(Value::Bool(*b)),
+                Value::String(t) if t == "true" => Ok(true.into()),
+                Value::String(t) if t == "false" => Ok(false.into()),
+                Value::Null => Ok(Value::Null),
+                other => Err(format!("cannot convert {other} to bool")),
+            }),
+        ),
+        (
+            "tolist",
+            one(Any, |a| Ok(Value::Array(list(&a[0])?.to_vec()))),
+        ),
+        (
+            "toset",
+            one(Any, |a| {
+                let mut out: Vec<Value> = Vec::new();
+                for v in list(&a[0])? {
+                    if !out.contains(v) {
+                        out.push(v.clone());
+                    }
                 }
-            }
-            Ok(Value::Array(out))
-        })),
-        ("tomap", one(Any, |a| Ok(Value::Object(obj(&a[0])?.clone())))),
-        ("try", var(|a| a.first().cloned().ok_or_else(|| "try needs at least one argument".into()))),
-        ("jsonencode", one(Any, |a| {
-            serde_json::to_string(&super::to_json(&a[0]))
-                .map(Value::from)
-                .map_err(|e| e.to_string())
-        })),
-        ("jsondecode", one(S, |a| {
-            let v: serde_json::Value =
-                serde_json::from_str(s(&a[0])?).map_err(|e| format!("invalid JSON: {e}"))?;
-            Ok(super::from_json(&v))
-        })),
-        ("base64encode", one(S, |a| Ok(base64_encode(s(&a[0])?.as_bytes()).into()))),
-        ("base64decode", one(S, |a| {
-            let bytes = base64_decode(s(&a[0])?)?;
-            String::from_utf8(bytes)
-                .map(Value::from)
-                .map_err(|_| "base64decode: the result is not valid UTF-8".to_string())
-        })),
+                Ok(Value::Array(out))
+            }),
+        ),
+        (
+            "tomap",
+            one(Any, |a| Ok(Value::Object(obj(&a[0])?.clone()))),
+        ),
+        (
+            "try",
+            var(|a| {
+                a.first()
+                    .cloned()
+                    .ok_or_else(|| "try needs at least one argument".into())
+            }),
+        ),
+        (
+            "jsonencode",
+            one(Any, |a| {
+                serde_json::to_string(&super::to_json(&a[0]))
+                    .map(Value::from)
+                    .map_err(|e| e.to_string())
+            }),
+        ),
+        (
+            "jsondecode",
+            one(S, |a| {
+                let v: serde_json::Value =
+                    serde_json::from_str(s(&a[0])?).map_err(|e| format!("invalid JSON: {e}"))?;
+                Ok(super::from_json(&v))
+            }),
+        ),
+        (
+            "base64encode",
+            one(S, |a| Ok(base64_encode(s(&a[0])?.as_bytes()).into())),
+        ),
+        (
+            "base64decode",
+            one(S, |a| {
+                let bytes = base64_decode(s(&a[0])?)?;
+                String::from_utf8(bytes)
+                    .map(Value::from)
+                    .map_err(|_| "base64decode: the result is not valid UTF-8".to_string())
+            }),
+        ),
     ];
     for (name, def) in defs {
         ctx.declare_func(name, def);
@@ -251,7 +404,8 @@ pub(super) fn declare_all(ctx: &mut Context<'static>) {
 }
 
 fn s(v: &Value) -> Result<&str, String> {
-    v.as_str().ok_or_else(|| format!("expected a string, got {v}"))
+    v.as_str()
+        .ok_or_else(|| format!("expected a string, got {v}"))
 }
 
 fn list(v: &Value) -> Result<&[Value], String> {
@@ -299,7 +453,9 @@ fn num_result(f: f64) -> R {
 
 fn fold_num(a: &FuncArgs, f: fn(f64, f64) -> f64) -> R {
     let mut it = a.iter();
-    let first = it.next().ok_or_else(|| "needs at least one number".to_string())?;
+    let first = it
+        .next()
+        .ok_or_else(|| "needs at least one number".to_string())?;
     let mut acc = num(first)?;
     for v in it {
         acc = f(acc, num(v)?);
@@ -346,9 +502,20 @@ fn substr(a: FuncArgs) -> R {
     let chars: Vec<char> = s(&a[0])?.chars().collect();
     let (offset, length) = (int(&a[1])?, int(&a[2])?);
     let len = chars.len() as i64;
-    let start = if offset < 0 { (len + offset).max(0) } else { offset.min(len) };
-    let end = if length < 0 { len } else { (start + length).min(len) };
-    Ok(chars[start as usize..end as usize].iter().collect::<String>().into())
+    let start = if offset < 0 {
+        (len + offset).max(0)
+    } else {
+        offset.min(len)
+    };
+    let end = if length < 0 {
+        len
+    } else {
+        (start + length).min(len)
+    };
+    Ok(chars[start as usize..end as usize]
+        .iter()
+        .collect::<String>()
+        .into())
 }
 
 fn length(a: FuncArgs) -> R {
@@ -404,7 +571,9 @@ fn format(spec: &str, args: &[Value]) -> Result<String, String> {
                 break;
             }
         }
-        let verb = chars.next().ok_or_else(|| "format string ends with %".to_string())?;
+        let verb = chars
+            .next()
+            .ok_or_else(|| "format string ends with %".to_string())?;
         if verb == '%' {
             out.push('%');
             continue;
@@ -421,7 +590,10 @@ fn format(spec: &str, args: &[Value]) -> Result<String, String> {
             'q' => out.push_str(&serde_json::to_string(&stringify(arg)?).unwrap_or_default()),
             'd' => {
                 let n = int(arg)?;
-                if let Some(w) = width.strip_prefix('0').and_then(|w| w.parse::<usize>().ok()) {
+                if let Some(w) = width
+                    .strip_prefix('0')
+                    .and_then(|w| w.parse::<usize>().ok())
+                {
                     out.push_str(&format!("{n:0w$}"));
                 } else {
                     out.push_str(&n.to_string());
@@ -429,7 +601,10 @@ fn format(spec: &str, args: &[Value]) -> Result<String, String> {
             }
             'f' | 'g' | 'e' => {
                 let f = num(arg)?;
-                match width.split_once('.').and_then(|(_, p)| p.parse::<usize>().ok()) {
+                match width
+                    .split_once('.')
+                    .and_then(|(_, p)| p.parse::<usize>().ok())
+                {
                     Some(p) => out.push_str(&format!("{f:.p$}")),
                     None => out.push_str(&f.to_string()),
                 }
@@ -471,7 +646,11 @@ const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 fn base64_encode(bytes: &[u8]) -> String {
     let mut out = String::new();
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -518,7 +697,10 @@ mod tests {
     #[test]
     fn base64_round_trips() {
         for t in ["", "a", "ab", "abc", "hello world"] {
-            assert_eq!(base64_decode(&base64_encode(t.as_bytes())).unwrap(), t.as_bytes());
+            assert_eq!(
+                base64_decode(&base64_encode(t.as_bytes())).unwrap(),
+                t.as_bytes()
+            );
         }
         assert_eq!(base64_encode(b"hello"), "aGVsbG8=");
     }

@@ -54,14 +54,16 @@ impl Evaluator {
     /// Evaluates an expression; unknown references become `${...}` text.
     pub(crate) fn eval(&self, expr: &Expression) -> Result<Value, String> {
         let mut bound = Vec::new();
-        let rewritten = self.rewrite(expr, &mut bound);
-        rewritten.evaluate(&self.ctx).map_err(|e| e.to_string())
+        guard(|| {
+            let rewritten = self.rewrite(expr, &mut bound);
+            rewritten.evaluate(&self.ctx).map_err(|e| e.to_string())
+        })
     }
 
     /// Evaluates an expression that must not depend on unknown names (variable defaults and
     /// values, `for_each`, validation conditions).
     pub(crate) fn eval_strict(&self, expr: &Expression) -> Result<Value, String> {
-        expr.evaluate(&self.ctx).map_err(|e| e.to_string())
+        guard(|| expr.evaluate(&self.ctx).map_err(|e| e.to_string()))
     }
 
     fn is_known(&self, name: &str, bound: &[String]) -> bool {
@@ -88,11 +90,16 @@ impl Evaluator {
                     .operators
                     .iter()
                     .map(|op| match op {
-                        TraversalOperator::Index(e) => TraversalOperator::Index(self.rewrite(e, bound)),
+                        TraversalOperator::Index(e) => {
+                            TraversalOperator::Index(self.rewrite(e, bound))
+                        }
                         other => other.clone(),
                     })
                     .collect();
-                Expression::Traversal(Box::new(Traversal::new(self.rewrite(&t.expr, bound), operators)))
+                Expression::Traversal(Box::new(Traversal::new(
+                    self.rewrite(&t.expr, bound),
+                    operators,
+                )))
             }
             Expression::Array(items) => {
                 Expression::Array(items.iter().map(|e| self.rewrite(e, bound)).collect())
@@ -101,7 +108,9 @@ impl Evaluator {
                 obj.iter()
                     .map(|(k, v)| {
                         let k = match k {
-                            ObjectKey::Expression(e) => ObjectKey::Expression(self.rewrite(e, bound)),
+                            ObjectKey::Expression(e) => {
+                                ObjectKey::Expression(self.rewrite(e, bound))
+                            }
                             other => other.clone(),
                         };
                         (k, self.rewrite(v, bound))
@@ -215,6 +224,17 @@ impl Evaluator {
     }
 }
 
+/// Runs an evaluation, turning a panic inside the HCL library (it asserts, for example, that
+/// arithmetic results are finite: `1 / 0`) into an error.
+fn guard(f: impl FnOnce() -> Result<Value, String>) -> Result<Value, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|_| {
+        Err(
+            "the expression cannot be evaluated (division by zero or a number out of range?)"
+                .into(),
+        )
+    })
+}
+
 /// The source form of an expression, as Nomad keeps it for runtime interpolation.
 fn render(expr: &Expression) -> String {
     hcl::format::to_string(expr).unwrap_or_default()
@@ -241,14 +261,23 @@ mod tests {
 
     fn eval(s: &str) -> Value {
         let mut e = Evaluator::new();
-        e.declare("var", hcl::value!({ name = "web", n = 3, list = ["a", "b"] }));
+        e.declare(
+            "var",
+            hcl::value!({ name = "web", n = 3, list = ["a", "b"] }),
+        );
         e.eval(&parse_expr(s)).unwrap()
     }
 
     #[test]
     fn unknown_references_are_kept_verbatim() {
-        assert_eq!(eval(r#""${attr.kernel.name}""#), Value::from("${attr.kernel.name}"));
-        assert_eq!(eval(r#""${NOMAD_ALLOC_DIR}/x""#), Value::from("${NOMAD_ALLOC_DIR}/x"));
+        assert_eq!(
+            eval(r#""${attr.kernel.name}""#),
+            Value::from("${attr.kernel.name}")
+        );
+        assert_eq!(
+            eval(r#""${NOMAD_ALLOC_DIR}/x""#),
+            Value::from("${NOMAD_ALLOC_DIR}/x")
+        );
         assert_eq!(eval(r#""${env["HOME"]}""#), Value::from("${env[\"HOME\"]}"));
         assert_eq!(
             eval(r#""${var.name}-${node.unique.name}""#),
@@ -262,7 +291,10 @@ mod tests {
         assert_eq!(eval("var.n + 1"), Value::from(4));
         assert_eq!(eval(r#"upper(var.name)"#), Value::from("WEB"));
         assert_eq!(eval(r#"join(",", var.list)"#), Value::from("a,b"));
-        assert_eq!(eval(r#"[for x in var.list : upper(x)]"#), hcl::value!(["A", "B"]));
+        assert_eq!(
+            eval(r#"[for x in var.list : upper(x)]"#),
+            hcl::value!(["A", "B"])
+        );
         assert_eq!(eval(r#""$${literal}""#), Value::from("${literal}"));
     }
 
