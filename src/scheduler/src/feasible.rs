@@ -1,0 +1,144 @@
+//! Feasibility: whether a node can run a task group at all, before capacity is considered —
+//! job constraints, drivers, group and task constraints (with the implied ones), and the
+//! `distinct_hosts` / `distinct_property` constraints that depend on other placements.
+
+use crate::constraints::{
+    implied_constraints, meets_constraint, resolve_target, RegexCache, OP_DISTINCT_HOSTS,
+    OP_DISTINCT_PROPERTY,
+};
+use caravan_structs::{Constraint, Job, Node, TaskGroup};
+use std::collections::HashMap;
+
+/// Nomad's filter reason for a node without a needed driver.
+pub const FILTER_MISSING_DRIVERS: &str = "missing drivers";
+
+/// A `distinct_property` constraint and the counts of its values among placements.
+#[derive(Debug, Clone)]
+pub struct DistinctProperty {
+    pub target: String,
+    pub limit: u64,
+    /// Declared on the group (counts only the group's allocations) or on the job.
+    pub group_level: bool,
+    pub counts: HashMap<String, u64>,
+}
+
+impl DistinctProperty {
+    /// `Err(reason)` when placing on `node` would exceed the limit.
+    pub fn check(&self, node: &Node) -> Result<(), String> {
+        let Some(v) = resolve_target(&self.target, node) else {
+            return Err(format!("missing property {:?}", self.target));
+        };
+        let used = self.counts.get(v).copied().unwrap_or(0);
+        if used >= self.limit {
+            return Err(format!(
+                "{OP_DISTINCT_PROPERTY}: {}={} used by {} allocs",
+                self.target, v, used
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The static checks of one task group.
+#[derive(Debug, Clone, Default)]
+pub struct GroupChecks {
+    pub job_constraints: Vec<Constraint>,
+    pub group_constraints: Vec<Constraint>,
+    pub drivers: Vec<String>,
+    pub distinct_hosts_job: bool,
+    pub distinct_hosts_group: bool,
+}
+
+fn is_true(c: &Constraint) -> bool {
+    c.r_target.is_empty() || matches!(c.r_target.as_str(), "true" | "1" | "t" | "T" | "TRUE" | "True")
+}
+
+impl GroupChecks {
+    pub fn new(job: &Job, tg: &TaskGroup) -> Self {
+        let plain = |c: &&Constraint| c.operand != OP_DISTINCT_HOSTS && c.operand != OP_DISTINCT_PROPERTY;
+        let job_constraints = job.constraints.iter().filter(plain).cloned().collect();
+        let mut group_constraints: Vec<Constraint> = tg
+            .constraints
+            .iter()
+            .chain(tg.tasks.iter().flat_map(|t| t.constraints.iter()))
+            .filter(plain)
+            .cloned()
+            .collect();
+        for c in implied_constraints(tg) {
+            if !group_constraints.contains(&c) && !job.constraints.contains(&c) {
+                group_constraints.push(c);
+            }
+        }
+        let mut drivers: Vec<String> = tg.tasks.iter().map(|t| t.driver.clone()).collect();
+        drivers.sort();
+        drivers.dedup();
+        let dh = |cs: &[Constraint]| cs.iter().any(|c| c.operand == OP_DISTINCT_HOSTS && is_true(c));
+        GroupChecks {
+            job_constraints,
+            group_constraints,
+            drivers,
+            distinct_hosts_job: dh(&job.constraints),
+            distinct_hosts_group: dh(&tg.constraints),
+        }
+    }
+
+    /// `Err(reason)` with the reason Nomad's metrics use when the node cannot run the group.
+    pub fn check(&self, cache: &mut RegexCache, node: &Node) -> Result<(), String> {
+        for c in &self.job_constraints {
+            if !meets_constraint(cache, c, node) {
+                return Err(c.to_string());
+            }
+        }
+        if !self.drivers.iter().all(|d| has_driver(node, d)) {
+            return Err(FILTER_MISSING_DRIVERS.into());
+        }
+        for c in &self.group_constraints {
+            if !meets_constraint(cache, c, node) {
+                return Err(c.to_string());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The group's and job's `distinct_property` constraints (job-level ones first).
+pub fn distinct_properties(job: &Job, tg: &TaskGroup) -> Vec<DistinctProperty> {
+    let make = |c: &Constraint, group_level: bool| DistinctProperty {
+        target: c.l_target.clone(),
+        limit: c.r_target.trim().parse().ok().filter(|l| *l > 0).unwrap_or(1),
+        group_level,
+        counts: HashMap::new(),
+    };
+    job.constraints
+        .iter()
+        .filter(|c| c.operand == OP_DISTINCT_PROPERTY)
+        .map(|c| make(c, false))
+        .chain(
+            tg.constraints
+                .iter()
+                .filter(|c| c.operand == OP_DISTINCT_PROPERTY)
+                .map(|c| make(c, true)),
+        )
+        .collect()
+}
+
+/// Go's `strconv.ParseBool` truth values.
+fn parse_bool(s: &str) -> bool {
+    matches!(s, "1" | "t" | "T" | "true" | "TRUE" | "True")
+}
+
+/// Whether the node has the driver detected and healthy (or the legacy `driver.X` attribute).
+pub fn has_driver(node: &Node, driver: &str) -> bool {
+    match node.drivers.get(driver) {
+        Some(info) => info.detected && info.healthy,
+        None => node
+            .attributes
+            .get(&format!("driver.{driver}"))
+            .is_some_and(|v| parse_bool(v)),
+    }
+}
+
+/// Whether a node may take new work at all: ready, eligible, not draining.
+pub fn node_schedulable(node: &Node) -> bool {
+    node.ready_and_eligible() && node.drain_strategy.is_none()
+}

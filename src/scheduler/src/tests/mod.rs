@@ -1,0 +1,1 @@
+//! Scenario tests: whole evaluations against a [`crate::MemSnapshot`].
