@@ -1,1 +1,10 @@
-fn main() {}
+//! The `caravan` binary: `caravan agent ...` runs an agent; every other command is the CLI.
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let code = match args.first().map(|s| s.as_str()) {
+        Some("agent") => caravan::agent::run(&args[1..]),
+        _ => 0, //TEMP
+    };
+    std::process::exit(code);
+}

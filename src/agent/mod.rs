@@ -1,0 +1,227 @@
+//! `caravan agent`: reads flags and config, starts the server and client in one process, and
+//! serves the HTTP API until a signal stops it.
+
+pub mod config;
+
+use crate::api::{self, AgentInfo, AppState};
+use crate::client::{rpc::InProcess, Client, ClientConfig};
+use crate::server::{Server, ServerConfig};
+use anyhow::{bail, Context};
+use caravan_driver::Driver;
+use config::AgentConfig;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Entry point for `caravan agent ...`; returns the exit code.
+pub fn run(args: &[String]) -> i32 {
+    let cfg = match config::from_args(args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("==> Error: {e:#}");
+            return 1;
+        }
+    };
+    if cfg.help {
+        println!("{}", config::USAGE);
+        return 0;
+    }
+    init_logging(&cfg.log_level);
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("==> Error starting runtime: {e}");
+            return 1;
+        }
+    };
+    match rt.block_on(serve(cfg)) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("==> Error starting agent: {e:#}");
+            1
+        }
+    }
+}
+
+fn init_logging(level: &str) {
+    let filter = match level.to_ascii_lowercase().as_str() {
+        "trace" => "trace",
+        "debug" => "debug",
+        "warn" => "warn",
+        "error" => "error",
+        "off" => "off",
+        _ => "info",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CARAVAN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{filter},hyper=warn")));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+async fn serve(cfg: AgentConfig) -> anyhow::Result<()> {
+    if !cfg.server && !cfg.client {
+        bail!("must specify either server, client or dev mode for the agent");
+    }
+    if !cfg.server {
+        bail!("a client-only agent needs the clustering feature (RPC to remote servers), which is not available in Caravan yet; run with -dev or enable server {{}} too");
+    }
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("cannot create data_dir {}", cfg.data_dir.display()))?;
+    let http_addr = format!("{}:{}", cfg.bind_addr, cfg.http_port);
+    let rpc_addr = format!("{}:{}", cfg.advertise_ip(), cfg.rpc_port);
+    let listener = tokio::net::TcpListener::bind(&http_addr)
+        .await
+        .with_context(|| format!("failed to bind HTTP listener on {http_addr}"))?;
+
+    let server = Server::new(ServerConfig {
+        region: cfg.region.clone(),
+        datacenter: cfg.datacenter.clone(),
+        node_name: cfg.node_name.clone(),
+        rpc_addr: rpc_addr.clone(),
+        num_schedulers: cfg.num_schedulers,
+        ..Default::default()
+    });
+    server.start();
+
+    let client = if cfg.client {
+        let drivers: Vec<Arc<dyn Driver>> = vec![Arc::new(
+            caravan_driver_raw_exec::RawExecDriver::new(cfg.raw_exec_enabled),
+        )];
+        let c = Client::start(
+            ClientConfig {
+                data_dir: cfg.data_dir.clone(),
+                node_name: cfg.node_name.clone(),
+                datacenter: cfg.datacenter.clone(),
+                node_class: cfg.node_class.clone(),
+                node_pool: cfg.node_pool.clone(),
+                meta: cfg.meta.clone(),
+                network_ip: cfg.advertise_ip(),
+                http_addr: format!("{}:{}", cfg.advertise_ip(), cfg.http_port),
+                reserved: cfg.reserved.clone(),
+                ..Default::default()
+            },
+            drivers,
+            Arc::new(InProcess(server.clone())),
+        )
+        .await?;
+        Some(c)
+    } else {
+        None
+    };
+
+    print_banner(&cfg, &http_addr, &rpc_addr, client.as_ref());
+    let state = AppState {
+        server: server.clone(),
+        client: client.clone(),
+        agent: Arc::new(AgentInfo {
+            node_name: cfg.node_name.clone(),
+            datacenter: cfg.datacenter.clone(),
+            region: cfg.region.clone(),
+            http_addr: http_addr.clone(),
+            rpc_addr,
+            serf_port: cfg.serf_port,
+            dev_mode: cfg.dev,
+            config_json: cfg.to_json(),
+        }),
+    };
+    let app = api::router(state);
+    let shutdown = async {
+        wait_for_signal().await;
+        tracing::info!("caught signal, shutting down");
+    };
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("HTTP server failed")?;
+
+    if let Some(c) = client {
+        if cfg.dev {
+            // A dev agent leaves nothing running behind it.
+            stop_all_tasks(&c).await;
+        }
+    }
+    if cfg.dev && cfg.data_dir_is_temp {
+        let _ = std::fs::remove_dir_all(&cfg.data_dir);
+    }
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = int.recv() => {}
+        _ = term.recv() => {}
+    }
+}
+
+async fn stop_all_tasks(client: &Client) {
+    let tasks: Vec<_> = client
+        .alloc_runners()
+        .iter()
+        .flat_map(|r| r.tasks())
+        .collect();
+    for t in &tasks {
+        t.kill("agent shutting down");
+    }
+    for t in &tasks {
+        let _ = tokio::time::timeout(Duration::from_secs(30), t.wait_done()).await;
+    }
+}
+
+fn print_banner(cfg: &AgentConfig, http: &str, rpc: &str, client: Option<&Arc<Client>>) {
+    if cfg.config_files.is_empty() {
+        println!("==> No configuration files loaded");
+    } else {
+        println!(
+            "==> Loaded configuration from {}",
+            cfg.config_files.join(", ")
+        );
+    }
+    println!("==> Starting Caravan agent...");
+    println!("==> Caravan agent configuration:\n");
+    let serf = format!("{}:{}", cfg.advertise_ip(), cfg.serf_port);
+    let rows = [
+        (
+            "Advertise Addrs",
+            format!(
+                "HTTP: {}:{}; RPC: {rpc}; Serf: {serf}",
+                cfg.advertise_ip(),
+                cfg.http_port
+            ),
+        ),
+        (
+            "Bind Addrs",
+            format!("HTTP: [{http}]; RPC: {rpc}; Serf: {serf}"),
+        ),
+        ("Client", cfg.client.to_string()),
+        ("Log Level", cfg.log_level.to_uppercase()),
+        ("Node Id", client.map(|c| c.node_id()).unwrap_or_default()),
+        ("Region", format!("{} (DC: {})", cfg.region, cfg.datacenter)),
+        ("Server", cfg.server.to_string()),
+        (
+            "Version",
+            format!(
+                "{} (Nomad API {})",
+                caravan_structs::CARAVAN_VERSION,
+                caravan_structs::NOMAD_API_VERSION
+            ),
+        ),
+    ];
+    for (k, v) in rows {
+        println!("{k:>22}: {v}");
+    }
+    println!("\n==> Caravan agent started! Log data will stream in below:\n");
+}

@@ -1,0 +1,115 @@
+//! The HTTP API: Nomad's `/v1/...` paths, methods and JSON. Handlers parse the request, call
+//! one server or client function, and map its errors; blocking queries wait on the state
+//! store's table watches.
+
+mod agent;
+mod allocs;
+mod client_fs;
+mod deployments;
+mod evals;
+mod jobs;
+mod nodes;
+mod query;
+mod search;
+
+use crate::client::Client;
+use crate::server::{Server, ServerError};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use std::sync::Arc;
+
+pub use query::QueryOptions;
+
+/// What handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    pub server: Arc<Server>,
+    pub client: Option<Arc<Client>>,
+    pub agent: Arc<AgentInfo>,
+}
+
+/// Facts about this agent for `/v1/agent/self` and `/v1/agent/members`.
+#[derive(Debug, Clone, Default)]
+pub struct AgentInfo {
+    pub node_name: String,
+    pub datacenter: String,
+    pub region: String,
+    pub http_addr: String,
+    pub rpc_addr: String,
+    pub serf_port: u16,
+    pub dev_mode: bool,
+    pub config_json: serde_json::Value,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(jobs::routes())
+        .merge(allocs::routes())
+        .merge(evals::routes())
+        .merge(deployments::routes())
+        .merge(nodes::routes())
+        .merge(agent::routes())
+        .merge(client_fs::routes())
+        .merge(search::routes())
+        .fallback(not_found)
+        .with_state(state)
+}
+
+async fn not_found(uri: axum::http::Uri) -> Response {
+    ApiError::NotFound(format!("Invalid URL path: no handler for {}", uri.path())).into_response()
+}
+
+/// An API error: a status code and the plain-text message Nomad sends.
+#[derive(Debug)]
+pub enum ApiError {
+    BadRequest(String),
+    NotFound(String),
+    Conflict(String),
+    Internal(String),
+    Forbidden(String),
+}
+
+impl From<ServerError> for ApiError {
+    fn from(e: ServerError) -> Self {
+        match e {
+            ServerError::BadRequest(m) => ApiError::BadRequest(m),
+            ServerError::NotFound(m) => ApiError::NotFound(m),
+            ServerError::Conflict(m) => ApiError::Conflict(m),
+            ServerError::Internal(m) => ApiError::Internal(m),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (code, msg) = match self {
+            ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
+            ApiError::NotFound(m) => (StatusCode::NOT_FOUND, m),
+            ApiError::Conflict(m) => (StatusCode::CONFLICT, m),
+            ApiError::Internal(m) => (StatusCode::INTERNAL_SERVER_ERROR, m),
+            ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, m),
+        };
+        (code, msg).into_response()
+    }
+}
+
+pub type ApiResult = Result<Response, ApiError>;
+
+/// Decodes a JSON request body with an error message naming what is wrong.
+pub fn decode_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().all(|b| b.is_ascii_whitespace()) {
+        return Err(ApiError::BadRequest("Request body is empty".into()));
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(format!("Failed to decode request body: {e}")))
+}
+
+/// A JSON response with the write index header.
+pub fn json_with_index<T: serde::Serialize>(value: &T, index: u64) -> Response {
+    let mut r = axum::Json(value).into_response();
+    if let Ok(v) = index.to_string().parse() {
+        r.headers_mut().insert("X-Nomad-Index", v);
+    }
+    r
+}

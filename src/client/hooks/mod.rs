@@ -1,0 +1,72 @@
+//! Task runner hooks: each concern of running a task is one hook in one file, implementing
+//! only the phases it needs. [`task_hooks`] lists them in the one fixed order they run in;
+//! later features (artifacts, Vault, templates, services, networks) add a hook here and leave
+//! the runner alone.
+//!
+//! ```text
+//!   prestart (in order, each must succeed) ─► driver start ─► poststart
+//!        │ failure: "Setup Failure", task dead                  │
+//!        ▼                                                       ▼
+//!   (restart loop: update on in-place job change) ─► exited (after each exit)
+//!                                                    └─► stop (once, when the task is done)
+//! ```
+
+mod logmon;
+mod task_dir;
+
+use super::allocdir::AllocDir;
+use caravan_driver::async_trait;
+use caravan_structs::{Allocation, Task, TaskEvent};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// What hooks see of the task they serve, and what prestart hooks may add to.
+pub struct HookContext {
+    pub alloc: Arc<Allocation>,
+    pub task: Task,
+    pub alloc_dir: AllocDir,
+    /// Extra environment for the task (e.g. a Vault token), merged over the built env.
+    pub env: BTreeMap<String, String>,
+    pub stdout_path: PathBuf,
+    pub stderr_path: PathBuf,
+    /// Events the hook wants recorded on the task (`Downloading Artifacts`, ...).
+    pub events: Vec<TaskEvent>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{hook}: {message}")]
+pub struct HookError {
+    pub hook: &'static str,
+    pub message: String,
+}
+
+#[async_trait]
+pub trait TaskHook: Send + Sync {
+    fn name(&self) -> &'static str;
+
+    async fn prestart(&self, _ctx: &mut HookContext) -> Result<(), HookError> {
+        Ok(())
+    }
+    async fn poststart(&self, _ctx: &HookContext) -> Result<(), HookError> {
+        Ok(())
+    }
+    /// The allocation changed in place (a new job version that needs no restart).
+    async fn update(&self, _ctx: &HookContext) -> Result<(), HookError> {
+        Ok(())
+    }
+    async fn exited(&self, _ctx: &HookContext) -> Result<(), HookError> {
+        Ok(())
+    }
+    async fn stop(&self, _ctx: &HookContext) -> Result<(), HookError> {
+        Ok(())
+    }
+}
+
+/// The hooks of one task, in the order they run.
+pub fn task_hooks() -> Vec<Box<dyn TaskHook>> {
+    vec![
+        Box::new(task_dir::TaskDirHook),
+        Box::new(logmon::LogMonHook::default()),
+    ]
+}

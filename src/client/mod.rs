@@ -1,0 +1,324 @@
+//! The client: fingerprints the node, registers and heartbeats with the servers, watches for
+//! the allocations placed on it, runs each with an alloc runner, and reports their state back
+//! in batches.
+
+pub mod alloc_runner;
+pub mod allocdir;
+pub mod fingerprint;
+pub mod health;
+pub mod hooks;
+pub mod restarts;
+pub mod rpc;
+pub mod task_runner;
+pub mod taskenv;
+
+use alloc_runner::AllocRunner;
+use caravan_driver::Driver;
+use caravan_structs::*;
+use rpc::ServerRpc;
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    pub data_dir: PathBuf,
+    pub node_name: String,
+    pub datacenter: String,
+    pub node_class: String,
+    pub node_pool: String,
+    pub meta: BTreeMap<String, String>,
+    /// The address tasks and other nodes reach this node on.
+    pub network_ip: String,
+    pub http_addr: String,
+    pub reserved: NodeReservedResources,
+    pub min_dynamic_port: u16,
+    pub max_dynamic_port: u16,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            data_dir: PathBuf::from("/tmp/caravan"),
+            node_name: String::new(),
+            datacenter: "dc1".into(),
+            node_class: String::new(),
+            node_pool: DEFAULT_NODE_POOL.into(),
+            meta: BTreeMap::new(),
+            network_ip: "127.0.0.1".into(),
+            http_addr: "127.0.0.1:4646".into(),
+            reserved: NodeReservedResources::default(),
+            min_dynamic_port: 20000,
+            max_dynamic_port: 32000,
+        }
+    }
+}
+
+/// What every alloc runner of this client shares.
+pub struct ClientShared {
+    pub config: ClientConfig,
+    pub drivers: BTreeMap<String, Arc<dyn Driver>>,
+    node: RwLock<Arc<Node>>,
+    updates: mpsc::UnboundedSender<Allocation>,
+}
+
+impl ClientShared {
+    pub fn node(&self) -> Arc<Node> {
+        match self.node.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// Queues an allocation's state for the next batch sent to the servers.
+    pub fn report(&self, alloc: Allocation) {
+        let _ = self.updates.send(alloc);
+    }
+}
+
+pub struct Client {
+    pub shared: Arc<ClientShared>,
+    rpc: Arc<dyn ServerRpc>,
+    runners: Mutex<HashMap<String, Arc<AllocRunner>>>,
+}
+
+impl Client {
+    /// Fingerprints the node, then registers, heartbeats and runs allocations in the
+    /// background.
+    pub async fn start(
+        config: ClientConfig,
+        drivers: Vec<Arc<dyn Driver>>,
+        rpc: Arc<dyn ServerRpc>,
+    ) -> anyhow::Result<Arc<Client>> {
+        std::fs::create_dir_all(config.data_dir.join("client"))?;
+        std::fs::create_dir_all(config.data_dir.join("alloc"))?;
+        let node = build_node(&config, &drivers).await?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let shared = Arc::new(ClientShared {
+            config,
+            drivers: drivers
+                .into_iter()
+                .map(|d| (d.name().to_string(), d))
+                .collect(),
+            node: RwLock::new(Arc::new(node)),
+            updates: tx,
+        });
+        let client = Arc::new(Client {
+            shared,
+            rpc,
+            runners: Mutex::new(HashMap::new()),
+        });
+        let ttl = client.register().await;
+        tokio::spawn(client.clone().heartbeat_loop(ttl));
+        tokio::spawn(client.clone().watch_allocs());
+        tokio::spawn(client.clone().send_updates(rx));
+        Ok(client)
+    }
+
+    pub fn node_id(&self) -> String {
+        self.shared.node().id.clone()
+    }
+
+    pub fn alloc_runner(&self, alloc_id: &str) -> Option<Arc<AllocRunner>> {
+        self.lock_runners().get(alloc_id).cloned()
+    }
+
+    pub fn alloc_runners(&self) -> Vec<Arc<AllocRunner>> {
+        self.lock_runners().values().cloned().collect()
+    }
+
+    fn lock_runners(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<AllocRunner>>> {
+        match self.runners.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    async fn register(&self) -> Duration {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match self.rpc.register((*self.shared.node()).clone()).await {
+                Ok(ttl) => {
+                    tracing::info!(node = %self.node_id(), "node registered");
+                    return ttl;
+                }
+                Err(e) => {
+                    tracing::warn!("node registration failed, retrying: {e}");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(15));
+                }
+            }
+        }
+    }
+
+    async fn heartbeat_loop(self: Arc<Self>, mut ttl: Duration) {
+        loop {
+            // Beat at half the TTL so one lost beat is not fatal.
+            tokio::time::sleep(ttl / 2).await;
+            match self.rpc.heartbeat(&self.node_id(), NODE_STATUS_READY).await {
+                Ok(next) => ttl = next,
+                Err(e) => {
+                    tracing::warn!("heartbeat failed: {e}; re-registering");
+                    ttl = self.register().await;
+                }
+            }
+        }
+    }
+
+    async fn watch_allocs(self: Arc<Self>) {
+        let mut index = 0;
+        loop {
+            let (allocs, next) = match self
+                .rpc
+                .get_allocs(&self.node_id(), index, Duration::from_secs(300))
+                .await
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!("fetching allocations failed: {e}");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            index = next;
+            let mut runners = self.lock_runners();
+            let mut seen = std::collections::HashSet::new();
+            for a in allocs {
+                seen.insert(a.id.clone());
+                match runners.get(&a.id) {
+                    Some(r) => {
+                        let cur = r.current();
+                        if cur.alloc_modify_index != a.alloc_modify_index
+                            || cur.desired_status != a.desired_status
+                            || cur.job_version() != a.job_version()
+                        {
+                            r.update(a);
+                        }
+                    }
+                    None => {
+                        if a.terminal() {
+                            continue;
+                        }
+                        tracing::info!(alloc = %a.id, "starting allocation");
+                        runners.insert(a.id.clone(), AllocRunner::spawn(self.shared.clone(), a));
+                    }
+                }
+            }
+            // Allocations the servers garbage-collected are gone for good.
+            let gone: Vec<String> = runners
+                .keys()
+                .filter(|k| !seen.contains(*k))
+                .cloned()
+                .collect();
+            for id in gone {
+                if let Some(r) = runners.remove(&id) {
+                    for t in r.tasks() {
+                        t.kill("alloc was garbage collected");
+                    }
+                }
+            }
+        }
+    }
+
+    async fn send_updates(self: Arc<Self>, mut rx: mpsc::UnboundedReceiver<Allocation>) {
+        // Nomad batches allocation updates every 200ms.
+        let mut pending: BTreeMap<String, Allocation> = BTreeMap::new();
+        loop {
+            let first = match rx.recv().await {
+                Some(a) => a,
+                None => return,
+            };
+            pending.insert(first.id.clone(), first);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            while let Ok(a) = rx.try_recv() {
+                pending.insert(a.id.clone(), a);
+            }
+            let batch: Vec<Allocation> = pending.values().cloned().collect();
+            match self.rpc.update_allocs(batch).await {
+                Ok(()) => pending.clear(),
+                Err(e) => {
+                    tracing::warn!("reporting allocation state failed, will retry: {e}");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    }
+}
+
+async fn build_node(config: &ClientConfig, drivers: &[Arc<dyn Driver>]) -> anyhow::Result<Node> {
+    let facts = fingerprint::fingerprint(&config.data_dir, &config.network_ip);
+    let id_path = config.data_dir.join("client").join("client-id");
+    let id = match std::fs::read_to_string(&id_path) {
+        Ok(s) if s.trim().len() == 36 => s.trim().to_string(),
+        _ => {
+            let id = new_id();
+            std::fs::write(&id_path, &id)?;
+            id
+        }
+    };
+    let secret_path = config.data_dir.join("client").join("secret-id");
+    let secret = match std::fs::read_to_string(&secret_path) {
+        Ok(s) if s.trim().len() == 36 => s.trim().to_string(),
+        _ => {
+            let s = new_id();
+            std::fs::write(&secret_path, &s)?;
+            s
+        }
+    };
+    let mut node = Node {
+        id,
+        secret_id: secret,
+        datacenter: config.datacenter.clone(),
+        name: if config.node_name.is_empty() {
+            facts
+                .attributes
+                .get("unique.hostname")
+                .cloned()
+                .unwrap_or_else(|| "caravan".into())
+        } else {
+            config.node_name.clone()
+        },
+        http_addr: config.http_addr.clone(),
+        attributes: facts.attributes,
+        node_class: config.node_class.clone(),
+        node_pool: config.node_pool.clone(),
+        meta: config.meta.clone(),
+        reserved_resources: config.reserved.clone(),
+        ..Default::default()
+    };
+    node.node_resources.cpu = NodeCpuResources {
+        cpu_shares: facts.cpu_total_mhz,
+        total_cpu_cores: facts.cpu_cores,
+        reservable_cpu_cores: (0..facts.cpu_cores).collect(),
+    };
+    node.node_resources.memory.memory_mb = facts.memory_mb;
+    node.node_resources.disk.disk_mb = facts.disk_mb;
+    node.node_resources.min_dynamic_port = config.min_dynamic_port;
+    node.node_resources.max_dynamic_port = config.max_dynamic_port;
+    node.node_resources.networks = vec![NetworkResource {
+        mode: "host".into(),
+        device: "lo".into(),
+        ip: config.network_ip.clone(),
+        cidr: format!("{}/32", config.network_ip),
+        mbits: 1000,
+        ..Default::default()
+    }];
+    for d in drivers {
+        let fp = d.fingerprint().await;
+        node.attributes.extend(fp.attributes.clone());
+        node.drivers.insert(
+            d.name().to_string(),
+            DriverInfo {
+                attributes: fp.attributes,
+                detected: fp.detected,
+                healthy: fp.healthy,
+                health_description: fp.health_description,
+                update_time: crate::util::rfc3339(time::now_nanos()),
+            },
+        );
+    }
+    node.compute_class();
+    Ok(node)
+}

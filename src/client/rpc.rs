@@ -1,0 +1,65 @@
+//! The client's view of the servers: an RPC-shaped interface (register, heartbeat, blocking
+//! get-allocs, update allocs). The dev agent uses the in-process transport; the clustering
+//! issue adds a network one without touching the client.
+
+use crate::server::Server;
+use caravan_driver::async_trait;
+use caravan_structs::{Allocation, Node};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+#[error("rpc error: {0}")]
+pub struct RpcError(pub String);
+
+#[async_trait]
+pub trait ServerRpc: Send + Sync {
+    /// Registers the node; returns the heartbeat TTL.
+    async fn register(&self, node: Node) -> Result<Duration, RpcError>;
+    /// Heartbeat with the node's status; returns the next TTL.
+    async fn heartbeat(&self, node_id: &str, status: &str) -> Result<Duration, RpcError>;
+    /// Every allocation placed on the node, once the allocations change past `min_index`
+    /// (or `wait` passes).
+    async fn get_allocs(
+        &self,
+        node_id: &str,
+        min_index: u64,
+        wait: Duration,
+    ) -> Result<(Vec<Arc<Allocation>>, u64), RpcError>;
+    /// Reports client status, task states and deployment health.
+    async fn update_allocs(&self, allocs: Vec<Allocation>) -> Result<(), RpcError>;
+}
+
+/// Calls the server in the same process.
+pub struct InProcess(pub Arc<Server>);
+
+#[async_trait]
+impl ServerRpc for InProcess {
+    async fn register(&self, node: Node) -> Result<Duration, RpcError> {
+        self.0
+            .node_register(node)
+            .map_err(|e| RpcError(e.to_string()))
+    }
+
+    async fn heartbeat(&self, node_id: &str, status: &str) -> Result<Duration, RpcError> {
+        self.0
+            .node_update_status(node_id, status)
+            .map_err(|e| RpcError(e.to_string()))
+    }
+
+    async fn get_allocs(
+        &self,
+        node_id: &str,
+        min_index: u64,
+        wait: Duration,
+    ) -> Result<(Vec<Arc<Allocation>>, u64), RpcError> {
+        Ok(self.0.client_allocs(node_id, min_index, wait).await)
+    }
+
+    async fn update_allocs(&self, allocs: Vec<Allocation>) -> Result<(), RpcError> {
+        self.0
+            .update_allocs_from_client(allocs)
+            .map(|_| ())
+            .map_err(|e| RpcError(e.to_string()))
+    }
+}

@@ -1,0 +1,98 @@
+//! The typed commands that change server state. Every state change is one of these, applied
+//! by the FSM in index order; this is the Raft log's entry format, so it is versioned: a newer
+//! server must keep reading entries an older one wrote.
+
+use caravan_structs::*;
+use serde::{Deserialize, Serialize};
+
+/// The log entry format version this build writes.
+pub const COMMAND_FORMAT_VERSION: u16 = 1;
+
+/// One log entry: a versioned envelope around a command.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LogEntry {
+    pub version: u16,
+    pub command: Command,
+}
+
+impl LogEntry {
+    pub fn new(command: Command) -> Self {
+        LogEntry {
+            version: COMMAND_FORMAT_VERSION,
+            command,
+        }
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// Decodes an entry written by this or an older server.
+    pub fn decode(bytes: &[u8]) -> Result<LogEntry, String> {
+        let entry: LogEntry =
+            serde_json::from_slice(bytes).map_err(|e| format!("undecodable log entry: {e}"))?;
+        if entry.version > COMMAND_FORMAT_VERSION {
+            return Err(format!(
+                "log entry format {} is newer than this server understands ({}); upgrade this server",
+                entry.version, COMMAND_FORMAT_VERSION
+            ));
+        }
+        Ok(entry)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "Type", content = "Body")]
+pub enum Command {
+    /// A client registered or re-registered its node.
+    NodeRegister {
+        node: Node,
+    },
+    NodeStatusUpdate {
+        node_id: String,
+        status: String,
+        updated_at: i64,
+        /// Evaluations for the jobs on the node (node-update).
+        evals: Vec<Evaluation>,
+    },
+    NodeEligibilityUpdate {
+        node_id: String,
+        eligibility: String,
+        evals: Vec<Evaluation>,
+    },
+    /// A job was registered; the evaluation is created atomically with it.
+    JobRegister {
+        job: Job,
+        eval: Option<Evaluation>,
+    },
+    JobDeregister {
+        namespace: String,
+        job_id: String,
+        purge: bool,
+        eval: Option<Evaluation>,
+    },
+    EvalUpsert {
+        evals: Vec<Evaluation>,
+    },
+    /// The plan applier's committed result.
+    ApplyPlanResults {
+        allocs: Vec<Allocation>,
+        deployment: Option<Deployment>,
+        deployment_updates: Vec<DeploymentStatusUpdate>,
+        eval_id: String,
+    },
+    /// Clients report task states and client status.
+    AllocClientUpdate {
+        allocs: Vec<Allocation>,
+        evals: Vec<Evaluation>,
+    },
+    /// The server stops an allocation (`alloc stop`), with its follow-up eval.
+    AllocDesiredStop {
+        alloc_id: String,
+        eval: Evaluation,
+    },
+    DeploymentUpsert {
+        deployment: Deployment,
+        evals: Vec<Evaluation>,
+    },
+}

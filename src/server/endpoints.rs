@@ -1,0 +1,388 @@
+//! Server endpoints: the domain operations behind the HTTP API and the client RPC interface.
+//! Each validates its input, then changes state only through [`Server::raft_apply`].
+
+use super::command::Command;
+use super::Server;
+use crate::state::{SchedSnapshot, Table};
+use caravan_structs::*;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// What `PUT /v1/jobs` answers.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct JobRegisterResponse {
+    #[serde(rename = "EvalID")]
+    pub eval_id: String,
+    pub eval_create_index: u64,
+    pub job_modify_index: u64,
+    pub warnings: String,
+    pub index: u64,
+    pub last_contact: u64,
+    pub known_leader: bool,
+}
+
+impl Server {
+    /// Validates, canonicalises and registers a job; creates its evaluation.
+    pub fn job_register(
+        &self,
+        mut job: Job,
+        enforce_index: Option<u64>,
+    ) -> Result<JobRegisterResponse, ServerError> {
+        job.canonicalize();
+        if let Err(errs) = job.validate() {
+            return Err(ServerError::BadRequest(format_multi(&errs)));
+        }
+        check_features(&job)?;
+        let snap = self.store.snapshot();
+        let existing = snap.job(&job.namespace, &job.id);
+        if let Some(want) = enforce_index {
+            let have = existing.as_ref().map(|j| j.job_modify_index).unwrap_or(0);
+            if want != have {
+                return Err(ServerError::Conflict(format!(
+                    "Enforcing job modify index {want}: job {} exists with conflicting job modify index: {have}",
+                    if existing.is_some() { "" } else { "not" }
+                )));
+            }
+        }
+        // Registration clears server-owned fields the user may have sent back.
+        job.stop = false;
+        job.status = String::new();
+        job.submit_time = time::now_nanos();
+        let unchanged = existing
+            .as_ref()
+            .map(|old| !old.spec_changed(&job) && !old.stop)
+            .unwrap_or(false);
+        let eval = Evaluation::for_job(&job, TRIGGER_JOB_REGISTER);
+        let eval_id = eval.id.clone();
+        if unchanged {
+            // Nothing changed: Nomad still evaluates, and the scheduler finds nothing to do.
+            tracing::debug!(job = %job.id, "job registered unchanged");
+        }
+        let index = self.raft_apply(Command::JobRegister {
+            job: job.clone(),
+            eval: Some(eval),
+        });
+        let stored = self.store.snapshot().job(&job.namespace, &job.id);
+        Ok(JobRegisterResponse {
+            eval_id,
+            eval_create_index: index,
+            job_modify_index: stored.map(|j| j.job_modify_index).unwrap_or(index),
+            warnings: String::new(),
+            index,
+            last_contact: 0,
+            known_leader: true,
+        })
+    }
+
+    /// Stops (or purges) a job and evaluates it so its allocations stop.
+    pub fn job_deregister(
+        &self,
+        ns: &str,
+        id: &str,
+        purge: bool,
+    ) -> Result<(String, u64), ServerError> {
+        let snap = self.store.snapshot();
+        let job = snap
+            .job(ns, id)
+            .ok_or_else(|| ServerError::NotFound("job not found".into()))?;
+        let mut eval = Evaluation::for_job(&job, TRIGGER_JOB_DEREGISTER);
+        eval.job_modify_index = job.job_modify_index;
+        let eval_id = eval.id.clone();
+        let index = self.raft_apply(Command::JobDeregister {
+            namespace: ns.into(),
+            job_id: id.into(),
+            purge,
+            eval: Some(eval),
+        });
+        Ok((eval_id, index))
+    }
+
+    /// `PUT /v1/job/:id/evaluate`.
+    pub fn job_evaluate(&self, ns: &str, id: &str) -> Result<(String, u64), ServerError> {
+        let job = self
+            .store
+            .snapshot()
+            .job(ns, id)
+            .ok_or_else(|| ServerError::NotFound("job not found".into()))?;
+        let eval = Evaluation::for_job(&job, TRIGGER_FORCE_EVAL);
+        let id = eval.id.clone();
+        let index = self.raft_apply(Command::EvalUpsert {
+            evals: vec![eval.clone()],
+        });
+        self.broker.enqueue(eval);
+        Ok((id, index))
+    }
+
+    /// `PUT /v1/job/:id/plan`: runs the scheduler against a copy of the state with the job
+    /// registered, and returns what it would do. Changes nothing.
+    pub fn job_plan(&self, mut job: Job) -> Result<serde_json::Value, ServerError> {
+        job.canonicalize();
+        if let Err(errs) = job.validate() {
+            return Err(ServerError::BadRequest(format_multi(&errs)));
+        }
+        check_features(&job)?;
+        let snap = self.store.snapshot();
+        let existing = snap.job(&job.namespace, &job.id);
+        let mut scratch = (*snap).clone();
+        let index = scratch.index + 1;
+        let stored = scratch.upsert_job(index, job.clone());
+        let mut eval = Evaluation::for_job(&stored, TRIGGER_JOB_REGISTER);
+        eval.annotate_plan = true;
+        let cfg = caravan_scheduler::SchedulerConfig {
+            algorithm: self.config.scheduler_algorithm,
+            memory_oversubscription: self.config.memory_oversubscription,
+            rng_seed: None,
+            now_nanos: None,
+        };
+        let outcome = caravan_scheduler::process(&eval, &SchedSnapshot(Arc::new(scratch)), &cfg)
+            .map_err(|e| ServerError::Internal(e.to_string()))?;
+        let diff_type = match &existing {
+            None => "Added",
+            Some(old) if old.spec_changed(&job) => "Edited",
+            Some(_) => "None",
+        };
+        Ok(serde_json::json!({
+            "Annotations": outcome.annotations,
+            "FailedTGAllocs": outcome.failed_tg_allocs,
+            "JobModifyIndex": existing.map(|j| j.job_modify_index).unwrap_or(0),
+            "CreatedEvals": serde_json::Value::Null,
+            "Diff": { "Type": diff_type, "ID": job.id, "Fields": null, "Objects": null, "TaskGroups": job.task_groups.iter().map(|g| serde_json::json!({"Name": g.name, "Type": diff_type, "Updates": outcome.annotations.desired_tg_updates.get(&g.name).map(updates_map).unwrap_or_default()})).collect::<Vec<_>>() },
+            "NextPeriodicLaunch": null,
+            "Warnings": "",
+            "Index": snap.index,
+        }))
+    }
+
+    pub fn node_register(&self, mut node: Node) -> Result<Duration, ServerError> {
+        if node.id.is_empty() {
+            return Err(ServerError::BadRequest(
+                "missing node ID for client registration".into(),
+            ));
+        }
+        if node.datacenter.is_empty() {
+            return Err(ServerError::BadRequest(
+                "missing datacenter for client registration".into(),
+            ));
+        }
+        if node.name.is_empty() {
+            return Err(ServerError::BadRequest(
+                "missing node name for client registration".into(),
+            ));
+        }
+        if let Some(old) = self.store.snapshot().nodes.get(&node.id) {
+            if !old.secret_id.is_empty() && old.secret_id != node.secret_id {
+                return Err(ServerError::BadRequest(
+                    "node secret ID does not match; not registering".into(),
+                ));
+            }
+        }
+        node.status = NODE_STATUS_READY.into();
+        node.status_updated_at = time::now_nanos() / 1_000_000_000;
+        self.raft_apply(Command::NodeRegister { node: node.clone() });
+        Ok(self.heartbeats.beat(self, &node.id))
+    }
+
+    /// A client heartbeat (and status change).
+    pub fn node_update_status(&self, node_id: &str, status: &str) -> Result<Duration, ServerError> {
+        let snap = self.store.snapshot();
+        let node = snap
+            .nodes
+            .get(node_id)
+            .ok_or_else(|| ServerError::NotFound(format!("node {node_id} not found")))?;
+        if node.status != status {
+            let evals = if status == NODE_STATUS_READY || status == NODE_STATUS_DOWN {
+                super::heartbeat::node_evals(self, node_id)
+            } else {
+                vec![]
+            };
+            self.raft_apply(Command::NodeStatusUpdate {
+                node_id: node_id.into(),
+                status: status.into(),
+                updated_at: time::now_nanos() / 1_000_000_000,
+                evals,
+            });
+        }
+        Ok(self.heartbeats.beat(self, node_id))
+    }
+
+    pub fn node_eligibility(&self, node_id: &str, eligibility: &str) -> Result<u64, ServerError> {
+        if eligibility != NODE_ELIGIBLE && eligibility != NODE_INELIGIBLE {
+            return Err(ServerError::BadRequest(format!(
+                "invalid scheduling eligibility {eligibility:?}: must be \"eligible\" or \"ineligible\""
+            )));
+        }
+        let snap = self.store.snapshot();
+        if !snap.nodes.contains_key(node_id) {
+            return Err(ServerError::NotFound(format!("node not found")));
+        }
+        Ok(self.raft_apply(Command::NodeEligibilityUpdate {
+            node_id: node_id.into(),
+            eligibility: eligibility.into(),
+            evals: vec![],
+        }))
+    }
+
+    /// `PUT /v1/allocation/:id/stop`: marks the alloc for migration and evaluates its job,
+    /// which stops it and places a replacement.
+    pub fn alloc_stop(&self, alloc_id: &str) -> Result<(String, u64), ServerError> {
+        let snap = self.store.snapshot();
+        let alloc = snap
+            .allocs
+            .get(alloc_id)
+            .ok_or_else(|| ServerError::NotFound("alloc not found".into()))?;
+        let job = snap
+            .job(&alloc.namespace, &alloc.job_id)
+            .ok_or_else(|| ServerError::NotFound("job not found".into()))?;
+        let eval = Evaluation::for_job(&job, TRIGGER_ALLOC_STOP);
+        let id = eval.id.clone();
+        let index = self.raft_apply(Command::AllocDesiredStop {
+            alloc_id: alloc_id.into(),
+            eval,
+        });
+        Ok((id, index))
+    }
+
+    /// Clients report their allocations' state. Failed allocations get an evaluation so the
+    /// scheduler can reschedule them.
+    pub fn update_allocs_from_client(&self, allocs: Vec<Allocation>) -> Result<u64, ServerError> {
+        let snap = self.store.snapshot();
+        let mut evals = Vec::new();
+        for a in &allocs {
+            let Some(old) = snap.allocs.get(&a.id) else {
+                continue;
+            };
+            if a.client_status == ALLOC_CLIENT_FAILED && old.client_status != ALLOC_CLIENT_FAILED {
+                if let Some(job) = snap.job(&old.namespace, &old.job_id) {
+                    if !evals
+                        .iter()
+                        .any(|e: &Evaluation| e.job_id == job.id && e.namespace == job.namespace)
+                    {
+                        evals.push(Evaluation::for_job(&job, TRIGGER_RETRY_FAILED_ALLOC));
+                    }
+                }
+            }
+        }
+        Ok(self.raft_apply(Command::AllocClientUpdate { allocs, evals }))
+    }
+
+    /// The client's blocking "what should I run" query: every allocation placed on the node,
+    /// once the allocs table passes `min_index`.
+    pub async fn client_allocs(
+        &self,
+        node_id: &str,
+        min_index: u64,
+        wait: Duration,
+    ) -> (Vec<Arc<Allocation>>, u64) {
+        self.store
+            .watches
+            .wait_any(&[Table::Allocs], min_index, wait)
+            .await;
+        let snap = self.store.snapshot();
+        (
+            snap.allocs_by_node(node_id),
+            snap.max_index(&[Table::Allocs]),
+        )
+    }
+}
+
+fn updates_map(u: &DesiredUpdates) -> serde_json::Value {
+    serde_json::to_value(u).unwrap_or_default()
+}
+
+/// Nomad's multierror format.
+pub fn format_multi(errs: &[String]) -> String {
+    let mut s = format!(
+        "{} error{} occurred:\n",
+        errs.len(),
+        if errs.len() == 1 { "" } else { "s" }
+    );
+    for e in errs {
+        s.push_str(&format!("\t* {e}\n"));
+    }
+    s
+}
+
+/// Drivers Caravan has. A job naming another driver is refused at submit time with a message
+/// naming it, rather than sitting unplaceable.
+const KNOWN_DRIVERS: &[&str] = &["raw_exec", "exec", "docker", "podman", "java", "qemu"];
+
+/// Refuses jobs that need features not built yet, naming the feature, so nothing is ignored
+/// silently. (Placement-time gaps, such as Consul or Vault missing on every node, are implied
+/// constraints the scheduler reports.)
+fn check_features(job: &Job) -> Result<(), ServerError> {
+    let mut errs = Vec::new();
+    match job.job_type.as_str() {
+        JOB_TYPE_SYSTEM | JOB_TYPE_SYSBATCH => errs.push(format!(
+            "job type {:?} is not available in Caravan yet (service and batch are)",
+            job.job_type
+        )),
+        _ => {}
+    }
+    if job.periodic.is_some() {
+        errs.push("periodic jobs are not available in Caravan yet".into());
+    }
+    if job.parameterized_job.is_some() {
+        errs.push("parameterized jobs are not available in Caravan yet".into());
+    }
+    for tg in &job.task_groups {
+        for t in &tg.tasks {
+            if !KNOWN_DRIVERS.contains(&t.driver.as_str()) {
+                errs.push(format!(
+                    "task {:?} in group {:?}: driver {:?} is not a Caravan driver (known: {})",
+                    t.name,
+                    tg.name,
+                    t.driver,
+                    KNOWN_DRIVERS.join(", ")
+                ));
+            }
+            if !t.artifacts.is_empty() {
+                errs.push(format!(
+                    "task {:?}: artifact blocks are not available in Caravan yet",
+                    t.name
+                ));
+            }
+            if !t.templates.is_empty() {
+                errs.push(format!(
+                    "task {:?}: template blocks are not available in Caravan yet",
+                    t.name
+                ));
+            }
+            if !t.volume_mounts.is_empty() {
+                errs.push(format!(
+                    "task {:?}: volume_mount is not available in Caravan yet",
+                    t.name
+                ));
+            }
+            if !t.resources.devices.is_empty() {
+                errs.push(format!(
+                    "task {:?}: device requests are not available in Caravan yet",
+                    t.name
+                ));
+            }
+        }
+        if !tg.volumes.is_empty() {
+            errs.push(format!(
+                "group {:?}: volumes are not available in Caravan yet",
+                tg.name
+            ));
+        }
+    }
+    if errs.is_empty() {
+        Ok(())
+    } else {
+        Err(ServerError::BadRequest(format_multi(&errs)))
+    }
+}

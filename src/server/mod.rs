@@ -1,0 +1,179 @@
+//! The server: state, the apply path every change takes, the eval broker, scheduler workers,
+//! the plan applier, heartbeats and the deployment watcher. In the dev agent it runs in
+//! process; the clustering issue puts Raft behind [`Server::raft_apply`].
+
+pub mod blocked;
+pub mod broker;
+pub mod command;
+pub mod deployment_watcher;
+pub mod endpoints;
+pub mod fsm;
+pub mod heartbeat;
+pub mod plan_apply;
+pub mod worker;
+
+use crate::state::StateStore;
+use caravan_scheduler::Algorithm;
+use caravan_structs::{Plan, PlanResult};
+use command::{Command, LogEntry};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+pub use endpoints::ServerError;
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub region: String,
+    pub datacenter: String,
+    pub node_name: String,
+    /// Address advertised for RPC (what `/v1/status/leader` reports).
+    pub rpc_addr: String,
+    pub num_schedulers: usize,
+    pub scheduler_algorithm: Algorithm,
+    pub memory_oversubscription: bool,
+    pub min_heartbeat_ttl: Duration,
+    pub heartbeat_grace: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            region: "global".into(),
+            datacenter: "dc1".into(),
+            node_name: "caravan".into(),
+            rpc_addr: "127.0.0.1:4647".into(),
+            num_schedulers: 2,
+            scheduler_algorithm: Algorithm::Binpack,
+            memory_oversubscription: false,
+            min_heartbeat_ttl: Duration::from_secs(10),
+            heartbeat_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+pub struct Server {
+    pub config: ServerConfig,
+    pub store: Arc<StateStore>,
+    pub broker: Arc<broker::EvalBroker>,
+    pub blocked: blocked::BlockedEvals,
+    pub heartbeats: heartbeat::Heartbeats,
+    /// The log: the last applied index. Serialises every write.
+    log: Mutex<u64>,
+    plan_tx: mpsc::Sender<plan_apply::PlanRequest>,
+    plan_rx: Mutex<Option<mpsc::Receiver<plan_apply::PlanRequest>>>,
+    pub started_at: std::time::Instant,
+}
+
+impl Server {
+    pub fn new(config: ServerConfig) -> Arc<Self> {
+        let (plan_tx, plan_rx) = mpsc::channel(64);
+        Arc::new(Server {
+            config,
+            store: StateStore::new(),
+            broker: broker::EvalBroker::new(),
+            blocked: blocked::BlockedEvals::default(),
+            heartbeats: heartbeat::Heartbeats::default(),
+            log: Mutex::new(0),
+            plan_tx,
+            plan_rx: Mutex::new(Some(plan_rx)),
+            started_at: std::time::Instant::now(),
+        })
+    }
+
+    /// Starts the background parts: workers, plan applier, heartbeat and deployment watchers.
+    pub fn start(self: &Arc<Self>) {
+        let rx = match self.plan_rx.lock() {
+            Ok(mut g) => g.take(),
+            Err(p) => p.into_inner().take(),
+        };
+        if let Some(rx) = rx {
+            tokio::spawn(plan_apply::run(self.clone(), rx));
+        }
+        for i in 0..self.config.num_schedulers.max(1) {
+            tokio::spawn(worker::run(self.clone(), i));
+        }
+        tokio::spawn(heartbeat::run(self.clone()));
+        tokio::spawn(deployment_watcher::run(self.clone()));
+    }
+
+    /// Appends a command to the log and applies it; returns its index. Entries go through
+    /// their serialised form so the log format is exercised from day one.
+    pub fn raft_apply(&self, cmd: Command) -> u64 {
+        let mut last = match self.log.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        *last += 1;
+        let index = *last;
+        let entry = LogEntry::new(cmd);
+        let cmd = match LogEntry::decode(&entry.encode()) {
+            Ok(e) => e.command,
+            Err(e) => {
+                tracing::error!("log entry did not round-trip: {e}");
+                entry.command
+            }
+        };
+        fsm::apply(&self.store, index, &cmd);
+        drop(last);
+        self.after_apply(&cmd);
+        index
+    }
+
+    /// Side effects of committed entries that a leader performs: enqueue new evaluations,
+    /// unblock blocked ones when capacity may have appeared.
+    fn after_apply(&self, cmd: &Command) {
+        let pending = |evals: &[caravan_structs::Evaluation]| {
+            for e in evals {
+                if e.status == caravan_structs::EVAL_STATUS_PENDING {
+                    self.broker.enqueue(e.clone());
+                }
+            }
+        };
+        match cmd {
+            Command::JobRegister { eval: Some(e), .. }
+            | Command::JobDeregister { eval: Some(e), .. } => pending(std::slice::from_ref(e)),
+            Command::AllocDesiredStop { eval, .. } => pending(std::slice::from_ref(eval)),
+            Command::NodeRegister { .. } => self.unblock(),
+            Command::NodeStatusUpdate { evals, .. }
+            | Command::NodeEligibilityUpdate { evals, .. } => {
+                pending(evals);
+                self.unblock();
+            }
+            Command::AllocClientUpdate { allocs, evals } => {
+                pending(evals);
+                if allocs.iter().any(|a| a.client_terminal()) {
+                    self.unblock();
+                }
+            }
+            Command::DeploymentUpsert { evals, .. } => pending(evals),
+            Command::ApplyPlanResults { allocs, .. } => {
+                if allocs.iter().any(|a| a.server_terminal()) {
+                    self.unblock();
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn unblock(&self) {
+        for e in self.blocked.unblock_all() {
+            self.broker.enqueue(e);
+        }
+    }
+
+    /// Hands a plan to the serial plan applier and waits for its result.
+    pub async fn submit_plan(&self, plan: Plan) -> Result<PlanResult, String> {
+        let (tx, rx) = oneshot::channel();
+        self.plan_tx
+            .send((plan, tx))
+            .await
+            .map_err(|_| "plan applier stopped".to_string())?;
+        rx.await
+            .map_err(|_| "plan applier dropped the plan".to_string())
+    }
+
+    pub fn leader_addr(&self) -> String {
+        self.config.rpc_addr.clone()
+    }
+}
