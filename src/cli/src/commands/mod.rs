@@ -1,0 +1,134 @@
+//! The commands, one module per area, and the dispatch from a command path to its code.
+
+mod alloc;
+mod alloc_logs;
+mod deployment;
+mod eval;
+mod job;
+mod job_run;
+mod node;
+mod operator;
+mod server;
+mod status;
+
+use crate::client::{ApiError, Client};
+use crate::format::data_format;
+use crate::Ctx;
+use serde::Serialize;
+
+/// `Caravan v0.1.0 (Nomad API 1.9.0)`.
+pub fn version_string() -> String {
+    format!(
+        "Caravan v{} (Nomad API {})",
+        caravan_structs::CARAVAN_VERSION,
+        caravan_structs::NOMAD_API_VERSION
+    )
+}
+
+pub(crate) async fn dispatch(ctx: &mut Ctx<'_>) -> i32 {
+    match ctx.spec.name {
+        "version" => {
+            ctx.ui.output(&version_string());
+            0
+        }
+        "status" => status::status(ctx).await,
+        "job init" => job_run::init(ctx),
+        "job run" => job_run::run(ctx).await,
+        "job plan" => job_run::plan(ctx).await,
+        "job validate" => job_run::validate(ctx).await,
+        "job status" => job::status(ctx).await,
+        "job inspect" => job::inspect(ctx).await,
+        "job stop" => job::stop(ctx).await,
+        "job history" => job::history(ctx).await,
+        "job allocs" => job::allocs(ctx).await,
+        "job deployments" => job::deployments(ctx).await,
+        "job eval" => job::eval(ctx).await,
+        "alloc status" => alloc::status(ctx).await,
+        "alloc stop" => alloc::stop(ctx).await,
+        "alloc restart" => alloc::restart(ctx).await,
+        "alloc signal" => alloc::signal(ctx).await,
+        "alloc logs" => alloc_logs::logs(ctx).await,
+        "alloc fs" => alloc_logs::fs(ctx).await,
+        "eval status" => eval::status(ctx).await,
+        "eval list" => eval::list(ctx).await,
+        "node status" => node::status(ctx).await,
+        "node eligibility" => node::eligibility(ctx).await,
+        "node drain" => node::drain(ctx).await,
+        "server members" => server::members(ctx).await,
+        "deployment status" => deployment::status(ctx).await,
+        "deployment list" => deployment::list(ctx).await,
+        "operator api" => operator::api(ctx).await,
+        other => {
+            ctx.ui.error(&format!("Unknown command: {other}"));
+            127
+        }
+    }
+}
+
+/// Builds the client or prints why not.
+pub(crate) fn client_or_err(ctx: &mut Ctx<'_>) -> Result<Client, i32> {
+    ctx.client().map_err(|e| {
+        ctx.ui.error(&format!("Error initializing client: {e}"));
+        1
+    })
+}
+
+/// Prints `what: err` and returns 1.
+pub(crate) fn fail(ctx: &mut Ctx<'_>, what: &str, e: impl std::fmt::Display) -> i32 {
+    ctx.ui.error(&format!("{what}: {e}"));
+    1
+}
+
+/// When `-json` or `-t` was given, prints `data` that way and returns the exit code.
+pub(crate) fn formatted<T: Serialize>(ctx: &mut Ctx<'_>, data: &T) -> Option<i32> {
+    let json = ctx.flags.bool("json");
+    let tmpl = ctx.flags.value("t").map(|s| s.to_string());
+    if !json && tmpl.as_deref().map(str::is_empty).unwrap_or(true) {
+        return None;
+    }
+    let value = match serde_json::to_value(data) {
+        Ok(v) => v,
+        Err(e) => return Some(fail(ctx, "Error formatting output", e)),
+    };
+    match data_format(json, tmpl.as_deref(), &value) {
+        Some(Ok(s)) => {
+            ctx.ui.output(&s);
+            Some(0)
+        }
+        Some(Err(e)) => {
+            ctx.ui.error(&e);
+            Some(1)
+        }
+        None => None,
+    }
+}
+
+/// Checks the positional argument count, printing a usage error when it is wrong.
+pub(crate) fn want_args(ctx: &mut Ctx<'_>, min: usize, max: usize) -> Result<(), i32> {
+    let n = ctx.flags.args.len();
+    if n < min || n > max {
+        let what = match (min, max) {
+            (0, 0) => "This command takes no arguments".to_string(),
+            (0, 1) => format!(
+                "This command takes either no arguments or one: {}",
+                ctx.spec.args
+            ),
+            (a, b) if a == b => format!("This command takes {}: {}", plural_args(a), ctx.spec.args),
+            _ => format!("This command takes {}", ctx.spec.args),
+        };
+        return Err(ctx.usage_error(&what));
+    }
+    Ok(())
+}
+
+fn plural_args(n: usize) -> String {
+    match n {
+        1 => "one argument".into(),
+        n => format!("{n} arguments"),
+    }
+}
+
+/// Whether an API error means "not found".
+pub(crate) fn not_found(e: &ApiError) -> bool {
+    e.is_not_found()
+}
