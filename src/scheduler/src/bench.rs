@@ -13,7 +13,14 @@ use std::collections::BTreeMap;
 fn synthetic_id(rng: &mut StdRng) -> String {
     let a: u128 = rng.gen();
     let h = format!("{a:032x}");
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }
 
 /// One ready client node with typical fingerprints.
@@ -32,7 +39,10 @@ pub fn synthetic_node(i: usize, rng: &mut StdRng) -> Node {
     let mut attributes = BTreeMap::new();
     attributes.insert("kernel.name".into(), "linux".into());
     attributes.insert("cpu.arch".into(), "amd64".into());
-    attributes.insert("nomad.version".into(), caravan_structs::NOMAD_API_VERSION.into());
+    attributes.insert(
+        "nomad.version".into(),
+        caravan_structs::NOMAD_API_VERSION.into(),
+    );
     attributes.insert("unique.hostname".into(), format!("client-{i}"));
     attributes.insert(
         "unique.network.ip-address".into(),
@@ -44,7 +54,11 @@ pub fn synthetic_node(i: usize, rng: &mut StdRng) -> Node {
         id: synthetic_id(rng),
         name: format!("client-{i}"),
         datacenter: format!("dc{}", 1 + i % 3),
-        node_class: if i % 4 == 0 { "large".into() } else { "standard".into() },
+        node_class: if i.is_multiple_of(4) {
+            "large".into()
+        } else {
+            "standard".into()
+        },
         status: NODE_STATUS_READY.into(),
         attributes,
         meta,

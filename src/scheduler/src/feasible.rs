@@ -50,12 +50,17 @@ pub struct GroupChecks {
 }
 
 fn is_true(c: &Constraint) -> bool {
-    c.r_target.is_empty() || matches!(c.r_target.as_str(), "true" | "1" | "t" | "T" | "TRUE" | "True")
+    c.r_target.is_empty()
+        || matches!(
+            c.r_target.as_str(),
+            "true" | "1" | "t" | "T" | "TRUE" | "True"
+        )
 }
 
 impl GroupChecks {
     pub fn new(job: &Job, tg: &TaskGroup) -> Self {
-        let plain = |c: &&Constraint| c.operand != OP_DISTINCT_HOSTS && c.operand != OP_DISTINCT_PROPERTY;
+        let plain =
+            |c: &&Constraint| c.operand != OP_DISTINCT_HOSTS && c.operand != OP_DISTINCT_PROPERTY;
         let job_constraints = job.constraints.iter().filter(plain).cloned().collect();
         let mut group_constraints: Vec<Constraint> = tg
             .constraints
@@ -72,7 +77,10 @@ impl GroupChecks {
         let mut drivers: Vec<String> = tg.tasks.iter().map(|t| t.driver.clone()).collect();
         drivers.sort();
         drivers.dedup();
-        let dh = |cs: &[Constraint]| cs.iter().any(|c| c.operand == OP_DISTINCT_HOSTS && is_true(c));
+        let dh = |cs: &[Constraint]| {
+            cs.iter()
+                .any(|c| c.operand == OP_DISTINCT_HOSTS && is_true(c))
+        };
         GroupChecks {
             job_constraints,
             group_constraints,
@@ -105,7 +113,13 @@ impl GroupChecks {
 pub fn distinct_properties(job: &Job, tg: &TaskGroup) -> Vec<DistinctProperty> {
     let make = |c: &Constraint, group_level: bool| DistinctProperty {
         target: c.l_target.clone(),
-        limit: c.r_target.trim().parse().ok().filter(|l| *l > 0).unwrap_or(1),
+        limit: c
+            .r_target
+            .trim()
+            .parse()
+            .ok()
+            .filter(|l| *l > 0)
+            .unwrap_or(1),
         group_level,
         counts: HashMap::new(),
     };

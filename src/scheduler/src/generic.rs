@@ -165,7 +165,15 @@ pub fn process(
         }
         for p in &result.places {
             place_one(
-                job, eval, p, stack, &mut plan, &mut failed, &mut out, &result.deployment_id, now,
+                job,
+                eval,
+                p,
+                stack,
+                &mut plan,
+                &mut failed,
+                &mut out,
+                &result.deployment_id,
+                now,
             );
         }
     }

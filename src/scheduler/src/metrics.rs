@@ -24,20 +24,36 @@ impl Metrics {
     pub fn filter_node(&mut self, node: &Node, reason: &str) {
         self.m.nodes_filtered += 1;
         if !node.node_class.is_empty() {
-            *self.m.class_filtered.entry(node.node_class.clone()).or_default() += 1;
+            *self
+                .m
+                .class_filtered
+                .entry(node.node_class.clone())
+                .or_default() += 1;
         }
         if !reason.is_empty() {
-            *self.m.constraint_filtered.entry(reason.to_string()).or_default() += 1;
+            *self
+                .m
+                .constraint_filtered
+                .entry(reason.to_string())
+                .or_default() += 1;
         }
     }
 
     pub fn exhausted_node(&mut self, node: &Node, dimension: &str) {
         self.m.nodes_exhausted += 1;
         if !node.node_class.is_empty() {
-            *self.m.class_exhausted.entry(node.node_class.clone()).or_default() += 1;
+            *self
+                .m
+                .class_exhausted
+                .entry(node.node_class.clone())
+                .or_default() += 1;
         }
         if !dimension.is_empty() {
-            *self.m.dimension_exhausted.entry(dimension.to_string()).or_default() += 1;
+            *self
+                .m
+                .dimension_exhausted
+                .entry(dimension.to_string())
+                .or_default() += 1;
         }
     }
 

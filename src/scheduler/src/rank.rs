@@ -115,8 +115,12 @@ mod tests {
             memory_mb: 900,
             disk_mb: 0,
         };
-        assert!(score_fit(Algorithm::Binpack, &n, &heavy) > score_fit(Algorithm::Binpack, &n, &light));
-        assert!(score_fit(Algorithm::Spread, &n, &heavy) < score_fit(Algorithm::Spread, &n, &light));
+        assert!(
+            score_fit(Algorithm::Binpack, &n, &heavy) > score_fit(Algorithm::Binpack, &n, &light)
+        );
+        assert!(
+            score_fit(Algorithm::Spread, &n, &heavy) < score_fit(Algorithm::Spread, &n, &light)
+        );
         assert_eq!(job_anti_affinity(0, 3), None);
         assert_eq!(job_anti_affinity(1, 4), Some(-0.5));
     }

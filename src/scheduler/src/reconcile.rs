@@ -131,7 +131,7 @@ pub fn reconcile(input: &ReconcileInput) -> ReconcileResult {
     for a in input.allocs {
         by_group.entry(a.task_group.as_str()).or_default().push(a);
     }
-    let stopped = input.job.map_or(true, |j| j.stop);
+    let stopped = input.job.is_none_or(|j| j.stop);
 
     // An active deployment of another version is superseded; one of this version continues.
     let mut current: Option<&Deployment> = None;
@@ -208,7 +208,12 @@ pub fn reconcile(input: &ReconcileInput) -> ReconcileResult {
 
 /// Stops every allocation of a group that is no longer wanted (job stopped or purged, or the
 /// group removed from the job).
-fn stop_all(input: &ReconcileInput, group: &str, allocs: &[&Arc<Allocation>], r: &mut ReconcileResult) {
+fn stop_all(
+    input: &ReconcileInput,
+    group: &str,
+    allocs: &[&Arc<Allocation>],
+    r: &mut ReconcileResult,
+) {
     let du = r.desired_tg_updates.entry(group.to_string()).or_default();
     for a in allocs {
         if a.server_terminal() {
@@ -259,7 +264,10 @@ fn reconcile_group(
         }
         if a.server_terminal() {
             // A batch allocation that finished successfully still counts: never re-run it.
-            if batch && a.desired_status == ALLOC_DESIRED_STOP && a.client_status == ALLOC_CLIENT_COMPLETE {
+            if batch
+                && a.desired_status == ALLOC_DESIRED_STOP
+                && a.client_status == ALLOC_CLIENT_COMPLETE
+            {
                 untainted.push(a);
             }
             continue;
@@ -320,14 +328,15 @@ fn reconcile_group(
     // (failed allocations before healthy ones).
     let count = tg.count.max(0) as usize;
     let mut excess = (untainted.len() + migrate.len() + resched_now.len()).saturating_sub(count);
-    let stop_not_needed = |a: &Arc<Allocation>, r: &mut ReconcileResult, du: &mut DesiredUpdates| {
-        r.stops.push(StopRequest {
-            alloc: a.clone(),
-            desc: STATUS_ALLOC_NOT_NEEDED,
-            client_status: None,
-        });
-        du.stop += 1;
-    };
+    let stop_not_needed =
+        |a: &Arc<Allocation>, r: &mut ReconcileResult, du: &mut DesiredUpdates| {
+            r.stops.push(StopRequest {
+                alloc: a.clone(),
+                desc: STATUS_ALLOC_NOT_NEEDED,
+                client_status: None,
+            });
+            du.stop += 1;
+        };
     resched_now.sort_by_key(|a| a.index());
     while excess > 0 {
         let Some(a) = resched_now.pop() else { break };

@@ -2,7 +2,7 @@
 //! (delay functions constant / exponential / fibonacci, capped at `max_delay`), and the
 //! tracker a replacement carries.
 
-use caravan_structs::{Allocation, ReschedulePolicy, RescheduleEvent, RescheduleTracker};
+use caravan_structs::{Allocation, RescheduleEvent, ReschedulePolicy, RescheduleTracker};
 
 /// A failed allocation is replaced now when its reschedule time is within this window.
 pub const RESCHEDULE_WINDOW: i64 = caravan_structs::time::SECOND;
@@ -74,7 +74,11 @@ pub fn next_delay(alloc: &Allocation, policy: &ReschedulePolicy) -> i64 {
 }
 
 /// How many attempts fall inside the policy's interval before `fail_time`.
-fn attempts_in_interval(tracker: &RescheduleTracker, policy: &ReschedulePolicy, fail_time: i64) -> i32 {
+fn attempts_in_interval(
+    tracker: &RescheduleTracker,
+    policy: &ReschedulePolicy,
+    fail_time: i64,
+) -> i32 {
     if policy.attempts <= 0 {
         return 0;
     }
@@ -101,7 +105,8 @@ pub fn next_reschedule_time(alloc: &Allocation, policy: &ReschedulePolicy) -> (i
     } else {
         match &alloc.reschedule_tracker {
             Some(t) if !t.events.is_empty() => {
-                attempts_in_interval(t, policy, fail_time) < policy.attempts && delay < policy.interval
+                attempts_in_interval(t, policy, fail_time) < policy.attempts
+                    && delay < policy.interval
             }
             _ => policy.attempts > 0,
         }
@@ -110,7 +115,12 @@ pub fn next_reschedule_time(alloc: &Allocation, policy: &ReschedulePolicy) -> (i
 }
 
 /// Decides for a failed allocation (client status `failed`, desired `run`).
-pub fn decide(alloc: &Allocation, policy: Option<&ReschedulePolicy>, now: i64, eval_id: &str) -> Decision {
+pub fn decide(
+    alloc: &Allocation,
+    policy: Option<&ReschedulePolicy>,
+    now: i64,
+    eval_id: &str,
+) -> Decision {
     let Some(policy) = policy else {
         return Decision::No;
     };
@@ -132,7 +142,11 @@ pub fn decide(alloc: &Allocation, policy: Option<&ReschedulePolicy>, now: i64, e
 }
 
 /// The tracker a replacement of `prev` carries: recent past events plus this attempt.
-pub fn tracker_for_replacement(prev: &Allocation, policy: Option<&ReschedulePolicy>, now: i64) -> RescheduleTracker {
+pub fn tracker_for_replacement(
+    prev: &Allocation,
+    policy: Option<&ReschedulePolicy>,
+    now: i64,
+) -> RescheduleTracker {
     let mut events = Vec::new();
     let delay = policy.map(|p| next_delay(prev, p)).unwrap_or(0);
     if let (Some(t), Some(p)) = (&prev.reschedule_tracker, policy) {
@@ -161,7 +175,11 @@ pub fn tracker_for_replacement(prev: &Allocation, policy: Option<&ReschedulePoli
 /// which callers treat as unset). `None` when malformed.
 pub fn parse_rfc3339(s: &str) -> Option<i64> {
     let b = s.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || (b[10] != b'T' && b[10] != b't' && b[10] != b' ') {
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || (b[10] != b'T' && b[10] != b't' && b[10] != b' ')
+    {
         return None;
     }
     let num = |r: std::ops::Range<usize>| -> Option<i64> { s.get(r)?.parse().ok() };
@@ -248,7 +266,10 @@ mod tests {
         assert_eq!(next_delay(&a, &policy("fibonacci")), 15 * SECOND);
         let capped = with_delays(&[40 * SECOND]);
         assert_eq!(next_delay(&capped, &policy("exponential")), MINUTE);
-        assert_eq!(next_delay(&Allocation::default(), &policy("exponential")), 5 * SECOND);
+        assert_eq!(
+            next_delay(&Allocation::default(), &policy("exponential")),
+            5 * SECOND
+        );
     }
 
     #[test]
@@ -273,7 +294,10 @@ mod tests {
     #[test]
     fn rfc3339() {
         assert_eq!(parse_rfc3339("1970-01-01T00:00:01Z"), Some(SECOND));
-        assert_eq!(parse_rfc3339("2024-03-01T12:00:00.5+01:00"), Some(1709290800 * SECOND + 500_000_000));
+        assert_eq!(
+            parse_rfc3339("2024-03-01T12:00:00.5+01:00"),
+            Some(1709290800 * SECOND + 500_000_000)
+        );
         assert!(parse_rfc3339("0001-01-01T00:00:00Z").unwrap() < 0);
         assert_eq!(parse_rfc3339("garbage"), None);
     }

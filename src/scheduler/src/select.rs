@@ -193,7 +193,11 @@ impl<'a> Stack<'a> {
 
     /// Picks a node for one allocation of `tg`, avoiding `penalty` nodes where possible.
     /// Returns the choice (if any) and the metrics of the attempt.
-    pub fn select(&mut self, tg: &TaskGroup, penalty: &HashSet<String>) -> (Option<Ranked>, AllocMetric) {
+    pub fn select(
+        &mut self,
+        tg: &TaskGroup,
+        penalty: &HashSet<String>,
+    ) -> (Option<Ranked>, AllocMetric) {
         let start = Instant::now();
         let mut g = match self.groups.remove(&tg.name) {
             Some(g) => g,
@@ -227,7 +231,9 @@ impl<'a> Stack<'a> {
                 break;
             }
             while skipped.len() < MAX_SKIP
-                && opt.as_ref().is_some_and(|o| o.score <= SKIP_SCORE_THRESHOLD)
+                && opt
+                    .as_ref()
+                    .is_some_and(|o| o.score <= SKIP_SCORE_THRESHOLD)
             {
                 if let Some(o) = opt.take() {
                     skipped.push(o);
@@ -240,7 +246,7 @@ impl<'a> Stack<'a> {
                 skipped_idx += 1;
             }
             let Some(o) = opt else { break };
-            if best.as_ref().map_or(true, |b| o.score > b.score) {
+            if best.as_ref().is_none_or(|b| o.score > b.score) {
                 best = Some(o);
             }
         }
@@ -376,7 +382,11 @@ impl<'a> Stack<'a> {
     }
 
     /// What an allocation of `tg` gets, with the ports of `offer`.
-    pub fn allocated_resources(&self, tg: &TaskGroup, offer: Option<&PortOffer>) -> AllocatedResources {
+    pub fn allocated_resources(
+        &self,
+        tg: &TaskGroup,
+        offer: Option<&PortOffer>,
+    ) -> AllocatedResources {
         let mut r = AllocatedResources {
             shared: AllocatedSharedResources {
                 disk_mb: tg.ephemeral_disk.size_mb,
@@ -404,7 +414,8 @@ impl<'a> Stack<'a> {
                     devices: vec![],
                 },
             );
-            r.task_lifecycles.insert(t.name.clone(), t.lifecycle.clone());
+            r.task_lifecycles
+                .insert(t.name.clone(), t.lifecycle.clone());
         }
         if let Some(o) = offer {
             r.shared.networks = vec![o.network.clone()];
@@ -428,7 +439,10 @@ impl<'a> Stack<'a> {
             return;
         }
         self.usage.stop(alloc);
-        if alloc.job_id == self.job.id && alloc.namespace == self.job.namespace && !self.groups.is_empty() {
+        if alloc.job_id == self.job.id
+            && alloc.namespace == self.job.namespace
+            && !self.groups.is_empty()
+        {
             if let Some(node) = self.lookup_node(&alloc.node_id) {
                 for (name, g) in self.groups.iter_mut() {
                     count_into(g, name, &node, &alloc.task_group, false);
@@ -443,7 +457,10 @@ impl<'a> Stack<'a> {
             return;
         }
         self.usage.undo_stop(alloc);
-        if alloc.job_id == self.job.id && alloc.namespace == self.job.namespace && !self.groups.is_empty() {
+        if alloc.job_id == self.job.id
+            && alloc.namespace == self.job.namespace
+            && !self.groups.is_empty()
+        {
             if let Some(node) = self.lookup_node(&alloc.node_id) {
                 for (name, g) in self.groups.iter_mut() {
                     count_into(g, name, &node, &alloc.task_group, true);

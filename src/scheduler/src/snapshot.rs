@@ -18,7 +18,11 @@ pub trait StateSnapshot {
     /// Every allocation on the node, terminal ones included (only non-terminal ones use
     /// capacity).
     fn allocs_by_node(&self, node_id: &str) -> Vec<Arc<Allocation>>;
-    fn latest_deployment(&self, namespace: &str, job_id: &str) -> Option<caravan_structs::Deployment>;
+    fn latest_deployment(
+        &self,
+        namespace: &str,
+        job_id: &str,
+    ) -> Option<caravan_structs::Deployment>;
 }
 
 /// An in-memory [`StateSnapshot`]: what the tests and `caravan-bench scheduler` use.
@@ -159,13 +163,21 @@ impl StateSnapshot for MemSnapshot {
     fn allocs_by_job(&self, namespace: &str, job_id: &str) -> Vec<Arc<Allocation>> {
         self.by_job
             .get(&(namespace.to_string(), job_id.to_string()))
-            .map(|ids| ids.iter().filter_map(|i| self.allocs.get(i).cloned()).collect())
+            .map(|ids| {
+                ids.iter()
+                    .filter_map(|i| self.allocs.get(i).cloned())
+                    .collect()
+            })
             .unwrap_or_default()
     }
     fn allocs_by_node(&self, node_id: &str) -> Vec<Arc<Allocation>> {
         self.by_node
             .get(node_id)
-            .map(|ids| ids.iter().filter_map(|i| self.allocs.get(i).cloned()).collect())
+            .map(|ids| {
+                ids.iter()
+                    .filter_map(|i| self.allocs.get(i).cloned())
+                    .collect()
+            })
             .unwrap_or_default()
     }
     fn latest_deployment(&self, namespace: &str, job_id: &str) -> Option<Deployment> {

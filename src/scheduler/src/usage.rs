@@ -25,8 +25,14 @@ pub struct NodeUsage {
 impl NodeUsage {
     fn add(&mut self, a: &Allocation, namespace: &str, job_id: &str) {
         self.used.add(&a.allocated_resources.comparable());
-        for p in a.allocated_resources.host_ports() {
-            if p != 0 && !self.ports.insert(p) {
+        // A port shows up both in `shared.ports` and in the network it belongs to.
+        let mine: HashSet<u16> = a
+            .allocated_resources
+            .host_ports()
+            .filter(|p| *p != 0)
+            .collect();
+        for p in mine {
+            if !self.ports.insert(p) {
                 self.collision = true;
             }
         }
@@ -84,7 +90,9 @@ impl UsageIndex {
                         u.reserved.extend(ports.iter().copied());
                         u.ports.extend(ports);
                     }
-                    Err(e) => tracing::warn!(node_id = %node.id, error = %e, "ignoring invalid reserved_host_ports"),
+                    Err(e) => {
+                        tracing::warn!(node_id = %node.id, error = %e, "ignoring invalid reserved_host_ports")
+                    }
                 }
             }
             for a in state.allocs_by_node(&node.id) {
@@ -96,9 +104,7 @@ impl UsageIndex {
             self.nodes.insert(node.id.clone(), u);
         }
         // The entry was inserted above when missing.
-        self.nodes
-            .entry(node.id.clone())
-            .or_default()
+        self.nodes.entry(node.id.clone()).or_default()
     }
 
     /// Whether the plan stops this allocation.

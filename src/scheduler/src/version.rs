@@ -165,10 +165,11 @@ impl Constraints {
         self.list.iter().all(|c| {
             // go-version: a prerelease only satisfies constraints that carry a prerelease
             // on the same core version.
-            if self.flavor == Flavor::GoVersion && !v.pre.is_empty() {
-                if c.v.pre.is_empty() || c.v.segments != v.segments {
-                    return false;
-                }
+            if self.flavor == Flavor::GoVersion
+                && !v.pre.is_empty()
+                && (c.v.pre.is_empty() || c.v.segments != v.segments)
+            {
+                return false;
             }
             let o = v.compare(&c.v);
             match c.op {
