@@ -463,7 +463,10 @@ server { enabled = true }
 client {
   enabled = true
   meta { rack = "r1" }
-  reserved { memory = 256 reserved_ports = "22,80" }
+  reserved {
+    memory         = 256
+    reserved_ports = "22,80"
+  }
 }
 plugin "raw_exec" {
   config { enabled = true }

@@ -11,6 +11,8 @@ mod jobs;
 mod nodes;
 mod query;
 mod search;
+#[cfg(test)]
+mod tests;
 
 use crate::client::Client;
 use crate::server::{Server, ServerError};

@@ -1,0 +1,289 @@
+//! API tests against a real in-process agent (server, client with raw_exec, HTTP on a free
+//! loopback port): bad input, blocking queries, in-place updates, placement failures, task
+//! failures and the client filesystem endpoints.
+
+use super::{router, AgentInfo, AppState};
+use crate::client::{rpc::InProcess, Client, ClientConfig};
+use crate::server::{Server, ServerConfig};
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Polls a condition for up to 20 s.
+macro_rules! wait_for {
+    ($cond:expr) => {{
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if $cond {
+                break;
+            }
+            assert!(Instant::now() < deadline, "condition not met in time: {}", stringify!($cond));
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }};
+}
+
+struct TestAgent {
+    base: String,
+    http: reqwest::Client,
+    data_dir: std::path::PathBuf,
+    client: Arc<Client>,
+}
+
+impl Drop for TestAgent {
+    fn drop(&mut self) {
+        for r in self.client.alloc_runners() {
+            for t in r.tasks() {
+                t.kill("test over");
+            }
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}
+
+async fn start() -> TestAgent {
+    let data_dir = std::env::temp_dir().join(format!("caravan-api-test-{}", caravan_structs::new_id()));
+    let server = Server::new(ServerConfig::default());
+    server.start();
+    let client = Client::start(
+        ClientConfig {
+            data_dir: data_dir.clone(),
+            node_name: "test-node".into(),
+            ..Default::default()
+        },
+        vec![Arc::new(caravan_driver_raw_exec::RawExecDriver::new(true))],
+        Arc::new(InProcess(server.clone())),
+    )
+    .await
+    .expect("client starts");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let app = router(AppState {
+        server,
+        client: Some(client.clone()),
+        agent: Arc::new(AgentInfo {
+            node_name: "test-node".into(),
+            region: "global".into(),
+            datacenter: "dc1".into(),
+            rpc_addr: "127.0.0.1:4647".into(),
+            ..Default::default()
+        }),
+    });
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let t = TestAgent {
+        base: format!("http://{addr}"),
+        http: reqwest::Client::new(),
+        data_dir,
+        client,
+    };
+    // Wait for the node to register.
+    wait_for!(t.get("/v1/nodes").await.as_array().map(|n| !n.is_empty()).unwrap_or(false));
+    t
+}
+
+impl TestAgent {
+    async fn get(&self, path: &str) -> Value {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("request")
+            .json()
+            .await
+            .unwrap_or(Value::Null)
+    }
+
+    async fn put(&self, path: &str, body: &Value) -> (u16, String) {
+        let r = self
+            .http
+            .put(format!("{}{path}", self.base))
+            .json(body)
+            .send()
+            .await
+            .expect("request");
+        (r.status().as_u16(), r.text().await.unwrap_or_default())
+    }
+
+    async fn allocs(&self, job: &str) -> Vec<Value> {
+        self.get(&format!("/v1/job/{job}/allocations"))
+            .await
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    async fn running(&self, job: &str) -> Vec<Value> {
+        self.allocs(job)
+            .await
+            .into_iter()
+            .filter(|a| a["ClientStatus"] == "running" && a["DesiredStatus"] == "run")
+            .collect()
+    }
+}
+
+fn sleeper_job(id: &str, count: i64) -> Value {
+    json!({"Job": {
+        "ID": id,
+        "TaskGroups": [{
+            "Name": "g", "Count": count,
+            "RestartPolicy": {"Attempts": 1, "Interval": 60_000_000_000i64, "Delay": 100_000_000, "Mode": "fail"},
+            "Tasks": [{
+                "Name": "t", "Driver": "raw_exec",
+                "Config": {"command": "/bin/sh", "args": ["-c", "echo started $NOMAD_ALLOC_INDEX; exec sleep 600"]},
+                "Resources": {"CPU": 20, "MemoryMB": 10},
+                "KillTimeout": 1_000_000_000
+            }]
+        }]
+    }})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_is_rejected_and_registers_nothing() {
+    let a = start().await;
+    let r = a
+        .http
+        .put(format!("{}/v1/jobs", a.base))
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    assert!(r.text().await.unwrap().contains("Failed to decode request body"));
+    let (code, msg) = a.put("/v1/jobs", &json!({"Job": {"ID": "x y"}})).await;
+    assert_eq!(code, 400, "{msg}");
+    assert!(msg.contains("Job ID contains a space"), "{msg}");
+    let (code, msg) = a.put("/v1/jobs", &json!({"NotAJob": 1})).await;
+    assert_eq!(code, 400);
+    assert!(msg.contains("Job must be specified"));
+    assert_eq!(a.get("/v1/jobs").await, json!([]));
+    assert_eq!(a.get("/v1/evaluations").await, json!([]));
+    let r = a.http.get(format!("{}/v1/nope", a.base)).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    let r = a.http.get(format!("{}/v1/job/missing", a.base)).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    let r = a.http.get(format!("{}/v1/jobs?index=abc", a.base)).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_place_updates_touch_only_the_difference() {
+    let a = start().await;
+    let (code, body) = a.put("/v1/jobs", &sleeper_job("web", 1)).await;
+    assert_eq!(code, 200, "{body}");
+    wait_for!(a.running("web").await.len() == 1);
+    let first = a.running("web").await[0]["ID"].clone();
+
+    // Unchanged: same version, no new allocations.
+    let (code, _) = a.put("/v1/jobs", &sleeper_job("web", 1)).await;
+    assert_eq!(code, 200);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(a.get("/v1/job/web").await["Version"], 0);
+    assert_eq!(a.allocs("web").await.len(), 1);
+
+    // Count 1 -> 3: two new allocations, the first untouched.
+    a.put("/v1/jobs", &sleeper_job("web", 3)).await;
+    wait_for!(a.running("web").await.len() == 3);
+    assert_eq!(a.allocs("web").await.len(), 3);
+    assert!(a.running("web").await.iter().any(|x| x["ID"] == first));
+    let alloc = a.get(&format!("/v1/allocation/{}", first.as_str().unwrap())).await;
+    assert_eq!(alloc["TaskStates"]["t"]["Restarts"], 0);
+
+    // Count 3 -> 1: the highest indexes stop, the first keeps running.
+    a.put("/v1/jobs", &sleeper_job("web", 1)).await;
+    wait_for!(a.running("web").await.len() == 1);
+    assert_eq!(a.running("web").await[0]["ID"], first);
+    assert_eq!(a.running("web").await[0]["Name"], "web.g[0]");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn impossible_constraint_is_explained() {
+    let a = start().await;
+    let mut job = sleeper_job("nowhere", 1);
+    job["Job"]["Constraints"] = json!([{"LTarget": "${attr.kernel.name}", "RTarget": "windows", "Operand": "="}]);
+    let (code, body) = a.put("/v1/jobs", &job).await;
+    assert_eq!(code, 200, "{body}");
+    let eval_id = serde_json::from_str::<Value>(&body).unwrap()["EvalID"].as_str().unwrap().to_string();
+    let path = format!("/v1/evaluation/{eval_id}");
+    wait_for!(a.get(&path).await["Status"] == "complete");
+    let ev = a.get(&path).await;
+    let m = &ev["FailedTGAllocs"]["g"];
+    assert_eq!(m["NodesEvaluated"], 1, "{ev}");
+    assert_eq!(m["NodesFiltered"], 1, "{ev}");
+    assert_eq!(m["ConstraintFiltered"]["${attr.kernel.name} = windows"], 1, "{ev}");
+    assert!(ev["BlockedEval"].as_str().map(|s| !s.is_empty()).unwrap_or(false));
+    assert!(a.allocs("nowhere").await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_command_reports_os_error_and_applies_restart_policy() {
+    let a = start().await;
+    let mut job = sleeper_job("broken", 1);
+    job["Job"]["TaskGroups"][0]["Tasks"][0]["Config"] = json!({"command": "/no/such/binary"});
+    // Do not reschedule, so the failed alloc stays the only one.
+    job["Job"]["TaskGroups"][0]["ReschedulePolicy"] = json!({"Attempts": 0, "Unlimited": false});
+    a.put("/v1/jobs", &job).await;
+    wait_for!(a.allocs("broken").await.first().map(|x| x["ClientStatus"] == "failed").unwrap_or(false));
+    let id = a.allocs("broken").await[0]["ID"].as_str().unwrap().to_string();
+    let alloc = a.get(&format!("/v1/allocation/{id}")).await;
+    let events = alloc["TaskStates"]["t"]["Events"].as_array().cloned().unwrap_or_default();
+    let types: Vec<&str> = events.iter().filter_map(|e| e["Type"].as_str()).collect();
+    assert!(types.contains(&"Driver Failure"), "{types:?}");
+    assert!(types.contains(&"Restarting"), "{types:?}");
+    assert!(types.contains(&"Not Restarting"), "{types:?}");
+    let failure = events.iter().find(|e| e["Type"] == "Driver Failure").unwrap();
+    assert!(
+        failure["DisplayMessage"].as_str().unwrap().contains("No such file or directory"),
+        "{failure}"
+    );
+    assert_eq!(alloc["TaskStates"]["t"]["Failed"], true);
+    assert_eq!(alloc["TaskStates"]["t"]["Restarts"], 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocking_query_wakes_on_change_and_logs_are_served() {
+    let a = start().await;
+    let r = a.http.get(format!("{}/v1/jobs", a.base)).send().await.unwrap();
+    let index: u64 = r.headers()["X-Nomad-Index"].to_str().unwrap().parse().unwrap();
+    let http = a.http.clone();
+    let url = format!("{}/v1/jobs?index={index}&wait=20s", a.base);
+    let waiter = tokio::spawn(async move {
+        let start = Instant::now();
+        let r = http.get(url).send().await.unwrap();
+        let idx: u64 = r.headers()["X-Nomad-Index"].to_str().unwrap().parse().unwrap();
+        (start.elapsed(), idx, r.json::<Value>().await.unwrap())
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    a.put("/v1/jobs", &sleeper_job("logs", 1)).await;
+    let (took, idx, jobs) = waiter.await.unwrap();
+    assert!(took < Duration::from_secs(10), "blocking query did not wake: {took:?}");
+    assert!(idx > index);
+    assert_eq!(jobs[0]["ID"], "logs");
+
+    wait_for!(a.running("logs").await.len() == 1);
+    let id = a.running("logs").await[0]["ID"].as_str().unwrap().to_string();
+    let url = format!("{}/v1/client/fs/logs/{id}?task=t&type=stdout&plain=true", a.base);
+    let mut text = String::new();
+    for _ in 0..50 {
+        text = a.http.get(&url).send().await.unwrap().text().await.unwrap();
+        if !text.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(text, "started 0\n");
+    // Paths never leave the allocation directory.
+    let r = a
+        .http
+        .get(format!("{}/v1/client/fs/cat/{id}?path=../../../../etc/passwd", a.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    assert!(r.text().await.unwrap().contains("escapes the allocation directory"));
+    let ls = a.get(&format!("/v1/client/fs/ls/{id}?path=/")).await;
+    let names: Vec<&str> = ls.as_array().unwrap().iter().filter_map(|e| e["Name"].as_str()).collect();
+    assert_eq!(names, vec!["alloc", "t"]);
+}
