@@ -2,7 +2,7 @@
 //! is missing through the [`Stack`], and assemble the plan and its side results.
 
 use crate::constraints::{datacenter_matches, node_pool_matches, RegexCache};
-use crate::feasible::{node_schedulable, GroupChecks};
+use crate::feasible::GroupChecks;
 use crate::metrics::exhaust_resources;
 use crate::reconcile::{
     reconcile, PlaceKind, ReconcileInput, Taint, STATUS_ALLOC_RESCHEDULED, STATUS_ALLOC_UPDATING,
@@ -85,8 +85,9 @@ pub fn process(
         let Some(node) = state.node(&a.node_id) else {
             return false;
         };
-        node_schedulable(&node)
-            && datacenter_matches(job, &node)
+        // Like Nomad, an ineligible node keeps its allocations; only a node that no longer
+        // matches the job's placement rules forces a replacement.
+        datacenter_matches(job, &node)
             && node_pool_matches(job, &node)
             && GroupChecks::new(job, tg)
                 .check(&mut regex.borrow_mut(), &node)

@@ -258,6 +258,66 @@ fn stopping_the_job_stops_everything() {
 }
 
 #[test]
+fn stopping_the_job_cancels_its_running_deployment() {
+    let j = job("app", 2);
+    let (mut snap, _) = cluster(2, &j);
+    let o = run(&snap, &j);
+    let d = o.plan.deployment.clone().expect("deployment");
+    snap.apply_plan(&o.plan);
+    let mut stop = j.clone();
+    stop.stop = true;
+    let stop = new_version(&mut snap, stop);
+    let o = run(&snap, &stop);
+    assert_eq!(stopped(&o).len(), 2);
+    assert_eq!(o.plan.deployment_updates.len(), 1);
+    assert_eq!(o.plan.deployment_updates[0].deployment_id, d.id);
+    assert_eq!(
+        o.plan.deployment_updates[0].status,
+        DEPLOYMENT_STATUS_CANCELLED
+    );
+    assert_eq!(
+        o.plan.deployment_updates[0].status_description,
+        DEPLOYMENT_DESC_STOPPED_JOB
+    );
+}
+
+#[test]
+fn constraint_change_moves_allocs_off_nodes_that_no_longer_match() {
+    let j = job("app", 1);
+    let mut snap = deployed(2, &j);
+    let old = snap.all_allocs()[0].clone();
+    let mut pinned = j.clone();
+    pinned.constraints.push(caravan_structs::Constraint {
+        l_target: "${node.unique.id}".into(),
+        r_target: old.node_id.clone(),
+        operand: "!=".into(),
+    });
+    let pinned = new_version(&mut snap, pinned);
+    let o = run(&snap, &pinned);
+    let p = placed(&o);
+    assert_eq!(p.len(), 1);
+    assert_ne!(p[0].node_id, old.node_id);
+    assert_eq!(p[0].previous_allocation, old.id);
+    assert_eq!(stopped(&o)[0].id, old.id);
+}
+
+#[test]
+fn ineligible_node_keeps_its_alloc_on_in_place_update() {
+    let j = job("app", 1);
+    let mut snap = deployed(2, &j);
+    let old = snap.all_allocs()[0].clone();
+    let mut n = (*snap.node(&old.node_id).unwrap()).clone();
+    n.scheduling_eligibility = "ineligible".into();
+    snap.upsert_node(n);
+    let mut meta = j.clone();
+    meta.meta.insert("k".into(), "v".into());
+    let meta = new_version(&mut snap, meta);
+    let o = run(&snap, &meta);
+    assert!(stopped(&o).is_empty());
+    assert_eq!(placed(&o)[0].id, old.id);
+}
+
+#[test]
 fn lost_node_allocs_are_replaced() {
     let j = job("app", 2);
     let mut snap = deployed(2, &j);
