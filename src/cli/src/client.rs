@@ -107,6 +107,9 @@ impl Client {
     }
 
     async fn send(&self, rb: reqwest::RequestBuilder) -> Result<reqwest::Response, ApiError> {
+        if let Some(req) = rb.try_clone().and_then(|r| r.build().ok()) {
+            tracing::debug!(method = %req.method(), url = %req.url(), "api request");
+        }
         let resp = rb.send().await.map_err(|e| {
             let mut msg = e.to_string();
             let mut src = std::error::Error::source(&e);

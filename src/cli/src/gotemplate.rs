@@ -331,14 +331,14 @@ fn parse_action_pipeline(src: &str) -> Result<Pipeline, TemplateError> {
 }
 
 /// What ended a list of nodes.
-enum End {
+enum Closer {
     Eof,
-    EndKw,
+    End,
     Else,
     ElseIf(String),
 }
 
-fn parse_list(items: &[Item], pos: &mut usize) -> Result<(Vec<Node>, End), TemplateError> {
+fn parse_list(items: &[Item], pos: &mut usize) -> Result<(Vec<Node>, Closer), TemplateError> {
     let mut nodes = vec![];
     while let Some(item) = items.get(*pos) {
         *pos += 1;
@@ -350,10 +350,10 @@ fn parse_list(items: &[Item], pos: &mut usize) -> Result<(Vec<Node>, End), Templ
                     None => (a.as_str(), ""),
                 };
                 match kw {
-                    "end" => return Ok((nodes, End::EndKw)),
-                    "else" if rest.is_empty() => return Ok((nodes, End::Else)),
+                    "end" => return Ok((nodes, Closer::End)),
+                    "else" if rest.is_empty() => return Ok((nodes, Closer::Else)),
                     "else" => match rest.strip_prefix("if") {
-                        Some(cond) => return Ok((nodes, End::ElseIf(cond.trim().to_string()))),
+                        Some(cond) => return Ok((nodes, Closer::ElseIf(cond.trim().to_string()))),
                         None => return err(format!("unexpected \"else {rest}\"")),
                     },
                     "if" | "range" | "with" => nodes.push(parse_block(kw, rest, items, pos)?),
@@ -365,7 +365,7 @@ fn parse_list(items: &[Item], pos: &mut usize) -> Result<(Vec<Node>, End), Templ
             }
         }
     }
-    Ok((nodes, End::Eof))
+    Ok((nodes, Closer::Eof))
 }
 
 fn parse_block(
@@ -377,17 +377,17 @@ fn parse_block(
     let pipe = parse_action_pipeline(cond)?;
     let (body, end) = parse_list(items, pos)?;
     let els = match end {
-        End::EndKw => vec![],
-        End::Else => {
+        Closer::End => vec![],
+        Closer::Else => {
             let (els, end) = parse_list(items, pos)?;
-            if !matches!(end, End::EndKw) {
+            if !matches!(end, Closer::End) {
                 return err(format!("missing {{{{end}}}} for {kw}"));
             }
             els
         }
-        End::ElseIf(c) if kw == "if" => vec![parse_block("if", &c, items, pos)?],
-        End::ElseIf(_) => return err(format!("\"else if\" inside {kw}")),
-        End::Eof => return err(format!("unexpected EOF: missing {{{{end}}}} for {kw}")),
+        Closer::ElseIf(c) if kw == "if" => vec![parse_block("if", &c, items, pos)?],
+        Closer::ElseIf(_) => return err(format!("\"else if\" inside {kw}")),
+        Closer::Eof => return err(format!("unexpected EOF: missing {{{{end}}}} for {kw}")),
     };
     Ok(match kw {
         "if" => Node::If(pipe, body, els),
@@ -408,7 +408,7 @@ impl Template {
         let mut pos = 0;
         let (nodes, end) = parse_list(&items, &mut pos)?;
         match end {
-            End::Eof => Ok(Template { nodes }),
+            Closer::Eof => Ok(Template { nodes }),
             _ => err("unexpected {{end}} or {{else}}"),
         }
     }

@@ -194,7 +194,11 @@ fn job_status_shows_one_job_with_summary_and_allocations() {
             "/v1/job/example/summary",
             serde_json::json!({"JobID": "example", "Summary": {"cache": {"Running": 1}}}),
         ),
-        route("GET", "/v1/job/example/allocations", serde_json::json!([alloc_stub()])),
+        route(
+            "GET",
+            "/v1/job/example/allocations",
+            serde_json::json!([alloc_stub()]),
+        ),
         route("GET", "/v1/job/example/evaluations", serde_json::json!([])),
         route("GET", "/v1/job/example/deployment", serde_json::Value::Null),
     ]);
@@ -203,12 +207,32 @@ fn job_status_shows_one_job_with_summary_and_allocations() {
     assert!(out.starts_with("ID            = example\nName          = example\nSubmit Date   = 2023-11-14T22:13:20Z\n"), "{out}");
     assert!(out.contains("Node Pool     = default\nStatus        = running\nPeriodic      = false\nParameterized = false\n"), "{out}");
     assert!(out.contains("\nSummary\nTask Group  Queued  Starting  Running  Failed  Complete  Lost  Unknown\ncache       0       0         1        0       0         0     0\n"), "{out}");
-    assert!(out.contains("\nAllocations\nID        Node ID   Task Group  Version  Desired  Status   Created"), "{out}");
-    assert!(out.contains("5e3f1a2b  f7a9c3d1  cache       0        run      running"), "{out}");
+    assert!(
+        out.contains(
+            "\nAllocations\nID        Node ID   Task Group  Version  Desired  Status   Created"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("5e3f1a2b  f7a9c3d1  cache       0        run      running"),
+        "{out}"
+    );
     // The prefix was resolved through the job list.
-    assert!(s.requests().iter().any(|r| r.path == "/v1/jobs" && r.query.contains("prefix=exa")));
+    assert!(s
+        .requests()
+        .iter()
+        .any(|r| r.path == "/v1/jobs" && r.query.contains("prefix=exa")));
 
-    let (code, out, _) = cli(&s.addr, &["job", "status", "-t", "{{range .}}{{.Summary.JobID}}{{end}}", "example"]);
+    let (code, out, _) = cli(
+        &s.addr,
+        &[
+            "job",
+            "status",
+            "-t",
+            "{{range .}}{{.Summary.JobID}}{{end}}",
+            "example",
+        ],
+    );
     assert_eq!(code, 0);
     assert_eq!(out, "example\n");
 }
@@ -225,7 +249,11 @@ fn node_status_lists_and_shows_a_node() {
     let s = Server::start(vec![
         route("GET", "/v1/nodes", serde_json::json!([stub])),
         route("GET", &format!("/v1/node/{NODE_ID}"), node),
-        route("GET", &format!("/v1/node/{NODE_ID}/allocations"), serde_json::json!([])),
+        route(
+            "GET",
+            &format!("/v1/node/{NODE_ID}/allocations"),
+            serde_json::json!([]),
+        ),
     ]);
     let (code, out, err) = cli(&s.addr, &["node", "status"]);
     assert_eq!(code, 0, "{err}");
@@ -236,10 +264,16 @@ fn node_status_lists_and_shows_a_node() {
     );
     let (code, out, err) = cli(&s.addr, &["node-status", "-verbose", "f7a9"]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains(&format!("ID              = {NODE_ID}\n")), "{out}");
+    assert!(
+        out.contains(&format!("ID              = {NODE_ID}\n")),
+        "{out}"
+    );
     assert!(out.contains("Drivers         = raw_exec\n"), "{out}");
     assert!(out.contains("\nAttributes\nkernel.name = linux"), "{out}");
-    assert!(out.contains("\nAllocations\nNo allocations placed"), "{out}");
+    assert!(
+        out.contains("\nAllocations\nNo allocations placed"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -259,20 +293,36 @@ fn alloc_status_resolves_a_prefix() {
     ]);
     let (code, out, err) = cli(&s.addr, &["alloc", "status", "5e3f"]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.starts_with(&format!("ID                  = {ALLOC_ID}\nEval ID             = e1e1e1e1\n")), "{out}");
+    assert!(
+        out.starts_with(&format!(
+            "ID                  = {ALLOC_ID}\nEval ID             = e1e1e1e1\n"
+        )),
+        "{out}"
+    );
     assert!(out.contains("Node ID             = f7a9c3d1\n"), "{out}");
     assert!(out.contains("\nTask \"redis\" is \"running\"\n"), "{out}");
-    assert!(out.contains("Started At     = 2023-11-14T22:13:20Z"), "{out}");
+    assert!(
+        out.contains("Started At     = 2023-11-14T22:13:20Z"),
+        "{out}"
+    );
     assert!(out.contains(
         "Recent Events:\nTime                  Type      Description\n2023-11-14T22:13:21Z  Started   Task started by client\n2023-11-14T22:13:20Z  Received  Task received by client"
     ), "{out}");
-    let q = s.requests().into_iter().find(|r| r.path == "/v1/allocations").unwrap();
+    let q = s
+        .requests()
+        .into_iter()
+        .find(|r| r.path == "/v1/allocations")
+        .unwrap();
     assert!(q.query.contains("prefix=5e3f"), "{q:?}");
 
     // Two matches: list them and fail.
     let mut other = alloc_stub();
     other["ID"] = serde_json::json!("5e3f9999-0000-4000-8000-000000000003");
-    let s = Server::start(vec![route("GET", "/v1/allocations", serde_json::json!([alloc_stub(), other]))]);
+    let s = Server::start(vec![route(
+        "GET",
+        "/v1/allocations",
+        serde_json::json!([alloc_stub(), other]),
+    )]);
     let (code, _, err) = cli(&s.addr, &["alloc", "status", "5e3f"]);
     assert_eq!(code, 1);
     assert!(err.contains("Prefix matched multiple allocations"), "{err}");
@@ -289,12 +339,18 @@ fn job_run_detach_submits_and_prints_the_eval() {
     let file = temp_file("detach.nomad.hcl", JOB_HCL);
     let (code, out, err) = cli(&s.addr, &["job", "run", "-detach", &file]);
     assert_eq!(code, 0, "{err}");
-    assert_eq!(out, format!("Job registration successful\nEvaluation ID: {EVAL_ID}\n"));
+    assert_eq!(
+        out,
+        format!("Job registration successful\nEvaluation ID: {EVAL_ID}\n")
+    );
     let reqs = s.requests();
     assert_eq!(reqs.len(), 1);
     let body: serde_json::Value = serde_json::from_str(&reqs[0].body).unwrap();
     assert_eq!(body["Job"]["ID"], "example");
-    assert_eq!(body["Job"]["TaskGroups"][0]["Tasks"][0]["Driver"], "raw_exec");
+    assert_eq!(
+        body["Job"]["TaskGroups"][0]["Tasks"][0]["Driver"],
+        "raw_exec"
+    );
 }
 
 #[test]
@@ -311,7 +367,10 @@ fn job_run_output_prints_the_job_without_sending_it() {
 #[test]
 fn job_run_syntax_error_names_the_place_and_sends_nothing() {
     let s = Server::start(vec![]);
-    let file = temp_file("bad.nomad.hcl", "job \"x\" {\n  group \"g\" {\n    count = = 1\n  }\n}\n");
+    let file = temp_file(
+        "bad.nomad.hcl",
+        "job \"x\" {\n  group \"g\" {\n    count = = 1\n  }\n}\n",
+    );
     let (code, out, err) = cli(&s.addr, &["job", "run", &file]);
     assert_eq!(code, 1);
     assert!(out.is_empty(), "{out}");
@@ -333,18 +392,42 @@ fn job_run_monitors_the_eval_and_reports_placement_failures() {
     let s = Server::start(vec![
         route("PUT", "/v1/jobs", serde_json::json!({"EvalID": EVAL_ID})),
         route("GET", &format!("/v1/evaluation/{EVAL_ID}"), eval),
-        route("GET", &format!("/v1/evaluation/{EVAL_ID}/allocations"), serde_json::json!([])),
+        route(
+            "GET",
+            &format!("/v1/evaluation/{EVAL_ID}/allocations"),
+            serde_json::json!([]),
+        ),
     ]);
     let file = temp_file("monitor.nomad.hcl", JOB_HCL);
     let (code, out, err) = cli(&s.addr, &["job", "run", &file]);
     assert_eq!(code, 2, "{out}{err}");
     assert!(out.contains("==> "), "{out}");
-    assert!(out.contains(": Monitoring evaluation \"e1e1e1e1\""), "{out}");
-    assert!(out.contains(": Evaluation triggered by job \"example\""), "{out}");
-    assert!(out.contains("Task Group \"cache\" (failed to place 1 allocation):"), "{out}");
-    assert!(out.contains("      * Constraint \"${attr.kernel.name} = windows\": 1 nodes excluded by filter\n"), "{out}");
-    assert!(out.contains("      * Resources exhausted on 1 nodes\n"), "{out}");
-    assert!(out.contains("      * Dimension \"memory\" exhausted on 1 nodes\n"), "{out}");
+    assert!(
+        out.contains(": Monitoring evaluation \"e1e1e1e1\""),
+        "{out}"
+    );
+    assert!(
+        out.contains(": Evaluation triggered by job \"example\""),
+        "{out}"
+    );
+    assert!(
+        out.contains("Task Group \"cache\" (failed to place 1 allocation):"),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "      * Constraint \"${attr.kernel.name} = windows\": 1 nodes excluded by filter\n"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("      * Resources exhausted on 1 nodes\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("      * Dimension \"memory\" exhausted on 1 nodes\n"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -369,7 +452,13 @@ fn alloc_logs_tail_prints_the_last_lines() {
         .into_iter()
         .find(|r| r.path.starts_with("/v1/client/fs/logs/"))
         .unwrap();
-    for part in ["task=redis", "type=stdout", "plain=true", "origin=end", "follow=false"] {
+    for part in [
+        "task=redis",
+        "type=stdout",
+        "plain=true",
+        "origin=end",
+        "follow=false",
+    ] {
         assert!(q.query.contains(part), "{} lacks {part}", q.query);
     }
 }
@@ -396,7 +485,11 @@ fn http_errors_read_like_nomad() {
 #[test]
 fn token_and_namespace_travel_with_requests() {
     let s = Server::start(vec![route("GET", "/v1/jobs", serde_json::json!([]))]);
-    let (code, out, _) = cli_env(&s.addr, &["status", "-namespace=prod"], &[("CARAVAN_TOKEN", "secret")]);
+    let (code, out, _) = cli_env(
+        &s.addr,
+        &["status", "-namespace=prod"],
+        &[("CARAVAN_TOKEN", "secret")],
+    );
     assert_eq!(code, 0);
     assert_eq!(out, "No running jobs\n");
     let r = &s.requests()[0];
@@ -408,7 +501,10 @@ fn token_and_namespace_travel_with_requests() {
 fn usage_errors_and_unknown_commands() {
     let (code, _, err) = cli("http://127.0.0.1:1", &["job", "status", "-bogus"]);
     assert_eq!(code, 1);
-    assert!(err.contains("flag provided but not defined: -bogus"), "{err}");
+    assert!(
+        err.contains("flag provided but not defined: -bogus"),
+        "{err}"
+    );
     let (code, _, err) = cli("http://127.0.0.1:1", &["frobnicate"]);
     assert_eq!(code, 127);
     assert!(err.contains("Unknown command: frobnicate"), "{err}");
@@ -441,8 +537,79 @@ fn job_init_writes_and_refuses_to_overwrite() {
     let (code, out, err) = cli("http://127.0.0.1:1", &["job", "init", &p]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(out, format!("Example job file written to {p}\n"));
-    assert!(std::fs::read_to_string(&path).unwrap().contains("job \"example\""));
+    assert!(std::fs::read_to_string(&path)
+        .unwrap()
+        .contains("job \"example\""));
     let (code, _, err) = cli("http://127.0.0.1:1", &["job", "init", &p]);
     assert_eq!(code, 1);
     assert!(err.contains("already exists"), "{err}");
+}
+
+#[test]
+fn job_plan_prints_the_diff_and_exits_1_on_changes() {
+    let plan = serde_json::json!({
+        "JobModifyIndex": 0,
+        "Diff": {"Type": "Added", "ID": "example", "TaskGroups": [
+            {"Type": "Added", "Name": "cache", "Updates": {"create": 1},
+             "Tasks": [{"Type": "Added", "Name": "redis", "Annotations": ["forces create"]}]}
+        ]},
+        "Annotations": {"DesiredTGUpdates": {"cache": {"Place": 1}}},
+        "FailedTGAllocs": {}
+    });
+    let s = Server::start(vec![route("PUT", "/v1/job/example/plan", plan)]);
+    let file = temp_file("plan.nomad.hcl", JOB_HCL);
+    let (code, out, err) = cli(&s.addr, &["job", "plan", &file]);
+    assert_eq!(code, 1, "{err}");
+    assert!(out.starts_with("+ Job: \"example\"\n+ Task Group: \"cache\" (1 create)\n  + Task: \"redis\" (forces create)\n\nScheduler dry-run:\n- All tasks successfully allocated.\n"), "{out}");
+    assert!(out.contains("Job Modify Index: 0"), "{out}");
+    let body: serde_json::Value = serde_json::from_str(&s.requests()[0].body).unwrap();
+    assert_eq!(body["Diff"], true);
+}
+
+#[test]
+fn service_job_run_follows_the_deployment() {
+    let eval = serde_json::json!({
+        "ID": EVAL_ID, "JobID": "example", "Type": "service", "Status": "complete",
+        "DeploymentID": "d0d0d0d0-0000-4000-8000-000000000004", "CreateIndex": 5
+    });
+    let mut stub = alloc_stub();
+    stub["CreateIndex"] = serde_json::json!(6);
+    let dep = serde_json::json!({
+        "ID": "d0d0d0d0-0000-4000-8000-000000000004", "JobID": "example", "JobVersion": 0,
+        "Status": "successful", "StatusDescription": "Deployment completed successfully",
+        "ModifyIndex": 9,
+        "TaskGroups": {"cache": {"DesiredTotal": 1, "PlacedAllocs": 1, "HealthyAllocs": 1, "ProgressDeadline": 600000000000i64, "RequireProgressBy": "2023-11-14T22:23:20Z"}}
+    });
+    let s = Server::start(vec![
+        route("PUT", "/v1/jobs", serde_json::json!({"EvalID": EVAL_ID})),
+        route("GET", &format!("/v1/evaluation/{EVAL_ID}"), eval),
+        route(
+            "GET",
+            &format!("/v1/evaluation/{EVAL_ID}/allocations"),
+            serde_json::json!([stub]),
+        ),
+        route(
+            "GET",
+            "/v1/deployment/d0d0d0d0-0000-4000-8000-000000000004",
+            dep,
+        ),
+    ]);
+    let svc = JOB_HCL.replace("\"batch\"", "\"service\"");
+    let file = temp_file("service.nomad.hcl", &svc);
+    let (code, out, err) = cli(&s.addr, &["job", "run", &file]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("Allocation \"5e3f1a2b\" created: node \"f7a9c3d1\", group \"cache\""),
+        "{out}"
+    );
+    assert!(
+        out.contains(": Evaluation within deployment: \"d0d0d0d0\""),
+        "{out}"
+    );
+    assert!(
+        out.contains(": Monitoring deployment \"d0d0d0d0\""),
+        "{out}"
+    );
+    assert!(out.contains("Status      = successful"), "{out}");
+    assert!(out.contains("Task Group  Desired  Placed  Healthy  Unhealthy  Progress Deadline\ncache       1        1       1        0          2023-11-14T22:23:20Z"), "{out}");
 }
