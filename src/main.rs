@@ -4,7 +4,7 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let code = match args.first().map(|s| s.as_str()) {
         Some("agent") => caravan::agent::run(&args[1..]),
-        _ => 0, //TEMP
+        _ => caravan_cli::run(args),
     };
     std::process::exit(code);
 }

@@ -17,7 +17,11 @@ macro_rules! wait_for {
             if $cond {
                 break;
             }
-            assert!(Instant::now() < deadline, "condition not met in time: {}", stringify!($cond));
+            assert!(
+                Instant::now() < deadline,
+                "condition not met in time: {}",
+                stringify!($cond)
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }};
@@ -43,7 +47,8 @@ impl Drop for TestAgent {
 }
 
 async fn start() -> TestAgent {
-    let data_dir = std::env::temp_dir().join(format!("caravan-api-test-{}", caravan_structs::new_id()));
+    let data_dir =
+        std::env::temp_dir().join(format!("caravan-api-test-{}", caravan_structs::new_id()));
     let server = Server::new(ServerConfig::default());
     server.start();
     let client = Client::start(
@@ -57,7 +62,9 @@ async fn start() -> TestAgent {
     )
     .await
     .expect("client starts");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let app = router(AppState {
         server,
@@ -80,7 +87,12 @@ async fn start() -> TestAgent {
         client,
     };
     // Wait for the node to register.
-    wait_for!(t.get("/v1/nodes").await.as_array().map(|n| !n.is_empty()).unwrap_or(false));
+    wait_for!(t
+        .get("/v1/nodes")
+        .await
+        .as_array()
+        .map(|n| !n.is_empty())
+        .unwrap_or(false));
     t
 }
 
@@ -151,7 +163,11 @@ async fn garbage_is_rejected_and_registers_nothing() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 400);
-    assert!(r.text().await.unwrap().contains("Failed to decode request body"));
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("Failed to decode request body"));
     let (code, msg) = a.put("/v1/jobs", &json!({"Job": {"ID": "x y"}})).await;
     assert_eq!(code, 400, "{msg}");
     assert!(msg.contains("Job ID contains a space"), "{msg}");
@@ -160,11 +176,26 @@ async fn garbage_is_rejected_and_registers_nothing() {
     assert!(msg.contains("Job must be specified"));
     assert_eq!(a.get("/v1/jobs").await, json!([]));
     assert_eq!(a.get("/v1/evaluations").await, json!([]));
-    let r = a.http.get(format!("{}/v1/nope", a.base)).send().await.unwrap();
+    let r = a
+        .http
+        .get(format!("{}/v1/nope", a.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 404);
-    let r = a.http.get(format!("{}/v1/job/missing", a.base)).send().await.unwrap();
+    let r = a
+        .http
+        .get(format!("{}/v1/job/missing", a.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 404);
-    let r = a.http.get(format!("{}/v1/jobs?index=abc", a.base)).send().await.unwrap();
+    let r = a
+        .http
+        .get(format!("{}/v1/jobs?index=abc", a.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 400);
 }
 
@@ -188,7 +219,9 @@ async fn in_place_updates_touch_only_the_difference() {
     wait_for!(a.running("web").await.len() == 3);
     assert_eq!(a.allocs("web").await.len(), 3);
     assert!(a.running("web").await.iter().any(|x| x["ID"] == first));
-    let alloc = a.get(&format!("/v1/allocation/{}", first.as_str().unwrap())).await;
+    let alloc = a
+        .get(&format!("/v1/allocation/{}", first.as_str().unwrap()))
+        .await;
     assert_eq!(alloc["TaskStates"]["t"]["Restarts"], 0);
 
     // Count 3 -> 1: the highest indexes stop, the first keeps running.
@@ -202,18 +235,28 @@ async fn in_place_updates_touch_only_the_difference() {
 async fn impossible_constraint_is_explained() {
     let a = start().await;
     let mut job = sleeper_job("nowhere", 1);
-    job["Job"]["Constraints"] = json!([{"LTarget": "${attr.kernel.name}", "RTarget": "windows", "Operand": "="}]);
+    job["Job"]["Constraints"] =
+        json!([{"LTarget": "${attr.kernel.name}", "RTarget": "windows", "Operand": "="}]);
     let (code, body) = a.put("/v1/jobs", &job).await;
     assert_eq!(code, 200, "{body}");
-    let eval_id = serde_json::from_str::<Value>(&body).unwrap()["EvalID"].as_str().unwrap().to_string();
+    let eval_id = serde_json::from_str::<Value>(&body).unwrap()["EvalID"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let path = format!("/v1/evaluation/{eval_id}");
     wait_for!(a.get(&path).await["Status"] == "complete");
     let ev = a.get(&path).await;
     let m = &ev["FailedTGAllocs"]["g"];
     assert_eq!(m["NodesEvaluated"], 1, "{ev}");
     assert_eq!(m["NodesFiltered"], 1, "{ev}");
-    assert_eq!(m["ConstraintFiltered"]["${attr.kernel.name} = windows"], 1, "{ev}");
-    assert!(ev["BlockedEval"].as_str().map(|s| !s.is_empty()).unwrap_or(false));
+    assert_eq!(
+        m["ConstraintFiltered"]["${attr.kernel.name} = windows"], 1,
+        "{ev}"
+    );
+    assert!(ev["BlockedEval"]
+        .as_str()
+        .map(|s| !s.is_empty())
+        .unwrap_or(false));
     assert!(a.allocs("nowhere").await.is_empty());
 }
 
@@ -225,17 +268,34 @@ async fn missing_command_reports_os_error_and_applies_restart_policy() {
     // Do not reschedule, so the failed alloc stays the only one.
     job["Job"]["TaskGroups"][0]["ReschedulePolicy"] = json!({"Attempts": 0, "Unlimited": false});
     a.put("/v1/jobs", &job).await;
-    wait_for!(a.allocs("broken").await.first().map(|x| x["ClientStatus"] == "failed").unwrap_or(false));
-    let id = a.allocs("broken").await[0]["ID"].as_str().unwrap().to_string();
+    wait_for!(a
+        .allocs("broken")
+        .await
+        .first()
+        .map(|x| x["ClientStatus"] == "failed")
+        .unwrap_or(false));
+    let id = a.allocs("broken").await[0]["ID"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let alloc = a.get(&format!("/v1/allocation/{id}")).await;
-    let events = alloc["TaskStates"]["t"]["Events"].as_array().cloned().unwrap_or_default();
+    let events = alloc["TaskStates"]["t"]["Events"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     let types: Vec<&str> = events.iter().filter_map(|e| e["Type"].as_str()).collect();
     assert!(types.contains(&"Driver Failure"), "{types:?}");
     assert!(types.contains(&"Restarting"), "{types:?}");
     assert!(types.contains(&"Not Restarting"), "{types:?}");
-    let failure = events.iter().find(|e| e["Type"] == "Driver Failure").unwrap();
+    let failure = events
+        .iter()
+        .find(|e| e["Type"] == "Driver Failure")
+        .unwrap();
     assert!(
-        failure["DisplayMessage"].as_str().unwrap().contains("No such file or directory"),
+        failure["DisplayMessage"]
+            .as_str()
+            .unwrap()
+            .contains("No such file or directory"),
         "{failure}"
     );
     assert_eq!(alloc["TaskStates"]["t"]["Failed"], true);
@@ -245,26 +305,48 @@ async fn missing_command_reports_os_error_and_applies_restart_policy() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blocking_query_wakes_on_change_and_logs_are_served() {
     let a = start().await;
-    let r = a.http.get(format!("{}/v1/jobs", a.base)).send().await.unwrap();
-    let index: u64 = r.headers()["X-Nomad-Index"].to_str().unwrap().parse().unwrap();
+    let r = a
+        .http
+        .get(format!("{}/v1/jobs", a.base))
+        .send()
+        .await
+        .unwrap();
+    let index: u64 = r.headers()["X-Nomad-Index"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     let http = a.http.clone();
     let url = format!("{}/v1/jobs?index={index}&wait=20s", a.base);
     let waiter = tokio::spawn(async move {
         let start = Instant::now();
         let r = http.get(url).send().await.unwrap();
-        let idx: u64 = r.headers()["X-Nomad-Index"].to_str().unwrap().parse().unwrap();
+        let idx: u64 = r.headers()["X-Nomad-Index"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
         (start.elapsed(), idx, r.json::<Value>().await.unwrap())
     });
     tokio::time::sleep(Duration::from_millis(200)).await;
     a.put("/v1/jobs", &sleeper_job("logs", 1)).await;
     let (took, idx, jobs) = waiter.await.unwrap();
-    assert!(took < Duration::from_secs(10), "blocking query did not wake: {took:?}");
+    assert!(
+        took < Duration::from_secs(10),
+        "blocking query did not wake: {took:?}"
+    );
     assert!(idx > index);
     assert_eq!(jobs[0]["ID"], "logs");
 
     wait_for!(a.running("logs").await.len() == 1);
-    let id = a.running("logs").await[0]["ID"].as_str().unwrap().to_string();
-    let url = format!("{}/v1/client/fs/logs/{id}?task=t&type=stdout&plain=true", a.base);
+    let id = a.running("logs").await[0]["ID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let url = format!(
+        "{}/v1/client/fs/logs/{id}?task=t&type=stdout&plain=true",
+        a.base
+    );
     let mut text = String::new();
     for _ in 0..50 {
         text = a.http.get(&url).send().await.unwrap().text().await.unwrap();
@@ -277,13 +359,25 @@ async fn blocking_query_wakes_on_change_and_logs_are_served() {
     // Paths never leave the allocation directory.
     let r = a
         .http
-        .get(format!("{}/v1/client/fs/cat/{id}?path=../../../../etc/passwd", a.base))
+        .get(format!(
+            "{}/v1/client/fs/cat/{id}?path=../../../../etc/passwd",
+            a.base
+        ))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 400);
-    assert!(r.text().await.unwrap().contains("escapes the allocation directory"));
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("escapes the allocation directory"));
     let ls = a.get(&format!("/v1/client/fs/ls/{id}?path=/")).await;
-    let names: Vec<&str> = ls.as_array().unwrap().iter().filter_map(|e| e["Name"].as_str()).collect();
+    let names: Vec<&str> = ls
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["Name"].as_str())
+        .collect();
     assert_eq!(names, vec!["alloc", "t"]);
 }

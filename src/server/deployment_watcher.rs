@@ -75,6 +75,14 @@ pub fn step(snap: &Tables, d: &Deployment, now: i64) -> Option<Command> {
             .iter()
             .filter(|a| a.deployment_status.as_ref().and_then(|s| s.healthy) == Some(false))
             .count() as i32;
+        if state.require_progress_by.is_none() && state.progress_deadline > 0 {
+            let start = if d.create_time > 0 {
+                d.create_time
+            } else {
+                now
+            };
+            state.require_progress_by = Some(crate::util::rfc3339(start + state.progress_deadline));
+        }
         if healthy > state.healthy_allocs && state.progress_deadline > 0 {
             state.require_progress_by = Some(crate::util::rfc3339(now + state.progress_deadline));
         }

@@ -84,6 +84,9 @@ fn finish(server: &Arc<Server>, eval: &Evaluation, outcome: Outcome) {
     done.failed_tg_allocs = outcome.failed_tg_allocs.clone();
     done.queued_allocations = outcome.queued_allocations.clone();
     done.modify_time = now;
+    if let Some(d) = &outcome.plan.deployment {
+        done.deployment_id = d.id.clone();
+    }
     if outcome.create_blocked_eval && !outcome.failed_tg_allocs.is_empty() {
         // A blocked eval retries when capacity appears. A blocked eval that is itself being
         // processed is re-blocked rather than chained.

@@ -1,0 +1,262 @@
+//! End to end: the newcomer path from the README, with the real `caravan` binary. Starts a dev
+//! agent on a free port, then drives it only through the CLI, as a person would: node status,
+//! server members, job init/run/status, alloc status/logs, job stop, and bad input.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_caravan");
+
+struct Agent {
+    child: Child,
+    addr: String,
+    dir: PathBuf,
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = nix_kill(self.child.id(), libc::SIGINT);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn nix_kill(pid: u32, sig: i32) -> i32 {
+    // SAFETY: kill(2) with a pid we spawned.
+    unsafe { libc::kill(pid as i32, sig) }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+fn start_agent() -> Agent {
+    let dir = std::env::temp_dir().join(format!(
+        "caravan-e2e-{}-{}",
+        std::process::id(),
+        free_port()
+    ));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let port = free_port();
+    let log = std::fs::File::create(dir.join("agent.log")).expect("log file");
+    let child = Command::new(BIN)
+        .args(["agent", "-dev", &format!("-http-port={port}")])
+        .arg(format!("-data-dir={}", dir.join("data").display()))
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .spawn()
+        .expect("start agent");
+    let agent = Agent {
+        child,
+        addr: format!("http://127.0.0.1:{port}"),
+        dir,
+    };
+    wait_until(
+        "agent healthy with a ready node",
+        Duration::from_secs(30),
+        || {
+            let o = agent.cli(&["node", "status"]);
+            o.status.success() && stdout(&o).contains("ready")
+        },
+    );
+    agent
+}
+
+impl Agent {
+    fn cli(&self, args: &[&str]) -> Output {
+        self.cli_in(&self.dir, args)
+    }
+
+    fn cli_in(&self, cwd: &Path, args: &[&str]) -> Output {
+        Command::new(BIN)
+            .args(args)
+            .current_dir(cwd)
+            .env("CARAVAN_ADDR", &self.addr)
+            .env_remove("NOMAD_ADDR")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run caravan")
+    }
+
+    fn log(&self) -> String {
+        let mut s = String::new();
+        if let Ok(mut f) = std::fs::File::open(self.dir.join("agent.log")) {
+            let _ = f.read_to_string(&mut s);
+        }
+        s
+    }
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+fn all_output(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// Pids whose environment carries `NOMAD_ALLOC_ID=<alloc>`: the task's processes.
+fn task_pids(alloc_id: &str) -> Vec<i32> {
+    let needle = format!("NOMAD_ALLOC_ID={alloc_id}");
+    let mut pids = vec![];
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(env) = std::fs::read(e.path().join("environ")) else {
+            continue;
+        };
+        let zombie = std::fs::read_to_string(e.path().join("stat"))
+            .map(|s| {
+                s.rsplit(')')
+                    .next()
+                    .map(|r| r.trim_start().starts_with('Z'))
+                    .unwrap_or(false)
+            })
+            .unwrap_or(false);
+        if !zombie && env.split(|b| *b == 0).any(|kv| kv == needle.as_bytes()) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+#[test]
+fn newcomer_path() {
+    let agent = start_agent();
+
+    // caravan node status: one node, ready, eligible, with its drivers.
+    let o = agent.cli(&["node", "status"]);
+    let out = stdout(&o);
+    assert!(o.status.success(), "{}", all_output(&o));
+    assert!(out.contains("ready") && out.contains("eligible"), "{out}");
+    let node_id = out
+        .lines()
+        .nth(1)
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or("")
+        .to_string();
+    let o = agent.cli(&["node", "status", &node_id]);
+    assert!(stdout(&o).contains("raw_exec"), "{}", all_output(&o));
+
+    // caravan server members: one alive leader.
+    let o = agent.cli(&["server", "members"]);
+    let out = stdout(&o);
+    assert!(out.contains("alive") && out.contains("true"), "{out}");
+
+    // caravan job init, then job run with live monitoring.
+    let work = agent.dir.join("work");
+    std::fs::create_dir_all(&work).expect("work dir");
+    let o = agent.cli_in(&work, &["job", "init"]);
+    assert!(o.status.success(), "{}", all_output(&o));
+    assert!(work.join("example.nomad.hcl").exists());
+    let o = agent.cli_in(&work, &["job", "run", "example.nomad.hcl"]);
+    let out = all_output(&o);
+    assert!(
+        o.status.success(),
+        "job run failed:\n{out}\nagent log:\n{}",
+        agent.log()
+    );
+    assert!(out.contains("Monitoring evaluation"), "{out}");
+    assert!(
+        out.contains("successful"),
+        "deployment did not finish: {out}"
+    );
+
+    // caravan status example (and job status): running, with its allocation.
+    let o = agent.cli(&["status", "example"]);
+    let out = stdout(&o);
+    assert!(out.contains("running"), "{out}");
+    let alloc_prefix = out
+        .lines()
+        .skip_while(|l| !l.starts_with("Allocations"))
+        .nth(2)
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or("")
+        .to_string();
+    assert_eq!(alloc_prefix.len(), 8, "no allocation row in:\n{out}");
+    let o = agent.cli(&["job", "status", "example"]);
+    assert!(stdout(&o).contains(&alloc_prefix));
+    // status <prefix> resolves through /v1/search.
+    let o = agent.cli(&["status", &alloc_prefix[..6]]);
+    assert!(stdout(&o).contains("redis"), "{}", all_output(&o));
+
+    // caravan alloc status <prefix>: the task is running, with events.
+    let o = agent.cli(&["alloc", "status", &alloc_prefix]);
+    let out = stdout(&o);
+    assert!(out.contains("Task \"redis\" is \"running\""), "{out}");
+    assert!(out.contains("Started"), "{out}");
+    let full_id = out
+        .lines()
+        .find(|l| l.starts_with("ID"))
+        .and_then(|l| l.split('=').nth(1))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
+    assert_eq!(full_id.len(), 36, "{out}");
+
+    // caravan alloc logs: the task's own line.
+    let o = agent.cli(&["alloc", "logs", &alloc_prefix, "redis"]);
+    assert!(
+        stdout(&o).contains("Ready to accept connections"),
+        "{}",
+        all_output(&o)
+    );
+    let o = agent.cli(&["alloc", "logs", "-tail", "-n", "1", &alloc_prefix, "redis"]);
+    assert_eq!(stdout(&o).trim(), "Ready to accept connections");
+
+    let pids = task_pids(&full_id);
+    assert!(!pids.is_empty(), "task process not found");
+
+    // caravan job stop: the task's processes are gone afterwards.
+    let o = agent.cli(&["job", "stop", "example"]);
+    assert!(o.status.success(), "{}", all_output(&o));
+    wait_until("task processes gone", Duration::from_secs(15), || {
+        task_pids(&full_id).is_empty()
+    });
+    wait_until("job dead", Duration::from_secs(15), || {
+        stdout(&agent.cli(&["job", "status", "example"])).contains("dead")
+    });
+    let o = agent.cli(&["alloc", "status", &alloc_prefix]);
+    let out = stdout(&o);
+    assert!(out.contains("Killed") || out.contains("Killing"), "{out}");
+
+    // Bad input: an HCL syntax error names file:line:column and registers nothing.
+    std::fs::write(
+        work.join("broken.nomad.hcl"),
+        "job \"broken\" {\n  group \"g\" {\n    count = \n  }\n}\n",
+    )
+    .expect("write broken job");
+    let o = agent.cli_in(&work, &["job", "run", "broken.nomad.hcl"]);
+    let out = all_output(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(out.contains("broken.nomad.hcl:"), "{out}");
+    let o = agent.cli(&["status"]);
+    assert!(!stdout(&o).contains("broken"), "{}", stdout(&o));
+}
