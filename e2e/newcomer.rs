@@ -243,9 +243,11 @@ fn newcomer_path() {
     wait_until("job dead", Duration::from_secs(15), || {
         stdout(&agent.cli(&["job", "status", "example"])).contains("dead")
     });
-    let o = agent.cli(&["alloc", "status", &alloc_prefix]);
-    let out = stdout(&o);
-    assert!(out.contains("Killed") || out.contains("Killing"), "{out}");
+    // The client reports the kill in its next update batch.
+    wait_until("the Killed task event", Duration::from_secs(10), || {
+        let out = stdout(&agent.cli(&["alloc", "status", &alloc_prefix]));
+        out.contains("Killing") && out.contains("Killed") && out.contains("complete")
+    });
 
     // Bad input: an HCL syntax error names file:line:column and registers nothing.
     std::fs::write(

@@ -178,6 +178,15 @@ fn task_resources(a: &Allocation, task: &str) -> Option<String> {
             addrs.push(format!("{}: {}:{}", p.label, nw.ip, p.value));
         }
     }
+    // Group networks (the common case) hold their ports in the shared resources.
+    for p in &a.allocated_resources.shared.ports {
+        let to = if p.to > 0 {
+            format!(" -> {}", p.to)
+        } else {
+            String::new()
+        };
+        addrs.push(format!("{}: {}:{}{to}", p.label, p.host_ip, p.value));
+    }
     let mut rows = vec!["CPU|Memory|Disk|Addresses".to_string()];
     let mem_max = if r.memory.memory_max_mb != 0 && r.memory.memory_max_mb != r.memory.memory_mb {
         format!(
