@@ -1,0 +1,125 @@
+//! `caravan-bench`: measures Caravan against the figures Nomad publishes — submit-to-running
+//! latency of a real dev agent, the agent's start time and memory footprint, and the pure
+//! scheduler's placements per second on a synthetic cluster. Progress goes to stderr; results
+//! go to stdout as `name: value unit` lines. Nothing here asserts on timings.
+
+#[path = "caravan-bench/agent.rs"]
+mod agent;
+#[path = "caravan-bench/api.rs"]
+mod api;
+#[path = "caravan-bench/args.rs"]
+mod args;
+#[path = "caravan-bench/error.rs"]
+mod error;
+#[path = "caravan-bench/footprint.rs"]
+mod footprint;
+#[path = "caravan-bench/report.rs"]
+mod report;
+#[path = "caravan-bench/scheduler.rs"]
+mod scheduler;
+#[path = "caravan-bench/submit_latency.rs"]
+mod submit_latency;
+
+use args::Args;
+use error::BenchError;
+use report::Report;
+
+pub const USAGE: &str = "Usage: caravan-bench <name> [options]
+
+Benchmarks (results on stdout as `name: value unit`, progress on stderr):
+
+  submit-latency   Starts `caravan agent -dev`, submits single-alloc raw_exec jobs and
+                   measures submit-to-running latency.
+      --jobs N            jobs to submit (default 200)
+      --concurrency N     jobs in flight at once (default 4; 1 = strictly sequential)
+      --caravan PATH      the caravan binary (default: next to caravan-bench)
+
+  footprint        Starts `caravan agent -dev`: time to healthy, idle RSS, RSS with N allocs.
+      --allocs N          allocations to run (default 50)
+      --caravan PATH      the caravan binary (default: next to caravan-bench)
+
+  scheduler        Times the pure scheduler on a synthetic cluster (in-process).
+      --nodes N           cluster size (default 5000; a 100-node run is added)
+      --count N           placements per evaluation (default 1000)
+      --seed N            synthetic cluster seed (default 1)
+      --iterations N      timed evaluations, median reported (default 5)
+      --fill-jobs N       jobs placed one after another on a filling cluster (default 10)
+
+  all              All three, with their defaults (options above apply where they fit).
+
+Common options:
+      --log-level LEVEL   the agent's -log-level (default: -dev's own, DEBUG)
+";
+
+fn main() {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let code = match run(&argv) {
+        Ok(()) => 0,
+        Err(BenchError::Help) => {
+            println!("{USAGE}");
+            0
+        }
+        Err(e) => {
+            eprintln!("caravan-bench: {e}");
+            1
+        }
+    };
+    std::process::exit(code);
+}
+
+fn run(argv: &[String]) -> Result<(), BenchError> {
+    let args = Args::parse(argv)?;
+    let names: &[&str] = match args.name.as_str() {
+        "all" => &["scheduler", "footprint", "submit-latency"],
+        "submit-latency" => &["submit-latency"],
+        "footprint" => &["footprint"],
+        "scheduler" => &["scheduler"],
+        other => {
+            return Err(BenchError::Usage(format!(
+                "unknown benchmark {other:?}: use submit-latency, footprint, scheduler or all"
+            )))
+        }
+    };
+    let mut failures = Vec::new();
+    for name in names {
+        let mut report = Report::new(name);
+        let result = match *name {
+            "scheduler" => {
+                scheduler::Options::from_args(&args).and_then(|o| scheduler::run(&o, &mut report))
+            }
+            "footprint" => footprint::Options::from_args(&args)
+                .and_then(|o| block_on(footprint::run(o, &mut report))),
+            _ => submit_latency::Options::from_args(&args)
+                .and_then(|o| block_on(submit_latency::run(o, &mut report))),
+        };
+        // Results measured before a failure are still worth printing.
+        print!("{}", report.render());
+        if let Err(e) = result {
+            if names.len() == 1 {
+                return Err(e);
+            }
+            eprintln!("caravan-bench: {name} failed: {e}");
+            failures.push(*name);
+        }
+    }
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(BenchError::Failed(failures.join(", ")))
+    }
+}
+
+/// Runs an async benchmark on a single-threaded runtime, so the bench itself takes as little
+/// of the machine as it can from the agent it measures.
+fn block_on(
+    fut: impl std::future::Future<Output = Result<(), BenchError>>,
+) -> Result<(), BenchError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| BenchError::Io {
+            what: "starting the async runtime".into(),
+            source: e,
+        })?;
+    rt.block_on(fut)
+}
