@@ -38,6 +38,10 @@ impl BlockedEvals {
         g.drain().map(|(_, e)| e).collect()
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     pub fn len(&self) -> usize {
         match self.by_job.lock() {
             Ok(g) => g.len(),

@@ -32,7 +32,7 @@ struct Inner {
 /// What a nack asks of the caller: the eval failed too often and must be marked failed.
 pub enum NackOutcome {
     Requeued,
-    DeliveryLimitReached(Evaluation),
+    DeliveryLimitReached(Box<Evaluation>),
 }
 
 pub struct EvalBroker {
@@ -204,7 +204,7 @@ impl EvalBroker {
         let out = if n >= DELIVERY_LIMIT {
             g.deliveries.remove(eval_id);
             self.release_job(&mut g, &eval);
-            NackOutcome::DeliveryLimitReached(eval)
+            NackOutcome::DeliveryLimitReached(Box::new(eval))
         } else {
             Self::push_ready(&mut g, eval);
             NackOutcome::Requeued

@@ -43,6 +43,7 @@ impl LogEntry {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "Type", content = "Body")]
+#[allow(clippy::large_enum_variant)] // entries are built once and applied once
 pub enum Command {
     /// A client registered or re-registered its node.
     NodeRegister {
@@ -95,4 +96,33 @@ pub enum Command {
         deployment: Deployment,
         evals: Vec<Evaluation>,
     },
+    /// A job version proved itself (its deployment succeeded).
+    JobStability {
+        namespace: String,
+        job_id: String,
+        version: u64,
+        stable: bool,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_round_trip_and_newer_formats_are_refused() {
+        let e = LogEntry::new(Command::EvalUpsert {
+            evals: vec![Evaluation {
+                id: "e1".into(),
+                ..Default::default()
+            }],
+        });
+        let back = LogEntry::decode(&e.encode()).unwrap();
+        assert!(matches!(back.command, Command::EvalUpsert { ref evals } if evals[0].id == "e1"));
+        let mut newer: serde_json::Value = serde_json::from_slice(&e.encode()).unwrap();
+        newer["version"] = serde_json::json!(COMMAND_FORMAT_VERSION + 1);
+        let err = LogEntry::decode(newer.to_string().as_bytes()).unwrap_err();
+        assert!(err.contains("upgrade this server"), "{err}");
+        assert!(LogEntry::decode(b"garbage").is_err());
+    }
 }

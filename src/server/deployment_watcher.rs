@@ -25,7 +25,17 @@ pub async fn run(server: Arc<Server>) {
         seen = snap.max_index(&[Table::Allocs, Table::Deployments]);
         for d in snap.deployments.values().filter(|d| d.active()) {
             if let Some(cmd) = step(&snap, d, time::now_nanos()) {
+                let succeeded = matches!(&cmd, Command::DeploymentUpsert { deployment, .. }
+                    if deployment.status == DEPLOYMENT_STATUS_SUCCESSFUL);
                 server.raft_apply(cmd);
+                if succeeded {
+                    server.raft_apply(Command::JobStability {
+                        namespace: d.namespace.clone(),
+                        job_id: d.job_id.clone(),
+                        version: d.job_version,
+                        stable: true,
+                    });
+                }
             }
         }
     }
@@ -153,5 +163,109 @@ fn finish(d: &Deployment, status: &str, desc: &str, evals: Vec<Evaluation>) -> C
     Command::DeploymentUpsert {
         deployment: d,
         evals,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::StateStore;
+
+    fn setup(healthy: Option<bool>) -> (Arc<StateStore>, Deployment) {
+        let store = StateStore::new();
+        let mut job = Job {
+            id: "web".into(),
+            ..Default::default()
+        };
+        job.task_groups.push(TaskGroup {
+            name: "g".into(),
+            count: 1,
+            tasks: vec![Task {
+                name: "t".into(),
+                driver: "raw_exec".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+        job.canonicalize();
+        let mut d = Deployment {
+            id: "d1".into(),
+            namespace: "default".into(),
+            job_id: "web".into(),
+            status: DEPLOYMENT_STATUS_RUNNING.into(),
+            create_time: time::now_nanos(),
+            ..Default::default()
+        };
+        d.task_groups.insert(
+            "g".into(),
+            DeploymentState {
+                desired_total: 1,
+                progress_deadline: 600 * time::SECOND,
+                ..Default::default()
+            },
+        );
+        let alloc = Allocation {
+            id: "a1".into(),
+            job_id: "web".into(),
+            task_group: "g".into(),
+            deployment_id: "d1".into(),
+            deployment_status: healthy.map(|h| AllocDeploymentStatus {
+                healthy: Some(h),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        store.write(1, |t| {
+            t.upsert_job(1, job);
+            t.upsert_alloc(1, alloc);
+            t.upsert_deployment(1, d.clone());
+        });
+        (store, d)
+    }
+
+    fn status_of(cmd: Option<Command>) -> String {
+        match cmd {
+            Some(Command::DeploymentUpsert { deployment, .. }) => deployment.status,
+            _ => "none".into(),
+        }
+    }
+
+    #[test]
+    fn healthy_allocs_complete_the_deployment() {
+        let (s, d) = setup(Some(true));
+        assert_eq!(
+            status_of(step(&s.snapshot(), &d, time::now_nanos())),
+            DEPLOYMENT_STATUS_SUCCESSFUL
+        );
+    }
+
+    #[test]
+    fn unhealthy_allocs_fail_it() {
+        let (s, d) = setup(Some(false));
+        assert_eq!(
+            status_of(step(&s.snapshot(), &d, time::now_nanos())),
+            DEPLOYMENT_STATUS_FAILED
+        );
+    }
+
+    #[test]
+    fn progress_deadline_fails_it() {
+        let (s, d) = setup(None);
+        let snap = s.snapshot();
+        // First step records when progress is due; the deployment keeps running.
+        let Some(Command::DeploymentUpsert { deployment, .. }) = step(&snap, &d, time::now_nanos())
+        else {
+            panic!("expected an update");
+        };
+        assert_eq!(deployment.status, DEPLOYMENT_STATUS_RUNNING);
+        assert_eq!(
+            step(&snap, &deployment, time::now_nanos()).map(|_| ()),
+            None
+        );
+        let later = time::now_nanos() + 601 * time::SECOND;
+        assert_eq!(
+            status_of(step(&snap, &deployment, later)),
+            DEPLOYMENT_STATUS_FAILED
+        );
     }
 }

@@ -226,7 +226,7 @@ impl Server {
         }
         let snap = self.store.snapshot();
         if !snap.nodes.contains_key(node_id) {
-            return Err(ServerError::NotFound(format!("node not found")));
+            return Err(ServerError::NotFound("node not found".into()));
         }
         Ok(self.raft_apply(Command::NodeEligibilityUpdate {
             node_id: node_id.into(),

@@ -214,6 +214,12 @@ fn apply_tables(t: &mut Tables, index: u64, cmd: &Command) {
             }
             t.upsert_eval(index, eval.clone());
         }
+        Command::JobStability {
+            namespace,
+            job_id,
+            version,
+            stable,
+        } => t.set_job_stability(index, namespace, job_id, *version, *stable),
         Command::DeploymentUpsert { deployment, evals } => {
             let mut d = deployment.clone();
             d.modify_time = now;

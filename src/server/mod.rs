@@ -147,10 +147,10 @@ impl Server {
                 }
             }
             Command::DeploymentUpsert { evals, .. } => pending(evals),
-            Command::ApplyPlanResults { allocs, .. } => {
-                if allocs.iter().any(|a| a.server_terminal()) {
-                    self.unblock();
-                }
+            Command::ApplyPlanResults { allocs, .. }
+                if allocs.iter().any(|a| a.server_terminal()) =>
+            {
+                self.unblock()
             }
             _ => {}
         }

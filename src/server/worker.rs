@@ -30,7 +30,7 @@ pub async fn run(server: Arc<Server>, worker_id: usize) {
                         ev.status = EVAL_STATUS_FAILED.into();
                         ev.status_description = format!("evaluation reached delivery limit ({e})");
                         ev.modify_time = time::now_nanos();
-                        server.raft_apply(Command::EvalUpsert { evals: vec![ev] });
+                        server.raft_apply(Command::EvalUpsert { evals: vec![*ev] });
                     }
                     Ok(NackOutcome::Requeued) => {}
                     Err(e) => tracing::warn!("nack failed: {e}"),

@@ -198,6 +198,36 @@ impl Tables {
         }
     }
 
+    /// Marks one version of a job stable (or not), without making a new version.
+    pub fn set_job_stability(
+        &mut self,
+        index: u64,
+        ns: &str,
+        id: &str,
+        version: u64,
+        stable: bool,
+    ) {
+        let key = (ns.to_string(), id.to_string());
+        if let Some(vs) = self.job_versions.get_mut(&key) {
+            for v in vs.iter_mut() {
+                if v.version == version && v.stable != stable {
+                    let mut j = (**v).clone();
+                    j.stable = stable;
+                    *v = Arc::new(j);
+                }
+            }
+        }
+        if let Some(cur) = self.jobs.get(&key).cloned() {
+            if cur.version == version && cur.stable != stable {
+                let mut j = (*cur).clone();
+                j.stable = stable;
+                j.modify_index = index;
+                self.jobs.insert(key, Arc::new(j));
+            }
+        }
+        self.touch(Table::Jobs, index);
+    }
+
     pub fn upsert_eval(&mut self, index: u64, mut eval: Evaluation) {
         match self.evals.get(&eval.id) {
             Some(old) => eval.create_index = old.create_index,
