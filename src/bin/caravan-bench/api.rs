@@ -32,6 +32,8 @@ pub struct AllocStub {
 /// What the watcher saw happen to one allocation of a watched job.
 #[derive(Debug)]
 pub enum AllocEvent {
+    /// First seen at all (the scheduler placed it; the client may not have it yet).
+    Placed { job: String, at: Instant },
     /// First seen `running`, at `at` (when the blocking query answered).
     Running { job: String, at: Instant },
     /// Reached a terminal client status without running (failed, lost, complete).
@@ -119,13 +121,14 @@ impl Api {
     }
 
     /// `GET /v1/allocations?index=N&wait=30s`: the stubs and `X-Nomad-Index`, once the allocs
-    /// table passes `index` (or the wait ends).
+    /// table passes `index` (or the wait ends). `task_states=false` asks the agent to leave
+    /// task states out of the stubs, as Nomad does, so big lists stay cheap.
     pub async fn allocations(&self, index: u64) -> Result<(Vec<AllocStub>, u64), BenchError> {
         let what = "listing allocations".to_string();
         let resp = self
             .http
             .get(format!(
-                "{}/v1/allocations?index={index}&wait={BLOCKING_WAIT}",
+                "{}/v1/allocations?index={index}&wait={BLOCKING_WAIT}&task_states=false",
                 self.base
             ))
             .send()
@@ -153,14 +156,15 @@ impl Api {
     }
 
     /// Watches every allocation of jobs whose ID starts with `prefix` and reports each one
-    /// once: when first seen running, or when it ends without running. Abort the handle to
+    /// when first seen (placed), then once more: when first seen running, or when it ends
+    /// without running. Abort the handle to
     /// stop watching.
     pub fn watch(&self, prefix: &str) -> (JoinHandle<()>, mpsc::UnboundedReceiver<AllocEvent>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let api = self.clone();
         let prefix = prefix.to_string();
         let handle = tokio::spawn(async move {
-            let mut seen = HashSet::new();
+            let mut seen = Seen::default();
             let mut index = 0u64;
             loop {
                 let (stubs, new_index) = match api.allocations(index).await {
@@ -193,16 +197,28 @@ fn next_index(prev: u64, answered: u64) -> u64 {
     }
 }
 
+/// The allocations the watcher has reported placed, and those it has reported settled
+/// (running or ended).
+#[derive(Default)]
+struct Seen {
+    placed: HashSet<String>,
+    settled: HashSet<String>,
+}
+
 /// Events for the stubs of watched jobs not reported yet.
-fn classify(
-    stubs: &[AllocStub],
-    prefix: &str,
-    seen: &mut HashSet<String>,
-    at: Instant,
-) -> Vec<AllocEvent> {
+fn classify(stubs: &[AllocStub], prefix: &str, seen: &mut Seen, at: Instant) -> Vec<AllocEvent> {
     let mut out = Vec::new();
     for s in stubs {
-        if !s.job_id.starts_with(prefix) || seen.contains(&s.id) {
+        if !s.job_id.starts_with(prefix) {
+            continue;
+        }
+        if seen.placed.insert(s.id.clone()) {
+            out.push(AllocEvent::Placed {
+                job: s.job_id.clone(),
+                at,
+            });
+        }
+        if seen.settled.contains(&s.id) {
             continue;
         }
         let ev = match s.client_status.as_str() {
@@ -217,7 +233,7 @@ fn classify(
             },
             _ => continue,
         };
-        seen.insert(s.id.clone());
+        seen.settled.insert(s.id.clone());
         out.push(ev);
     }
     out
@@ -255,7 +271,7 @@ mod tests {
 
     #[test]
     fn reports_each_watched_alloc_once() {
-        let mut seen = HashSet::new();
+        let mut seen = Seen::default();
         let now = Instant::now();
         let first = vec![
             stub("a1", "bench-1", "pending"),
@@ -264,9 +280,12 @@ mod tests {
             stub("a4", "bench-3", "failed"),
         ];
         let ev = classify(&first, "bench-", &mut seen, now);
-        assert_eq!(ev.len(), 2);
-        assert!(matches!(&ev[0], AllocEvent::Running { job, .. } if job == "bench-2"));
-        assert!(matches!(&ev[1], AllocEvent::Ended { status, .. } if status == "failed"));
+        assert_eq!(ev.len(), 5);
+        assert!(matches!(&ev[0], AllocEvent::Placed { job, .. } if job == "bench-1"));
+        assert!(matches!(&ev[1], AllocEvent::Placed { job, .. } if job == "bench-2"));
+        assert!(matches!(&ev[2], AllocEvent::Running { job, .. } if job == "bench-2"));
+        assert!(matches!(&ev[3], AllocEvent::Placed { job, .. } if job == "bench-3"));
+        assert!(matches!(&ev[4], AllocEvent::Ended { status, .. } if status == "failed"));
         let second = vec![
             stub("a1", "bench-1", "running"),
             stub("a2", "bench-2", "running"),

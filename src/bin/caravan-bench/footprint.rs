@@ -70,6 +70,7 @@ async fn measure(
         while running < o.allocs {
             let left = RUN_TIMEOUT.saturating_sub(start.elapsed());
             match tokio::time::timeout(left, events.recv()).await {
+                Ok(Some(AllocEvent::Placed { .. })) => {}
                 Ok(Some(AllocEvent::Running { .. })) => {
                     running += 1;
                     if running.is_multiple_of(10) || running == o.allocs {

@@ -49,8 +49,13 @@ pub async fn run(o: Options, report: &mut Report) -> Result<(), BenchError> {
     let leftover = cleanup?;
     agent.discard_log();
 
-    let (mut lat, elapsed) = latencies;
+    let Latencies {
+        running: mut lat,
+        mut placed,
+        elapsed,
+    } = latencies;
     lat.sort();
+    placed.sort();
     for (key, p) in [("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("max", 100.0)] {
         if let Some(d) = percentile(&lat, p) {
             report.add(key, ms(d), 0, "ms");
@@ -62,22 +67,37 @@ pub async fn run(o: Options, report: &mut Report) -> Result<(), BenchError> {
         1,
         "jobs/s",
     );
+    for (key, p) in [("placed_p50", 50.0), ("placed_p99", 99.0)] {
+        if let Some(d) = percentile(&placed, p) {
+            report.add(key, ms(d), 1, "ms");
+        }
+    }
     report.add("leftover_tasks", leftover as f64, 0, "tasks");
     Ok(())
 }
 
-/// Submits the jobs, at most `concurrency` waiting to run at once; returns each job's
-/// submit-to-running latency and the wall time from the first submit to the last running.
+/// What one run measured.
+struct Latencies {
+    /// Per job, submit to its allocation reported running.
+    running: Vec<Duration>,
+    /// Per job, submit to its allocation first listed (placed by the scheduler).
+    placed: Vec<Duration>,
+    /// From the first submit to the last job running.
+    elapsed: Duration,
+}
+
+/// Submits the jobs, at most `concurrency` waiting to run at once, and times each.
 async fn measure(
     o: &Options,
     api: &Api,
     agent: &mut Agent,
     prefix: &str,
-) -> Result<(Vec<Duration>, Duration), BenchError> {
+) -> Result<Latencies, BenchError> {
     let (watcher, mut events) = api.watch(prefix);
     let result = async {
         let mut submitted: HashMap<String, Instant> = HashMap::new();
         let mut latencies = Vec::with_capacity(o.jobs);
+        let mut placed = Vec::with_capacity(o.jobs);
         let mut next = 0usize;
         let start = Instant::now();
         while latencies.len() < o.jobs {
@@ -107,7 +127,12 @@ async fn measure(
                 }
             };
             match ev {
-                AllocEvent::Running { job, at, .. } => {
+                AllocEvent::Placed { job, at } => {
+                    if let Some(t0) = submitted.get(&job) {
+                        placed.push(at.saturating_duration_since(*t0));
+                    }
+                }
+                AllocEvent::Running { job, at } => {
                     if let Some(t0) = submitted.remove(&job) {
                         latencies.push(at.saturating_duration_since(t0));
                         let n = latencies.len();
@@ -131,7 +156,11 @@ async fn measure(
                 AllocEvent::Error(e) => return Err(e),
             }
         }
-        Ok((latencies, start.elapsed()))
+        Ok(Latencies {
+            running: latencies,
+            placed,
+            elapsed: start.elapsed(),
+        })
     }
     .await;
     watcher.abort();
