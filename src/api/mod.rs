@@ -103,7 +103,9 @@ pub fn decode_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Api
     if body.iter().all(|b| b.is_ascii_whitespace()) {
         return Err(ApiError::BadRequest("Request body is empty".into()));
     }
-    serde_json::from_slice(body)
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(format!("Failed to decode request body: {e}")))?;
+    serde_json::from_value(caravan_structs::strip_nulls(value))
         .map_err(|e| ApiError::BadRequest(format!("Failed to decode request body: {e}")))
 }
 

@@ -298,8 +298,27 @@ impl Server {
     }
 }
 
+/// A group's planned changes under the names Nomad's plan diff uses, zero counts left out.
 fn updates_map(u: &DesiredUpdates) -> serde_json::Value {
-    serde_json::to_value(u).unwrap_or_default()
+    let pairs = [
+        ("create", u.place),
+        ("destroy", u.stop),
+        ("ignore", u.ignore),
+        ("migrate", u.migrate),
+        ("in-place update", u.in_place_update),
+        ("create/destroy update", u.destructive_update),
+        ("canary", u.canary),
+        ("preemptions", u.preemptions),
+        ("reschedule-now", u.reschedule_now),
+        ("reschedule-later", u.reschedule_later),
+    ];
+    serde_json::Value::Object(
+        pairs
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(k, n)| (k.to_string(), serde_json::json!(n)))
+            .collect(),
+    )
 }
 
 /// Nomad's multierror format.

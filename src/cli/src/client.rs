@@ -143,7 +143,10 @@ impl Client {
             .bytes()
             .await
             .map_err(|e| ApiError::Transport(e.to_string()))?;
-        serde_json::from_slice(&bytes).map_err(|e| ApiError::Decode(e.to_string()))
+        let value: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| ApiError::Decode(e.to_string()))?;
+        serde_json::from_value(caravan_structs::strip_nulls(value))
+            .map_err(|e| ApiError::Decode(e.to_string()))
     }
 
     /// GET, returning the decoded body and the `X-Nomad-Index`.

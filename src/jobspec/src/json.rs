@@ -32,25 +32,13 @@ pub(crate) fn parse(src: &str) -> Result<Job, JobspecError> {
         }
     };
     let mut job: Job =
-        serde_json::from_value(strip_nulls(job_value)).map_err(|e| JobspecError::Json {
-            line: 0,
-            col: 0,
-            message: format!("invalid job: {e}"),
+        serde_json::from_value(caravan_structs::strip_nulls(job_value)).map_err(|e| {
+            JobspecError::Json {
+                line: 0,
+                col: 0,
+                message: format!("invalid job: {e}"),
+            }
         })?;
     job.canonicalize();
     Ok(job)
-}
-
-/// Nomad's API writes unset fields as `null`; dropping them lets Caravan's defaults apply.
-fn strip_nulls(v: Json) -> Json {
-    match v {
-        Json::Object(m) => Json::Object(
-            m.into_iter()
-                .filter(|(_, v)| !v.is_null())
-                .map(|(k, v)| (k, strip_nulls(v)))
-                .collect(),
-        ),
-        Json::Array(a) => Json::Array(a.into_iter().map(strip_nulls).collect()),
-        other => other,
-    }
 }

@@ -757,9 +757,10 @@ mod tests {
 
     #[test]
     fn missing_fields_take_nomad_defaults() {
-        let job: Job =
-            serde_json::from_str(r#"{"ID":"x","TaskGroups":[{"Name":"g","Tasks":[{"Name":"t"}]}]}"#)
-                .unwrap();
+        let job: Job = serde_json::from_str(
+            r#"{"ID":"x","TaskGroups":[{"Name":"g","Tasks":[{"Name":"t"}]}]}"#,
+        )
+        .unwrap();
         assert_eq!(job.priority, 50);
         assert_eq!(job.task_groups[0].count, 1);
         assert_eq!(job.task_groups[0].tasks[0].resources.cpu, 100);

@@ -22,6 +22,22 @@ pub use node::*;
 pub use plan::*;
 pub use resources::*;
 
+/// Nomad's Go code writes unset fields as `null`; dropping them lets the `Default` impls (and
+/// so Nomad's defaults) apply when decoding. Use on every JSON that comes from outside.
+pub fn strip_nulls(v: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::Object(m) => Value::Object(
+            m.into_iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k, strip_nulls(v)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.into_iter().map(strip_nulls).collect()),
+        other => other,
+    }
+}
+
 /// A new random ID in Nomad's UUID format.
 pub fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()

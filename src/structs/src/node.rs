@@ -121,8 +121,7 @@ impl Node {
     /// Free capacity after the operator's reservation, before any allocation.
     pub fn comparable_capacity(&self) -> crate::ComparableResources {
         crate::ComparableResources {
-            cpu_shares: self.node_resources.cpu.cpu_shares
-                - self.reserved_resources.cpu.cpu_shares,
+            cpu_shares: self.node_resources.cpu.cpu_shares - self.reserved_resources.cpu.cpu_shares,
             memory_mb: self.node_resources.memory.memory_mb
                 - self.reserved_resources.memory.memory_mb,
             disk_mb: self.node_resources.disk.disk_mb - self.reserved_resources.disk.disk_mb,

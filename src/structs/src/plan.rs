@@ -44,7 +44,10 @@ impl Plan {
         if let Some(cs) = client_status {
             a.client_status = cs.into();
         }
-        self.node_update.entry(a.node_id.clone()).or_default().push(a);
+        self.node_update
+            .entry(a.node_id.clone())
+            .or_default()
+            .push(a);
     }
 
     pub fn append_alloc(&mut self, alloc: Allocation) {

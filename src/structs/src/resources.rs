@@ -262,8 +262,14 @@ pub fn parse_port_ranges(spec: &str) -> Result<Vec<u16>, String> {
     let mut out = Vec::new();
     for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         if let Some((a, b)) = part.split_once('-') {
-            let a: u16 = a.trim().parse().map_err(|_| format!("invalid port {a:?}"))?;
-            let b: u16 = b.trim().parse().map_err(|_| format!("invalid port {b:?}"))?;
+            let a: u16 = a
+                .trim()
+                .parse()
+                .map_err(|_| format!("invalid port {a:?}"))?;
+            let b: u16 = b
+                .trim()
+                .parse()
+                .map_err(|_| format!("invalid port {b:?}"))?;
             if a > b {
                 return Err(format!("invalid port range {part:?}"));
             }
@@ -281,7 +287,10 @@ mod tests {
 
     #[test]
     fn port_ranges() {
-        assert_eq!(parse_port_ranges("22, 80,100-102").unwrap(), vec![22, 80, 100, 101, 102]);
+        assert_eq!(
+            parse_port_ranges("22, 80,100-102").unwrap(),
+            vec![22, 80, 100, 101, 102]
+        );
         assert!(parse_port_ranges("5-1").is_err());
         assert!(parse_port_ranges("abc").is_err());
     }
