@@ -85,3 +85,72 @@ pub fn node_evals(server: &Server, node_id: &str) -> Vec<Evaluation> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::ServerConfig;
+
+    #[tokio::test]
+    async fn missed_heartbeats_mark_the_node_down_and_its_allocs_lost() {
+        let s = Server::new(ServerConfig {
+            min_heartbeat_ttl: Duration::from_millis(100),
+            heartbeat_grace: Duration::from_millis(100),
+            ..Default::default()
+        });
+        s.start();
+        let mut n = Node {
+            id: new_id(),
+            name: "n".into(),
+            ..Default::default()
+        };
+        n.node_resources.cpu.cpu_shares = 4000;
+        n.node_resources.memory.memory_mb = 4096;
+        n.node_resources.disk.disk_mb = 10_000;
+        n.drivers.insert(
+            "raw_exec".into(),
+            DriverInfo {
+                detected: true,
+                healthy: true,
+                ..Default::default()
+            },
+        );
+        let ttl = s.node_register(n.clone()).unwrap();
+        assert_eq!(ttl, Duration::from_millis(100));
+        let mut job = Job {
+            id: "web".into(),
+            ..Default::default()
+        };
+        job.task_groups.push(TaskGroup {
+            name: "g".into(),
+            tasks: vec![Task {
+                name: "t".into(),
+                driver: "raw_exec".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+        s.job_register(job, None).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut lost = false;
+        while Instant::now() < deadline {
+            let snap = s.store.snapshot();
+            let allocs = snap.allocs_by_node(&n.id);
+            if snap.nodes[&n.id].status == NODE_STATUS_DOWN
+                && !allocs.is_empty()
+                && allocs.iter().all(|a| a.client_status == ALLOC_CLIENT_LOST)
+            {
+                lost = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(lost, "node was not marked down with its allocs lost");
+        // The replacement has nowhere to go: its evaluation is blocked until capacity returns.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!s.blocked.is_empty());
+        // The node comes back: a heartbeat marks it ready again.
+        s.node_update_status(&n.id, NODE_STATUS_READY).unwrap();
+        assert_eq!(s.store.snapshot().nodes[&n.id].status, NODE_STATUS_READY);
+    }
+}

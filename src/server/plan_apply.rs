@@ -120,3 +120,109 @@ fn node_fits(snap: &Tables, node_id: &str, plan: &Plan) -> Result<(), String> {
         Some(dim) => Err(format!("{dim} exhausted")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::ServerConfig;
+
+    fn node(mem: i64) -> Node {
+        let mut n = Node {
+            id: "n1".into(),
+            name: "n1".into(),
+            status: NODE_STATUS_READY.into(),
+            ..Default::default()
+        };
+        n.node_resources.cpu.cpu_shares = 1000;
+        n.node_resources.memory.memory_mb = mem;
+        n.node_resources.disk.disk_mb = 10_000;
+        n
+    }
+
+    fn alloc(id: &str, mem: i64, port: u16) -> Allocation {
+        let mut a = Allocation {
+            id: id.into(),
+            node_id: "n1".into(),
+            job_id: "j".into(),
+            ..Default::default()
+        };
+        a.allocated_resources.tasks.insert(
+            "t".into(),
+            AllocatedTaskResources {
+                memory: AllocatedMemoryResources {
+                    memory_mb: mem,
+                    memory_max_mb: 0,
+                },
+                ..Default::default()
+            },
+        );
+        if port > 0 {
+            a.allocated_resources
+                .shared
+                .ports
+                .push(AllocatedPortMapping {
+                    label: "http".into(),
+                    value: port,
+                    ..Default::default()
+                });
+        }
+        a
+    }
+
+    fn plan_with(allocs: Vec<Allocation>) -> Plan {
+        let mut p = Plan::default();
+        for a in allocs {
+            p.append_alloc(a);
+        }
+        p
+    }
+
+    #[test]
+    fn rechecks_capacity_and_rejects_what_no_longer_fits() {
+        let s = Server::new(ServerConfig::default());
+        s.raft_apply(Command::NodeRegister { node: node(512) });
+        let first = apply_plan(&s, plan_with(vec![alloc("a1", 300, 0)]));
+        assert!(first.rejected_nodes.is_empty());
+        assert_eq!(first.refresh_index, 0);
+        // A scheduler working from an older snapshot tries to use the same memory.
+        let racing = plan_with(vec![alloc("a2", 300, 0)]);
+        let second = apply_plan(&s, racing.clone());
+        assert_eq!(second.rejected_nodes, vec!["n1".to_string()]);
+        assert!(second.refresh_index > 0);
+        assert!(!second.full_commit(&racing));
+        assert!(!s.store.snapshot().allocs.contains_key("a2"));
+        // Stopping the first alloc in the same plan frees the room.
+        let mut replace = plan_with(vec![alloc("a3", 300, 0)]);
+        replace.append_stop(
+            &alloc("a1", 300, 0),
+            "alloc not needed due to job update",
+            None,
+        );
+        let third = apply_plan(&s, replace);
+        assert!(third.rejected_nodes.is_empty());
+        assert!(s.store.snapshot().allocs.contains_key("a3"));
+    }
+
+    #[test]
+    fn port_collisions_are_rejected() {
+        let s = Server::new(ServerConfig::default());
+        let mut n = node(4096);
+        n.reserved_resources.networks.reserved_host_ports = "22".into();
+        s.raft_apply(Command::NodeRegister { node: n });
+        assert!(apply_plan(&s, plan_with(vec![alloc("a1", 10, 8080)]))
+            .rejected_nodes
+            .is_empty());
+        assert_eq!(
+            apply_plan(&s, plan_with(vec![alloc("a2", 10, 8080)]))
+                .rejected_nodes
+                .len(),
+            1
+        );
+        assert_eq!(
+            apply_plan(&s, plan_with(vec![alloc("a3", 10, 22)]))
+                .rejected_nodes
+                .len(),
+            1
+        );
+    }
+}
