@@ -224,6 +224,27 @@ async fn in_place_updates_touch_only_the_difference() {
         .await;
     assert_eq!(alloc["TaskStates"]["t"]["Restarts"], 0);
 
+    // A change that needs no new allocation (priority, job meta) is applied in place: new job
+    // version on the same allocations, tasks not restarted.
+    let mut changed = sleeper_job("web", 3);
+    changed["Job"]["Priority"] = json!(70);
+    changed["Job"]["Meta"] = json!({"owner": "ops"});
+    a.put("/v1/jobs", &changed).await;
+    wait_for!(
+        a.running("web")
+            .await
+            .iter()
+            .filter(|x| x["JobVersion"] == 1)
+            .count()
+            == 3
+    );
+    assert_eq!(a.allocs("web").await.len(), 3, "no allocation was replaced");
+    let alloc = a
+        .get(&format!("/v1/allocation/{}", first.as_str().unwrap()))
+        .await;
+    assert_eq!(alloc["TaskStates"]["t"]["Restarts"], 0);
+    assert_eq!(alloc["Job"]["Priority"], 70);
+
     // Count 3 -> 1: the highest indexes stop, the first keeps running.
     a.put("/v1/jobs", &sleeper_job("web", 1)).await;
     wait_for!(a.running("web").await.len() == 1);
@@ -380,4 +401,44 @@ async fn blocking_query_wakes_on_change_and_logs_are_served() {
         .filter_map(|e| e["Name"].as_str())
         .collect();
     assert_eq!(names, vec!["alloc", "t"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lifecycle_tasks_run_in_order() {
+    let a = start().await;
+    let task = |name: &str, hook: Option<&str>, script: &str| {
+        let mut t = json!({
+            "Name": name, "Driver": "raw_exec",
+            "Config": {"command": "/bin/sh", "args": ["-c", script]},
+            "Resources": {"CPU": 20, "MemoryMB": 10}
+        });
+        if let Some(h) = hook {
+            t["Lifecycle"] = json!({"Hook": h, "Sidecar": false});
+        }
+        t
+    };
+    let job = json!({"Job": {"ID": "ordered", "Type": "batch", "TaskGroups": [{
+        "Name": "g",
+        "Tasks": [
+            task("post", Some("poststop"), "echo post >> $NOMAD_ALLOC_DIR/order"),
+            task("main", None, "sleep 0.3; echo main >> $NOMAD_ALLOC_DIR/order"),
+            task("pre", Some("prestart"), "sleep 0.3; echo pre >> $NOMAD_ALLOC_DIR/order"),
+        ]
+    }]}});
+    let (code, body) = a.put("/v1/jobs", &job).await;
+    assert_eq!(code, 200, "{body}");
+    wait_for!(a
+        .allocs("ordered")
+        .await
+        .first()
+        .map(|x| x["ClientStatus"] == "complete")
+        .unwrap_or(false));
+    let id = a.allocs("ordered").await[0]["ID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let url = format!("{}/v1/client/fs/cat/{id}?path=alloc/order", a.base);
+    let order = a.http.get(url).send().await.unwrap().text().await.unwrap();
+    assert_eq!(order, "pre\nmain\npost\n");
+    assert_eq!(a.get("/v1/job/ordered").await["Status"], "dead");
 }
