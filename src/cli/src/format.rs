@@ -42,6 +42,20 @@ pub fn data_format(json: bool, tmpl: Option<&str>, data: &Value) -> Option<Resul
 }
 
 /// Nomad's `formatAllocMetrics`: why a group could not be placed, one `* ...` line each.
+/// The heading of one task group's failed placements: `Task Group "web" (failed to place 2
+/// allocations):` (the metric counts the failures beyond the first).
+pub fn failed_placement_heading(tg: &str, m: &AllocMetric) -> String {
+    let noun = if m.coalesced_failures > 0 {
+        "allocations"
+    } else {
+        "allocation"
+    };
+    format!(
+        "Task Group {tg:?} (failed to place {} {noun}):",
+        m.coalesced_failures + 1
+    )
+}
+
 pub fn format_alloc_metrics(m: &AllocMetric, scores: bool, prefix: &str) -> String {
     let mut out = String::new();
     if m.nodes_evaluated == 0 {
@@ -261,6 +275,20 @@ pub fn format_deployment(d: &Deployment, len: usize) -> String {
 mod tests {
     use super::*;
     use std::collections::BTreeMap;
+
+    #[test]
+    fn failed_placement_heading_counts_coalesced_failures() {
+        let mut m = AllocMetric::default();
+        assert_eq!(
+            failed_placement_heading("web", &m),
+            "Task Group \"web\" (failed to place 1 allocation):"
+        );
+        m.coalesced_failures = 2;
+        assert_eq!(
+            failed_placement_heading("web", &m),
+            "Task Group \"web\" (failed to place 3 allocations):"
+        );
+    }
 
     #[test]
     fn metrics_lines_match_nomad() {

@@ -3,7 +3,7 @@
 //! 2 placement failures.
 
 use crate::client::{seg, Blocking, Client};
-use crate::format::{format_alloc_metrics, format_deployment, limit};
+use crate::format::{failed_placement_heading, format_alloc_metrics, format_deployment, limit};
 use crate::timefmt::{format_unix_nanos, now_nanos};
 use crate::Ui;
 use caravan_structs::{AllocListStub, Deployment, Evaluation};
@@ -11,6 +11,14 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(5);
+
+/// A blocking query that returns once the index passes `index`, or after [`WAIT`].
+fn blocking_from(index: u64) -> Option<Blocking> {
+    Some(Blocking {
+        index,
+        wait: Some(WAIT),
+    })
+}
 
 fn now() -> String {
     format_unix_nanos(now_nanos())
@@ -52,23 +60,14 @@ pub async fn monitor(ui: &mut Ui<'_>, client: &Client, eval_id: &str, len: usize
         let mut index = 0u64;
         loop {
             let path = format!("/v1/evaluation/{}", seg(&eval_id));
-            let (eval, idx): (Evaluation, u64) = match client
-                .get(
-                    &path,
-                    &[],
-                    Some(Blocking {
-                        index,
-                        wait: Some(WAIT),
-                    }),
-                )
-                .await
-            {
-                Ok(r) => r,
-                Err(e) => {
-                    info(ui, &format!("No evaluation with id {eval_id:?} found: {e}"));
-                    return 1;
-                }
-            };
+            let (eval, idx): (Evaluation, u64) =
+                match client.get(&path, &[], blocking_from(index)).await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        info(ui, &format!("No evaluation with id {eval_id:?} found: {e}"));
+                        return 1;
+                    }
+                };
             let allocs: Vec<AllocListStub> =
                 match client.get(&format!("{path}/allocations"), &[], None).await {
                     Ok((a, _)) => a,
@@ -101,18 +100,9 @@ pub async fn monitor(ui: &mut Ui<'_>, client: &Client, eval_id: &str, len: usize
                         ),
                     );
                     for (tg, m) in &eval.failed_tg_allocs {
-                        let noun = if m.coalesced_failures > 0 {
-                            "allocations"
-                        } else {
-                            "allocation"
-                        };
                         out(
                             ui,
-                            &format!(
-                                "{}: Task Group {tg:?} (failed to place {} {noun}):",
-                                now(),
-                                m.coalesced_failures + 1
-                            ),
+                            &format!("{}: {}", now(), failed_placement_heading(tg, m)),
                         );
                         for line in format_alloc_metrics(m, false, "  ").lines() {
                             out(ui, line);
@@ -306,10 +296,7 @@ pub async fn monitor_deployment(
             .get(
                 &format!("/v1/deployment/{}", seg(&id)),
                 &[("stale", String::new())],
-                Some(Blocking {
-                    index,
-                    wait: Some(WAIT),
-                }),
+                blocking_from(index),
             )
             .await
         {

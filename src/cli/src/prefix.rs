@@ -16,6 +16,20 @@ pub fn sanitize_uuid_prefix(prefix: &str) -> String {
     }
 }
 
+/// Narrows what a list endpoint returned for `prefix` (the sanitized form of the typed
+/// `id`): keeps the items whose ID starts with `prefix`, in case the server ignored the
+/// parameter, and when one of them is exactly `id`, only that one.
+pub fn narrow_to_prefix<T>(items: Vec<T>, id: &str, prefix: &str, id_of: fn(&T) -> &str) -> Vec<T> {
+    let mut items: Vec<T> = items
+        .into_iter()
+        .filter(|i| id_of(i).starts_with(prefix))
+        .collect();
+    if let Some(pos) = items.iter().position(|i| id_of(i) == id) {
+        items = vec![items.swap_remove(pos)];
+    }
+    items
+}
+
 /// The outcome of matching a prefix against candidate IDs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Match {
@@ -88,6 +102,18 @@ mod tests {
         assert_eq!(sanitize_uuid_prefix("abcd"), "abcd");
         assert_eq!(sanitize_uuid_prefix("abcdef12-3"), "abcdef12-");
         assert_eq!(sanitize_uuid_prefix("a"), "a");
+    }
+
+    #[test]
+    fn narrowing_keeps_prefix_matches_and_prefers_the_exact_id() {
+        let ids = || vec!["abcd1234", "abcd", "abce", "ffff"];
+        let id_of: fn(&&'static str) -> &'static str = |s| s;
+        assert_eq!(
+            narrow_to_prefix(ids(), "abc", "ab", id_of),
+            vec!["abcd1234", "abcd", "abce"]
+        );
+        assert_eq!(narrow_to_prefix(ids(), "abcd", "abcd", id_of), vec!["abcd"]);
+        assert!(narrow_to_prefix(ids(), "zz", "zz", id_of).is_empty());
     }
 
     #[test]

@@ -164,6 +164,21 @@ fn alloc_stub() -> serde_json::Value {
     })
 }
 
+/// The full allocation of [`alloc_stub`], with its job.
+fn alloc_with_job() -> serde_json::Value {
+    let mut full = alloc_stub();
+    full["Job"] = job_json();
+    full
+}
+
+/// The allocation list (holding [`alloc_stub`]) and `full` as that allocation.
+fn alloc_routes(full: serde_json::Value) -> Vec<Route> {
+    vec![
+        route("GET", "/v1/allocations", serde_json::json!([alloc_stub()])),
+        route("GET", &format!("/v1/allocation/{ALLOC_ID}"), full),
+    ]
+}
+
 #[test]
 fn job_status_lists_jobs_in_a_table() {
     let s = Server::start(vec![route(
@@ -278,8 +293,7 @@ fn node_status_lists_and_shows_a_node() {
 
 #[test]
 fn alloc_status_resolves_a_prefix() {
-    let mut full = alloc_stub();
-    full["Job"] = job_json();
+    let mut full = alloc_with_job();
     full["TaskStates"] = serde_json::json!({"redis": {
         "State": "running", "StartedAt": "2023-11-14T22:13:20Z",
         "Events": [
@@ -287,10 +301,7 @@ fn alloc_status_resolves_a_prefix() {
             {"Type": "Started", "Time": 1_700_000_001_000_000_000i64, "DisplayMessage": "Task started by client"}
         ]
     }});
-    let s = Server::start(vec![
-        route("GET", "/v1/allocations", serde_json::json!([alloc_stub()])),
-        route("GET", &format!("/v1/allocation/{ALLOC_ID}"), full),
-    ]);
+    let s = Server::start(alloc_routes(full));
     let (code, out, err) = cli(&s.addr, &["alloc", "status", "5e3f"]);
     assert_eq!(code, 0, "{err}");
     assert!(
@@ -432,18 +443,18 @@ fn job_run_monitors_the_eval_and_reports_placement_failures() {
 
 #[test]
 fn alloc_logs_tail_prints_the_last_lines() {
-    let mut full = alloc_stub();
-    full["Job"] = job_json();
-    let s = Server::start(vec![
-        route("GET", "/v1/allocations", serde_json::json!([alloc_stub()])),
-        route("GET", &format!("/v1/allocation/{ALLOC_ID}"), full),
-        (
-            "GET".into(),
-            format!("/v1/client/fs/logs/{ALLOC_ID}"),
-            200,
-            "one\ntwo\nthree\nfour\n".into(),
-        ),
-    ]);
+    let s = Server::start(
+        [
+            alloc_routes(alloc_with_job()),
+            vec![(
+                "GET".into(),
+                format!("/v1/client/fs/logs/{ALLOC_ID}"),
+                200,
+                "one\ntwo\nthree\nfour\n".into(),
+            )],
+        ]
+        .concat(),
+    );
     let (code, out, err) = cli(&s.addr, &["alloc", "logs", "-tail", "-n", "2", "5e3f1a2b"]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(out, "three\nfour\n");
@@ -612,4 +623,90 @@ fn service_job_run_follows_the_deployment() {
     );
     assert!(out.contains("Status      = successful"), "{out}");
     assert!(out.contains("Task Group  Desired  Placed  Healthy  Unhealthy  Progress Deadline\ncache       1        1       1        0          2023-11-14T22:23:20Z"), "{out}");
+}
+
+#[test]
+fn prefix_lookups_keep_each_commands_messages() {
+    let s = Server::start(vec![
+        route("GET", "/v1/evaluations", serde_json::json!([])),
+        route("GET", "/v1/deployments", serde_json::json!([])),
+        route("GET", "/v1/nodes", serde_json::json!([{"ID": NODE_ID}])),
+    ]);
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["eval", "status", "abc"],
+            "No evaluation(s) with prefix or id \"ab\" found",
+        ),
+        (
+            &["deployment", "status", "abc"],
+            "Deployment ID \"ab\" matched no deployments",
+        ),
+        (
+            &["node", "eligibility", "-enable", "abc"],
+            "No node(s) with prefix \"abc\" found",
+        ),
+        (
+            &["eval", "status", "a"],
+            "Identifier must contain at least two characters.",
+        ),
+    ];
+    for (args, want) in cases {
+        let (code, _, err) = cli(&s.addr, args);
+        assert_eq!(code, 1, "{args:?}");
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn alloc_task_arguments() {
+    let s = Server::start(
+        [
+            alloc_routes(alloc_with_job()),
+            vec![
+                route(
+                    "PUT",
+                    &format!("/v1/client/allocation/{ALLOC_ID}/signal"),
+                    serde_json::json!({}),
+                ),
+                route(
+                    "PUT",
+                    &format!("/v1/client/allocation/{ALLOC_ID}/restart"),
+                    serde_json::json!({}),
+                ),
+            ],
+        ]
+        .concat(),
+    );
+    let (code, _, err) = cli(
+        &s.addr,
+        &["alloc", "restart", "-all-tasks", "5e3f", "redis"],
+    );
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("The -all-tasks option cannot be used with a task name"),
+        "{err}"
+    );
+    let (code, _, err) = cli(&s.addr, &["alloc", "signal", "5e3f", "nope"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("Could not find task named: nope"), "{err}");
+    let (code, _, err) = cli(
+        &s.addr,
+        &["alloc", "signal", "-s", "SIGHUP", "5e3f", "redis"],
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = cli(&s.addr, &["alloc", "restart", "5e3f"]);
+    assert_eq!(code, 0, "{err}");
+    let bodies: Vec<serde_json::Value> = s
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "PUT")
+        .map(|r| serde_json::from_str(&r.body).unwrap())
+        .collect();
+    assert_eq!(
+        bodies,
+        vec![
+            serde_json::json!({"Task": "redis", "Signal": "SIGHUP"}),
+            serde_json::json!({"TaskName": "", "AllTasks": false}),
+        ]
+    );
 }

@@ -1,16 +1,26 @@
-//! Allocation commands: `alloc status`, `stop`, `restart`, `signal`, and the prefix lookup
-//! the other allocation commands share.
+//! Allocation commands: `alloc status`, `stop`, `restart`, `signal`, and what the other
+//! allocation commands share: the prefix lookup and the `<alloc> [<task>]` argument handling.
 
-use super::{client_or_err, fail, formatted, want_args};
+use super::lookup::ListLookup;
+use super::{args_and_client, eval_id_of, fail, formatted};
 use crate::client::{seg, Client};
 use crate::columnize::{format_kv, format_list, format_list_with_spaces};
 use crate::format::{format_alloc_list_stubs, format_alloc_metrics, limit};
 use crate::monitor;
-use crate::prefix::sanitize_uuid_prefix;
 use crate::timefmt::{format_api_time, format_unix_nanos, pretty_ago};
 use crate::Ctx;
 use caravan_structs::{AllocListStub, Allocation, TaskEvent, TaskState};
 use serde_json::{json, Value};
+
+/// Allocations, for resolving an ID prefix.
+const ALLOCS: ListLookup<AllocListStub> = ListLookup {
+    endpoint: "/v1/allocations",
+    query_error: "Error querying allocation",
+    plural: "allocations",
+    id_of: |s| &s.id,
+    no_match: |_, prefix| format!("No allocation(s) with prefix or id {prefix:?} found"),
+    table: |ctx, stubs| format_alloc_list_stubs(stubs, ctx.flags.bool("verbose"), ctx.id_len()),
+};
 
 /// The allocation an ID or prefix names, fetched in full (typed, and as the raw JSON for
 /// `-json`). Ambiguous prefixes list the matches and fail.
@@ -19,61 +29,71 @@ pub(crate) async fn alloc_by_prefix(
     client: &Client,
     id: &str,
 ) -> Result<(Allocation, Value), i32> {
-    if id.len() == 1 {
-        ctx.ui
-            .error("Identifier must contain at least two characters.");
-        return Err(1);
+    let stub = ALLOCS.resolve(ctx, client, id).await?;
+    let mut params = vec![];
+    if !stub.namespace.is_empty() {
+        params.push(("namespace", stub.namespace.clone()));
     }
-    let prefix = sanitize_uuid_prefix(id);
-    let stubs: Vec<AllocListStub> = match client
-        .get("/v1/allocations", &[("prefix", prefix.clone())], None)
+    let raw = match client
+        .get_value(&format!("/v1/allocation/{}", seg(&stub.id)), &params)
         .await
     {
-        Ok((s, _)) => s,
+        Ok(v) => v,
         Err(e) => return Err(fail(ctx, "Error querying allocation", e)),
     };
-    // The server filters by prefix; filter again in case it ignored the parameter.
-    let mut stubs: Vec<AllocListStub> = stubs
-        .into_iter()
-        .filter(|s| s.id.starts_with(&prefix))
-        .collect();
-    if let Some(pos) = stubs.iter().position(|s| s.id == id) {
-        stubs = vec![stubs.swap_remove(pos)];
+    match serde_json::from_value::<Allocation>(raw.clone()) {
+        Ok(a) => Ok((a, raw)),
+        Err(e) => Err(fail(ctx, "Error decoding allocation", e)),
     }
-    match stubs.len() {
-        0 => {
-            ctx.ui.error(&format!(
-                "No allocation(s) with prefix or id {prefix:?} found"
-            ));
-            Err(1)
-        }
-        1 => {
-            let ns = stubs[0].namespace.clone();
-            let mut params = vec![];
-            if !ns.is_empty() {
-                params.push(("namespace", ns));
-            }
-            let raw = match client
-                .get_value(&format!("/v1/allocation/{}", seg(&stubs[0].id)), &params)
-                .await
-            {
-                Ok(v) => v,
-                Err(e) => return Err(fail(ctx, "Error querying allocation", e)),
-            };
-            match serde_json::from_value::<Allocation>(raw.clone()) {
-                Ok(a) => Ok((a, raw)),
-                Err(e) => Err(fail(ctx, "Error decoding allocation", e)),
-            }
-        }
-        _ => {
-            let len = ctx.id_len();
-            ctx.ui.error(&format!(
-                "Prefix matched multiple allocations\n\n{}",
-                format_alloc_list_stubs(&stubs, ctx.flags.bool("verbose"), len)
-            ));
-            Err(1)
-        }
+}
+
+/// The start of every command on one allocation: checks the argument count, builds the
+/// client and resolves the allocation `args[0]` names (typed, and as raw JSON).
+pub(crate) async fn alloc_arg(
+    ctx: &mut Ctx<'_>,
+    min_args: usize,
+    max_args: usize,
+) -> Result<(Client, Allocation, Value), i32> {
+    let client = args_and_client(ctx, min_args, max_args)?;
+    let id = ctx.flags.args[0].clone();
+    let (alloc, raw) = alloc_by_prefix(ctx, &client, &id).await?;
+    Ok((client, alloc, raw))
+}
+
+/// How a `<alloc> [<task>]` command treats the task named by `args[1]` or `-task`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TaskArg {
+    /// A task is needed: the one named, or the allocation's only one.
+    Required,
+    /// A named task is checked; none means the whole allocation.
+    Optional,
+    /// As `Optional`, but naming a task together with `-all-tasks` is a usage error.
+    OptionalUnlessAllTasks,
+}
+
+/// The start of the `<alloc> [<task>]` commands: one or two arguments, the client, the
+/// allocation, and the task the command acts on (empty when none was named and `task` does
+/// not require one).
+pub(crate) async fn alloc_and_task(
+    ctx: &mut Ctx<'_>,
+    task: TaskArg,
+) -> Result<(Client, Allocation, String), i32> {
+    let (client, alloc, _) = alloc_arg(ctx, 1, 2).await?;
+    let named = ctx
+        .flags
+        .args
+        .get(1)
+        .cloned()
+        .or_else(|| ctx.flags.value("task").map(str::to_string));
+    if task == TaskArg::OptionalUnlessAllTasks && ctx.flags.bool("all-tasks") && named.is_some() {
+        return Err(ctx.usage_error("The -all-tasks option cannot be used with a task name"));
     }
+    let task = match (named, task) {
+        (named, TaskArg::Required) => pick_task(ctx, &alloc, named)?,
+        (Some(t), _) => pick_task(ctx, &alloc, Some(t))?,
+        (None, _) => String::new(),
+    };
+    Ok((client, alloc, task))
 }
 
 /// Bytes in Go's `humanize.IBytes` style: `300 MiB`, `1.5 GiB`.
@@ -219,15 +239,7 @@ fn task_resources(a: &Allocation, task: &str) -> Option<String> {
 }
 
 pub(crate) async fn status(ctx: &mut Ctx<'_>) -> i32 {
-    if let Err(c) = want_args(ctx, 1, 1) {
-        return c;
-    }
-    let client = match client_or_err(ctx) {
-        Ok(c) => c,
-        Err(c) => return c,
-    };
-    let id = ctx.flags.args[0].clone();
-    let (alloc, raw) = match alloc_by_prefix(ctx, &client, &id).await {
+    let (_, alloc, raw) = match alloc_arg(ctx, 1, 1).await {
         Ok(a) => a,
         Err(c) => return c,
     };
@@ -347,15 +359,7 @@ pub(crate) fn show_alloc(ctx: &mut Ctx<'_>, alloc: &Allocation) -> i32 {
 }
 
 pub(crate) async fn stop(ctx: &mut Ctx<'_>) -> i32 {
-    if let Err(c) = want_args(ctx, 1, 1) {
-        return c;
-    }
-    let client = match client_or_err(ctx) {
-        Ok(c) => c,
-        Err(c) => return c,
-    };
-    let id = ctx.flags.args[0].clone();
-    let (alloc, _) = match alloc_by_prefix(ctx, &client, &id).await {
+    let (client, alloc, _) = match alloc_arg(ctx, 1, 1).await {
         Ok(a) => a,
         Err(c) => return c,
     };
@@ -374,11 +378,7 @@ pub(crate) async fn stop(ctx: &mut Ctx<'_>) -> i32 {
         Ok(r) => r,
         Err(e) => return fail(ctx, "Error stopping allocation", e),
     };
-    let eval_id = resp
-        .get("EvalID")
-        .and_then(|v| v.as_str())
-        .unwrap_or("")
-        .to_string();
+    let eval_id = eval_id_of(&resp);
     if ctx.flags.bool("detach") || eval_id.is_empty() {
         ctx.ui.output(&eval_id);
         return 0;
@@ -420,35 +420,11 @@ pub(crate) fn pick_task(
 }
 
 pub(crate) async fn restart(ctx: &mut Ctx<'_>) -> i32 {
-    if let Err(c) = want_args(ctx, 1, 2) {
-        return c;
-    }
-    let client = match client_or_err(ctx) {
-        Ok(c) => c,
-        Err(c) => return c,
-    };
-    let id = ctx.flags.args[0].clone();
-    let (alloc, _) = match alloc_by_prefix(ctx, &client, &id).await {
+    let (client, alloc, task) = match alloc_and_task(ctx, TaskArg::OptionalUnlessAllTasks).await {
         Ok(a) => a,
         Err(c) => return c,
     };
     let all = ctx.flags.bool("all-tasks");
-    let named = ctx
-        .flags
-        .args
-        .get(1)
-        .cloned()
-        .or_else(|| ctx.flags.value("task").map(str::to_string));
-    if all && named.is_some() {
-        return ctx.usage_error("The -all-tasks option cannot be used with a task name");
-    }
-    let task = match (&named, all) {
-        (Some(t), _) => match pick_task(ctx, &alloc, Some(t.clone())) {
-            Ok(t) => t,
-            Err(c) => return c,
-        },
-        _ => String::new(),
-    };
     let body = json!({ "TaskName": task, "AllTasks": all });
     match client
         .put::<Value>(
@@ -464,30 +440,9 @@ pub(crate) async fn restart(ctx: &mut Ctx<'_>) -> i32 {
 }
 
 pub(crate) async fn signal(ctx: &mut Ctx<'_>) -> i32 {
-    if let Err(c) = want_args(ctx, 1, 2) {
-        return c;
-    }
-    let client = match client_or_err(ctx) {
-        Ok(c) => c,
-        Err(c) => return c,
-    };
-    let id = ctx.flags.args[0].clone();
-    let (alloc, _) = match alloc_by_prefix(ctx, &client, &id).await {
+    let (client, alloc, task) = match alloc_and_task(ctx, TaskArg::Optional).await {
         Ok(a) => a,
         Err(c) => return c,
-    };
-    let named = ctx
-        .flags
-        .args
-        .get(1)
-        .cloned()
-        .or_else(|| ctx.flags.value("task").map(str::to_string));
-    let task = match named {
-        Some(t) => match pick_task(ctx, &alloc, Some(t)) {
-            Ok(t) => t,
-            Err(c) => return c,
-        },
-        None => String::new(),
     };
     let sig = ctx.flags.value("s").unwrap_or("SIGKILL").to_string();
     let body = json!({ "Task": task, "Signal": sig });

@@ -1,8 +1,8 @@
 //! Reading from an allocation's directory: `alloc logs` (task stdout/stderr, with `-f`
 //! follow and `-tail`/`-n`/`-c`) and `alloc fs` (list, stat and cat).
 
-use super::alloc::{alloc_by_prefix, ibytes, pick_task};
-use super::{client_or_err, fail, want_args};
+use super::alloc::{alloc_and_task, alloc_arg, ibytes, TaskArg};
+use super::fail;
 use crate::client::seg;
 use crate::columnize::format_list;
 use crate::Ctx;
@@ -34,26 +34,8 @@ pub fn last_lines(buf: &[u8], n: usize) -> &[u8] {
 }
 
 pub(crate) async fn logs(ctx: &mut Ctx<'_>) -> i32 {
-    if let Err(c) = want_args(ctx, 1, 2) {
-        return c;
-    }
-    let client = match client_or_err(ctx) {
-        Ok(c) => c,
-        Err(c) => return c,
-    };
-    let id = ctx.flags.args[0].clone();
-    let (alloc, _) = match alloc_by_prefix(ctx, &client, &id).await {
+    let (client, alloc, task) = match alloc_and_task(ctx, TaskArg::Required).await {
         Ok(a) => a,
-        Err(c) => return c,
-    };
-    let named = ctx
-        .flags
-        .args
-        .get(1)
-        .cloned()
-        .or_else(|| ctx.flags.value("task").map(str::to_string));
-    let task = match pick_task(ctx, &alloc, named) {
-        Ok(t) => t,
         Err(c) => return c,
     };
     let follow = ctx.flags.bool("f");
@@ -152,15 +134,7 @@ pub(crate) async fn logs(ctx: &mut Ctx<'_>) -> i32 {
 }
 
 pub(crate) async fn fs(ctx: &mut Ctx<'_>) -> i32 {
-    if let Err(c) = want_args(ctx, 1, 2) {
-        return c;
-    }
-    let client = match client_or_err(ctx) {
-        Ok(c) => c,
-        Err(c) => return c,
-    };
-    let id = ctx.flags.args[0].clone();
-    let (alloc, _) = match alloc_by_prefix(ctx, &client, &id).await {
+    let (client, alloc, _) = match alloc_arg(ctx, 1, 2).await {
         Ok(a) => a,
         Err(c) => return c,
     };

@@ -1,11 +1,11 @@
 //! Deployment commands: `deployment status` (optionally following it) and `deployment list`.
 
-use super::{client_or_err, fail, formatted, want_args};
+use super::lookup::ListLookup;
+use super::{args_and_client, fail, formatted};
 use crate::client::{seg, Client};
 use crate::columnize::format_list;
 use crate::format::{format_deployment, limit};
 use crate::monitor;
-use crate::prefix::sanitize_uuid_prefix;
 use crate::Ctx;
 use caravan_structs::Deployment;
 use serde_json::Value;
@@ -28,52 +28,27 @@ pub(crate) fn deployment_list(ds: &[Deployment], len: usize) -> String {
     format_list(&rows)
 }
 
+/// Deployments, for resolving an ID prefix.
+const DEPLOYMENTS: ListLookup<Deployment> = ListLookup {
+    endpoint: "/v1/deployments",
+    query_error: "Error retrieving deployment",
+    plural: "deployments",
+    id_of: |d| &d.id,
+    no_match: |_, prefix| format!("Deployment ID {prefix:?} matched no deployments"),
+    table: |ctx, ds| deployment_list(ds, ctx.id_len()),
+};
+
 pub(crate) async fn status(ctx: &mut Ctx<'_>) -> i32 {
-    if let Err(c) = want_args(ctx, 1, 1) {
-        return c;
-    }
-    let client = match client_or_err(ctx) {
+    let client = match args_and_client(ctx, 1, 1) {
         Ok(c) => c,
         Err(c) => return c,
     };
     let id = ctx.flags.args[0].clone();
-    if id.len() == 1 {
-        ctx.ui
-            .error("Identifier must contain at least two characters.");
-        return 1;
-    }
-    let prefix = sanitize_uuid_prefix(&id);
-    let ds: Vec<Deployment> = match client
-        .get("/v1/deployments", &[("prefix", prefix.clone())], None)
-        .await
-    {
-        Ok((d, _)) => d,
-        Err(e) => return fail(ctx, "Error retrieving deployment", e),
+    let did = match DEPLOYMENTS.resolve(ctx, &client, &id).await {
+        Ok(d) => d.id,
+        Err(c) => return c,
     };
-    let mut ds: Vec<Deployment> = ds
-        .into_iter()
-        .filter(|d| d.id.starts_with(&prefix))
-        .collect();
-    if let Some(pos) = ds.iter().position(|d| d.id == id) {
-        ds = vec![ds.swap_remove(pos)];
-    }
     let len = ctx.id_len();
-    match ds.len() {
-        0 => {
-            ctx.ui
-                .error(&format!("Deployment ID {prefix:?} matched no deployments"));
-            return 1;
-        }
-        1 => {}
-        _ => {
-            ctx.ui.error(&format!(
-                "Prefix matched multiple deployments\n\n{}",
-                deployment_list(&ds, len)
-            ));
-            return 1;
-        }
-    }
-    let did = ds[0].id.clone();
     if ctx.flags.bool("monitor") {
         return match monitor::monitor_deployment(&mut ctx.ui, &client, &did, len).await {
             Some(s) if s == caravan_structs::DEPLOYMENT_STATUS_SUCCESSFUL => 0,
@@ -105,10 +80,7 @@ pub(crate) async fn show_deployment(ctx: &mut Ctx<'_>, client: &Client, id: &str
 }
 
 pub(crate) async fn list(ctx: &mut Ctx<'_>) -> i32 {
-    if let Err(c) = want_args(ctx, 0, 0) {
-        return c;
-    }
-    let client = match client_or_err(ctx) {
+    let client = match args_and_client(ctx, 0, 0) {
         Ok(c) => c,
         Err(c) => return c,
     };

@@ -1,11 +1,13 @@
 //! Evaluation commands: `eval status` (with its `Failed Placements` section) and `eval list`.
 
-use super::{client_or_err, fail, formatted, want_args};
+use super::lookup::ListLookup;
+use super::{args_and_client, fail, formatted};
 use crate::client::{seg, Client};
 use crate::columnize::{format_kv, format_list};
-use crate::format::{format_alloc_list_stubs, format_alloc_metrics, limit};
+use crate::format::{
+    failed_placement_heading, format_alloc_list_stubs, format_alloc_metrics, limit,
+};
 use crate::monitor;
-use crate::prefix::sanitize_uuid_prefix;
 use crate::timefmt::{format_unix_nanos, pretty_ago};
 use crate::Ctx;
 use caravan_structs::{AllocListStub, Evaluation};
@@ -39,53 +41,27 @@ pub(crate) fn eval_list_table(evals: &[Evaluation], len: usize) -> String {
     format_list(&rows)
 }
 
+/// Evaluations, for resolving an ID prefix.
+const EVALS: ListLookup<Evaluation> = ListLookup {
+    endpoint: "/v1/evaluations",
+    query_error: "Error querying evaluation",
+    plural: "evaluations",
+    id_of: |e| &e.id,
+    no_match: |_, prefix| format!("No evaluation(s) with prefix or id {prefix:?} found"),
+    table: |ctx, evals| eval_list_table(evals, ctx.id_len()),
+};
+
 pub(crate) async fn status(ctx: &mut Ctx<'_>) -> i32 {
-    if let Err(c) = want_args(ctx, 1, 1) {
-        return c;
-    }
-    let client = match client_or_err(ctx) {
+    let client = match args_and_client(ctx, 1, 1) {
         Ok(c) => c,
         Err(c) => return c,
     };
     let id = ctx.flags.args[0].clone();
-    if id.len() == 1 {
-        ctx.ui
-            .error("Identifier must contain at least two characters.");
-        return 1;
-    }
-    let prefix = sanitize_uuid_prefix(&id);
-    let evals: Vec<Evaluation> = match client
-        .get("/v1/evaluations", &[("prefix", prefix.clone())], None)
-        .await
-    {
-        Ok((e, _)) => e,
-        Err(e) => return fail(ctx, "Error querying evaluation", e),
+    let eid = match EVALS.resolve(ctx, &client, &id).await {
+        Ok(e) => e.id,
+        Err(c) => return c,
     };
-    let mut evals: Vec<Evaluation> = evals
-        .into_iter()
-        .filter(|e| e.id.starts_with(&prefix))
-        .collect();
-    if let Some(pos) = evals.iter().position(|e| e.id == id) {
-        evals = vec![evals.swap_remove(pos)];
-    }
     let len = ctx.id_len();
-    match evals.len() {
-        0 => {
-            ctx.ui.error(&format!(
-                "No evaluation(s) with prefix or id {prefix:?} found"
-            ));
-            return 1;
-        }
-        1 => {}
-        _ => {
-            ctx.ui.error(&format!(
-                "Prefix matched multiple evaluations\n\n{}",
-                eval_list_table(&evals, len)
-            ));
-            return 1;
-        }
-    }
-    let eid = evals[0].id.clone();
     if ctx.flags.bool("monitor") {
         return monitor::monitor(&mut ctx.ui, &client, &eid, len).await;
     }
@@ -167,15 +143,7 @@ pub(crate) async fn show_eval(ctx: &mut Ctx<'_>, client: &Client, id: &str) -> i
     if !eval.failed_tg_allocs.is_empty() {
         ctx.ui.output("\nFailed Placements");
         for (tg, m) in &eval.failed_tg_allocs {
-            let noun = if m.coalesced_failures > 0 {
-                "allocations"
-            } else {
-                "allocation"
-            };
-            ctx.ui.output(&format!(
-                "Task Group {tg:?} (failed to place {} {noun}):",
-                m.coalesced_failures + 1
-            ));
+            ctx.ui.output(&failed_placement_heading(tg, m));
             ctx.ui.output(&format_alloc_metrics(m, false, "  "));
         }
         if !eval.blocked_eval.is_empty() {
@@ -189,10 +157,7 @@ pub(crate) async fn show_eval(ctx: &mut Ctx<'_>, client: &Client, id: &str) -> i
 }
 
 pub(crate) async fn list(ctx: &mut Ctx<'_>) -> i32 {
-    if let Err(c) = want_args(ctx, 0, 0) {
-        return c;
-    }
-    let client = match client_or_err(ctx) {
+    let client = match args_and_client(ctx, 0, 0) {
         Ok(c) => c,
         Err(c) => return c,
     };

@@ -1,7 +1,7 @@
 //! Commands about submitted jobs: `job status`, `inspect`, `stop`, `history`, `allocs`,
 //! `deployments`, `eval`.
 
-use super::{client_or_err, fail, formatted, not_found, want_args};
+use super::{args_and_client, eval_id_of, fail, formatted, not_found};
 use crate::api_types::{JobListStub, JobRegisterResponse, JobSummary};
 use crate::client::{seg, Client};
 use crate::columnize::{format_kv, format_list};
@@ -111,10 +111,7 @@ async fn job_json(client: &Client, id: &str, all: bool) -> Result<Value, crate::
 }
 
 pub(crate) async fn status(ctx: &mut Ctx<'_>) -> i32 {
-    if let Err(c) = want_args(ctx, 0, 1) {
-        return c;
-    }
-    let client = match client_or_err(ctx) {
+    let client = match args_and_client(ctx, 0, 1) {
         Ok(c) => c,
         Err(c) => return c,
     };
@@ -339,8 +336,7 @@ pub(crate) async fn show_job(ctx: &mut Ctx<'_>, client: &Client, id: &str) -> i3
 }
 
 async fn resolve_arg(ctx: &mut Ctx<'_>) -> Result<(Client, String), i32> {
-    want_args(ctx, 1, 1)?;
-    let client = client_or_err(ctx)?;
+    let client = args_and_client(ctx, 1, 1)?;
     let prefix = ctx.flags.args[0].trim().to_string();
     let id = job_id_by_prefix(ctx, &client, &prefix).await?;
     Ok((client, id))
@@ -565,11 +561,7 @@ pub(crate) async fn eval(ctx: &mut Ctx<'_>) -> i32 {
         Ok(r) => r,
         Err(e) => return fail(ctx, "Error evaluating job", e),
     };
-    let eval_id = resp
-        .get("EvalID")
-        .and_then(|v| v.as_str())
-        .unwrap_or("")
-        .to_string();
+    let eval_id = eval_id_of(&resp);
     let len = ctx.id_len();
     if ctx.flags.bool("detach") {
         ctx.ui

@@ -6,8 +6,8 @@ use crate::api_types::{
     FieldDiff, JobDiff, JobPlanResponse, JobRegisterResponse, JobValidateResponse, ObjectDiff,
     TaskDiff, TaskGroupDiff,
 };
-use crate::client::{seg, ApiError};
-use crate::format::{format_alloc_metrics, pretty_json};
+use crate::client::{seg, ApiError, Client};
+use crate::format::{failed_placement_heading, format_alloc_metrics, pretty_json};
 use crate::jobspec_api::{self, VarInputs};
 use crate::monitor;
 use crate::Ctx;
@@ -79,16 +79,34 @@ fn load_job(ctx: &mut Ctx<'_>) -> Result<Job, String> {
         .map_err(|e| format!("Error parsing job file from {filename}:\n{e}"))
 }
 
-pub(crate) async fn run(ctx: &mut Ctx<'_>) -> i32 {
-    if let Err(c) = want_args(ctx, 1, 1) {
-        return c;
+/// The single argument, read and parsed as a job file; errors are printed (exit code 1).
+fn job_arg(ctx: &mut Ctx<'_>) -> Result<Job, i32> {
+    want_args(ctx, 1, 1)?;
+    load_job(ctx).map_err(|e| {
+        ctx.ui.error(&e);
+        1
+    })
+}
+
+/// The client, aimed at the job's region and namespace.
+fn job_client(ctx: &mut Ctx<'_>, job: &Job) -> Result<Client, i32> {
+    let mut client = client_or_err(ctx)?;
+    client.set_region(&job.region);
+    client.set_namespace(&job.namespace);
+    Ok(client)
+}
+
+/// The server's warnings about the job, when it has any.
+fn output_warnings(ctx: &mut Ctx<'_>, warnings: &str) {
+    if !warnings.is_empty() {
+        ctx.ui.output(&format!("Job Warnings:\n{warnings}\n"));
     }
-    let job = match load_job(ctx) {
+}
+
+pub(crate) async fn run(ctx: &mut Ctx<'_>) -> i32 {
+    let job = match job_arg(ctx) {
         Ok(j) => j,
-        Err(e) => {
-            ctx.ui.error(&e);
-            return 1;
-        }
+        Err(c) => return c,
     };
     if ctx.flags.bool("output") {
         ctx.ui.output(&pretty_json(&json!({ "Job": job })));
@@ -105,12 +123,10 @@ pub(crate) async fn run(ctx: &mut Ctx<'_>) -> i32 {
             }
         },
     };
-    let mut client = match client_or_err(ctx) {
+    let client = match job_client(ctx, &job) {
         Ok(c) => c,
         Err(c) => return c,
     };
-    client.set_region(&job.region);
-    client.set_namespace(&job.namespace);
 
     let mut body = json!({ "Job": job });
     if let Some(n) = check_index {
@@ -139,10 +155,7 @@ pub(crate) async fn run(ctx: &mut Ctx<'_>) -> i32 {
         }
         Err(e) => return fail(ctx, "Error submitting job", e),
     };
-    if !resp.warnings.is_empty() {
-        ctx.ui
-            .output(&format!("Job Warnings:\n{}\n", resp.warnings));
-    }
+    output_warnings(ctx, &resp.warnings);
     let periodic = job.periodic.as_ref().is_some_and(|p| !p.is_null());
     let param = job.parameterized_job.as_ref().is_some_and(|p| !p.is_null());
     if ctx.flags.bool("detach") || periodic || param {
@@ -161,22 +174,14 @@ pub(crate) async fn run(ctx: &mut Ctx<'_>) -> i32 {
 }
 
 pub(crate) async fn validate(ctx: &mut Ctx<'_>) -> i32 {
-    if let Err(c) = want_args(ctx, 1, 1) {
-        return c;
-    }
-    let job = match load_job(ctx) {
+    let job = match job_arg(ctx) {
         Ok(j) => j,
-        Err(e) => {
-            ctx.ui.error(&e);
-            return 1;
-        }
+        Err(c) => return c,
     };
-    let mut client = match client_or_err(ctx) {
+    let client = match job_client(ctx, &job) {
         Ok(c) => c,
         Err(c) => return c,
     };
-    client.set_region(&job.region);
-    client.set_namespace(&job.namespace);
     let resp: Result<JobValidateResponse, ApiError> = client
         .put("/v1/validate/job", &json!({ "Job": job }), &[])
         .await;
@@ -200,33 +205,21 @@ pub(crate) async fn validate(ctx: &mut Ctx<'_>) -> i32 {
         ctx.ui.error(&msg);
         return 1;
     }
-    if !resp.warnings.is_empty() {
-        ctx.ui
-            .output(&format!("Job Warnings:\n{}\n", resp.warnings));
-    }
+    output_warnings(ctx, &resp.warnings);
     ctx.ui.output("Job validation successful");
     0
 }
 
 pub(crate) async fn plan(ctx: &mut Ctx<'_>) -> i32 {
-    if let Err(c) = want_args(ctx, 1, 1) {
-        let _ = c;
-        return 255;
-    }
-    let path = ctx.flags.args[0].clone();
-    let job = match load_job(ctx) {
+    let job = match job_arg(ctx) {
         Ok(j) => j,
-        Err(e) => {
-            ctx.ui.error(&e);
-            return 255;
-        }
+        Err(_) => return 255,
     };
-    let mut client = match client_or_err(ctx) {
+    let path = ctx.flags.args[0].clone();
+    let client = match job_client(ctx, &job) {
         Ok(c) => c,
         Err(_) => return 255,
     };
-    client.set_region(&job.region);
-    client.set_namespace(&job.namespace);
     let mut body = json!({ "Job": job, "Diff": true });
     if ctx.flags.bool("policy-override") {
         body["PolicyOverride"] = Value::Bool(true);
@@ -263,10 +256,7 @@ pub(crate) async fn plan(ctx: &mut Ctx<'_>) -> i32 {
     ctx.ui.output("Scheduler dry-run:");
     ctx.ui.output(&format_dry_run(&resp, &job));
     ctx.ui.output("");
-    if !resp.warnings.is_empty() {
-        ctx.ui
-            .output(&format!("Job Warnings:\n{}\n", resp.warnings));
-    }
+    output_warnings(ctx, &resp.warnings);
     let mut run_args = String::new();
     for v in ctx.flags.values("var") {
         run_args.push_str(&format!("-var={v:?} "));
@@ -312,15 +302,7 @@ fn format_dry_run(resp: &JobPlanResponse, job: &Job) -> String {
             out.push_str("- WARNING: Failed to place all allocations.\n");
         }
         for (tg, m) in &resp.failed_tg_allocs {
-            let noun = if m.coalesced_failures > 0 {
-                "allocations"
-            } else {
-                "allocation"
-            };
-            out.push_str(&format!(
-                "  Task Group {tg:?} (failed to place {} {noun}):\n",
-                m.coalesced_failures + 1
-            ));
+            out.push_str(&format!("  {}\n", failed_placement_heading(tg, m)));
             out.push_str(&format!("{}\n\n", format_alloc_metrics(m, false, "    ")));
         }
         if rolling.is_none() {

@@ -6,6 +6,7 @@ mod deployment;
 mod eval;
 mod job;
 mod job_run;
+mod lookup;
 mod node;
 mod operator;
 mod server;
@@ -73,6 +74,12 @@ pub(crate) fn client_or_err(ctx: &mut Ctx<'_>) -> Result<Client, i32> {
     })
 }
 
+/// The start of most commands: checks the positional argument count, then builds the client.
+pub(crate) fn args_and_client(ctx: &mut Ctx<'_>, min: usize, max: usize) -> Result<Client, i32> {
+    want_args(ctx, min, max)?;
+    client_or_err(ctx)
+}
+
 /// Prints `what: err` and returns 1.
 pub(crate) fn fail(ctx: &mut Ctx<'_>, what: &str, e: impl std::fmt::Display) -> i32 {
     ctx.ui.error(&format!("{what}: {e}"));
@@ -126,6 +133,14 @@ fn plural_args(n: usize) -> String {
         1 => "one argument".into(),
         n => format!("{n} arguments"),
     }
+}
+
+/// The `EvalID` of an answer that may have created an evaluation (empty when it did not).
+pub(crate) fn eval_id_of(resp: &serde_json::Value) -> String {
+    resp.get("EvalID")
+        .and_then(|v| v.as_str())
+        .unwrap_or("")
+        .to_string()
 }
 
 /// Whether an API error means "not found".

@@ -1,11 +1,11 @@
 //! Node commands: `node status` (list and single node), `node eligibility`, `node drain`.
 
 use super::alloc::ibytes;
-use super::{client_or_err, fail, formatted, want_args};
+use super::lookup::ListLookup;
+use super::{args_and_client, client_or_err, fail, formatted, want_args};
 use crate::client::{seg, Client};
 use crate::columnize::{format_kv, format_list};
 use crate::format::limit;
-use crate::prefix::sanitize_uuid_prefix;
 use crate::timefmt::{format_api_time, pretty_ago};
 use crate::Ctx;
 use caravan_structs::{Allocation, Node, NodeListStub};
@@ -59,49 +59,42 @@ async fn node_id(ctx: &mut Ctx<'_>, client: &Client, arg: Option<String>) -> Res
             }
         };
     };
-    if id.len() == 1 {
-        ctx.ui
-            .error("Identifier must contain at least two characters.");
-        return Err(1);
+    Ok(NODES.resolve(ctx, client, &id).await?.id)
+}
+
+/// Nodes, for resolving an ID prefix.
+const NODES: ListLookup<NodeListStub> = ListLookup {
+    endpoint: "/v1/nodes",
+    query_error: "Error querying node info",
+    plural: "nodes",
+    id_of: |n| &n.id,
+    no_match: |id, _| format!("No node(s) with prefix {id:?} found"),
+    table: |ctx, nodes| node_list_table(nodes, ctx.flags.bool("verbose"), ctx.id_len()),
+};
+
+/// The flags and arguments `node eligibility` and `node drain` share: exactly one of
+/// `-enable`/`-disable` (returns whether it is `-enable`), and a node ID unless `-self`.
+fn enable_and_node_arg(ctx: &mut Ctx<'_>) -> Result<bool, i32> {
+    let enable = ctx.flags.bool("enable");
+    let disable = ctx.flags.bool("disable");
+    if enable == disable {
+        return Err(ctx.usage_error("Either the '-enable' or '-disable' flag must be set"));
     }
-    let prefix = sanitize_uuid_prefix(&id);
-    let nodes: Vec<NodeListStub> = match client
-        .get("/v1/nodes", &[("prefix", prefix.clone())], None)
-        .await
-    {
-        Ok((n, _)) => n,
-        Err(e) => return Err(fail(ctx, "Error querying node info", e)),
-    };
-    let mut nodes: Vec<NodeListStub> = nodes
-        .into_iter()
-        .filter(|n| n.id.starts_with(&prefix))
-        .collect();
-    if let Some(pos) = nodes.iter().position(|n| n.id == id) {
-        nodes = vec![nodes.swap_remove(pos)];
-    }
-    match nodes.len() {
-        0 => {
-            ctx.ui
-                .error(&format!("No node(s) with prefix {id:?} found"));
-            Err(1)
-        }
-        1 => Ok(nodes.remove(0).id),
-        _ => {
-            let len = ctx.id_len();
-            ctx.ui.error(&format!(
-                "Prefix matched multiple nodes\n\n{}",
-                node_list_table(&nodes, ctx.flags.bool("verbose"), len)
-            ));
-            Err(1)
-        }
-    }
+    let self_ = ctx.flags.bool("self");
+    want_args(ctx, usize::from(!self_), usize::from(!self_))?;
+    Ok(enable)
+}
+
+/// Builds the client and resolves the node a command acts on (`args[0]`, or `-self`).
+async fn client_and_node(ctx: &mut Ctx<'_>) -> Result<(Client, String), i32> {
+    let client = client_or_err(ctx)?;
+    let arg = ctx.flags.args.first().cloned();
+    let id = node_id(ctx, &client, arg).await?;
+    Ok((client, id))
 }
 
 pub(crate) async fn status(ctx: &mut Ctx<'_>) -> i32 {
-    if let Err(c) = want_args(ctx, 0, 1) {
-        return c;
-    }
-    let client = match client_or_err(ctx) {
+    let client = match args_and_client(ctx, 0, 1) {
         Ok(c) => c,
         Err(c) => return c,
     };
@@ -321,22 +314,12 @@ pub(crate) async fn show_node(ctx: &mut Ctx<'_>, client: &Client, id: &str) -> i
 }
 
 pub(crate) async fn eligibility(ctx: &mut Ctx<'_>) -> i32 {
-    let enable = ctx.flags.bool("enable");
-    let disable = ctx.flags.bool("disable");
-    if enable == disable {
-        return ctx.usage_error("Either the '-enable' or '-disable' flag must be set");
-    }
-    let self_ = ctx.flags.bool("self");
-    if let Err(c) = want_args(ctx, usize::from(!self_), usize::from(!self_)) {
-        return c;
-    }
-    let client = match client_or_err(ctx) {
-        Ok(c) => c,
+    let enable = match enable_and_node_arg(ctx) {
+        Ok(e) => e,
         Err(c) => return c,
     };
-    let arg = ctx.flags.args.first().cloned();
-    let id = match node_id(ctx, &client, arg).await {
-        Ok(id) => id,
+    let (client, id) = match client_and_node(ctx).await {
+        Ok(r) => r,
         Err(c) => return c,
     };
     let elig = if enable { "eligible" } else { "ineligible" };
@@ -355,15 +338,10 @@ pub(crate) async fn eligibility(ctx: &mut Ctx<'_>) -> i32 {
 }
 
 pub(crate) async fn drain(ctx: &mut Ctx<'_>) -> i32 {
-    let enable = ctx.flags.bool("enable");
-    let disable = ctx.flags.bool("disable");
-    if enable == disable {
-        return ctx.usage_error("Either the '-enable' or '-disable' flag must be set");
-    }
-    let self_ = ctx.flags.bool("self");
-    if let Err(c) = want_args(ctx, usize::from(!self_), usize::from(!self_)) {
-        return c;
-    }
+    let enable = match enable_and_node_arg(ctx) {
+        Ok(e) => e,
+        Err(c) => return c,
+    };
     let deadline = if ctx.flags.bool("force") {
         -1
     } else if ctx.flags.bool("no-deadline") {
@@ -377,13 +355,8 @@ pub(crate) async fn drain(ctx: &mut Ctx<'_>) -> i32 {
             },
         }
     };
-    let client = match client_or_err(ctx) {
-        Ok(c) => c,
-        Err(c) => return c,
-    };
-    let arg = ctx.flags.args.first().cloned();
-    let id = match node_id(ctx, &client, arg).await {
-        Ok(id) => id,
+    let (client, id) = match client_and_node(ctx).await {
+        Ok(r) => r,
         Err(c) => return c,
     };
     let body = if enable {

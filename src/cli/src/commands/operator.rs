@@ -1,14 +1,11 @@
 //! `operator api <path>`: a raw request to the HTTP API, printing the body as it comes.
 
-use super::{client_or_err, fail, want_args};
+use super::{args_and_client, fail};
 use crate::Ctx;
 use serde_json::Value;
 
 pub(crate) async fn api(ctx: &mut Ctx<'_>) -> i32 {
-    if let Err(c) = want_args(ctx, 1, 1) {
-        return c;
-    }
-    let client = match client_or_err(ctx) {
+    let client = match args_and_client(ctx, 1, 1) {
         Ok(c) => c,
         Err(c) => return c,
     };

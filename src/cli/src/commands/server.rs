@@ -1,15 +1,12 @@
 //! `server members`: the servers the agent knows through gossip, with the region's leader.
 
-use super::{client_or_err, fail, formatted, want_args};
+use super::{args_and_client, fail, formatted};
 use crate::api_types::ServerMembers;
 use crate::columnize::format_list;
 use crate::Ctx;
 
 pub(crate) async fn members(ctx: &mut Ctx<'_>) -> i32 {
-    if let Err(c) = want_args(ctx, 0, 0) {
-        return c;
-    }
-    let client = match client_or_err(ctx) {
+    let client = match args_and_client(ctx, 0, 0) {
         Ok(c) => c,
         Err(c) => return c,
     };
