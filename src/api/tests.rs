@@ -230,11 +230,16 @@ async fn in_place_updates_touch_only_the_difference() {
     changed["Job"]["Priority"] = json!(70);
     changed["Job"]["Meta"] = json!({"owner": "ops"});
     a.put("/v1/jobs", &changed).await;
+    let version = a.get("/v1/job/web").await["Version"].clone();
+    assert_eq!(
+        version, 2,
+        "count change and priority change each make a version"
+    );
     wait_for!(
         a.running("web")
             .await
             .iter()
-            .filter(|x| x["JobVersion"] == 1)
+            .filter(|x| x["JobVersion"] == version)
             .count()
             == 3
     );
