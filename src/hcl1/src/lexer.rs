@@ -333,15 +333,17 @@ impl<'a> Lexer<'a> {
             lines.push(trimmed.to_string());
         }
         if indented {
+            // Indentation is counted in characters: whitespace may be wider than a byte.
+            let lead = |l: &str| l.chars().take_while(|c| c.is_whitespace()).count();
             let indent = lines
                 .iter()
                 .filter(|l| !l.trim().is_empty())
-                .map(|l| l.len() - l.trim_start().len())
+                .map(|l| lead(l))
                 .min()
                 .unwrap_or(0);
             for l in &mut lines {
-                let cut = indent.min(l.len() - l.trim_start().len());
-                *l = l[cut..].to_string();
+                let cut = indent.min(lead(l));
+                *l = l.chars().skip(cut).collect();
             }
         }
         let mut out = String::new();

@@ -56,6 +56,9 @@ fn heredocs_and_escapes() {
     assert_eq!(v["a"], "line1\n  line2\n");
     assert_eq!(v["b"], "x\n  y\n");
     assert_eq!(v["c"], "q\"\n${var.\"x\"}");
+    // Wide whitespace in an indented heredoc must not split a character.
+    let v = json("a = <<-EOF\n\u{3000}x\n y\nEOF\n");
+    assert_eq!(v["a"], "x\ny\n");
 }
 
 #[test]
