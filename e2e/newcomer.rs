@@ -261,4 +261,25 @@ fn newcomer_path() {
     assert!(out.contains("broken.nomad.hcl:"), "{out}");
     let o = agent.cli(&["status"]);
     assert!(!stdout(&o).contains("broken"), "{}", stdout(&o));
+
+    // Agent configuration files are checked with file:line:col too.
+    std::fs::write(
+        work.join("agent.hcl"),
+        "data_dir = \"/tmp/x\"\nbogus_key = 1\n",
+    )
+    .expect("write config");
+    let o = agent.cli_in(&work, &["config", "validate", "agent.hcl"]);
+    assert_eq!(o.status.code(), Some(1), "{}", all_output(&o));
+    assert!(
+        all_output(&o).contains("agent.hcl:2:1"),
+        "{}",
+        all_output(&o)
+    );
+    std::fs::write(work.join("agent.hcl"), "data_dir = \"/tmp/x\"\n").expect("write config");
+    let o = agent.cli_in(&work, &["config", "validate", "agent.hcl"]);
+    assert!(
+        stdout(&o).contains("Configuration is valid!"),
+        "{}",
+        all_output(&o)
+    );
 }

@@ -2,6 +2,7 @@
 //! serves the HTTP API until a signal stops it.
 
 pub mod config;
+pub mod validate;
 
 use crate::api::{self, AgentInfo, AppState};
 use crate::client::{rpc::InProcess, Client, ClientConfig};
