@@ -1,8 +1,6 @@
 //! `/v1/agent/*`: service and check registration, TTL updates, and the agent's own view
 //! (`self`, `members`, `services`, `checks`).
 
-
-
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
@@ -32,7 +30,11 @@ pub fn remove_service(data: &mut Data, id: &str) -> bool {
 }
 
 fn validate_service(def: &ServiceDef) -> Result<(Service, Vec<CheckSpec>), ApiError> {
-    let name = def.Name.clone().filter(|n| !n.is_empty()).ok_or_else(|| ApiError::bad("Missing service name"))?;
+    let name = def
+        .Name
+        .clone()
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| ApiError::bad("Missing service name"))?;
     match def.Kind.as_deref() {
         None | Some("") | Some("typical") => {}
         Some(kind) => {
@@ -41,24 +43,37 @@ fn validate_service(def: &ServiceDef) -> Result<(Service, Vec<CheckSpec>), ApiEr
             )))
         }
     }
-    if def.Proxy.as_ref().is_some_and(|v| !v.is_null()) || def.Connect.as_ref().is_some_and(|v| !v.is_null()) {
+    if def.Proxy.as_ref().is_some_and(|v| !v.is_null())
+        || def.Connect.as_ref().is_some_and(|v| !v.is_null())
+    {
         return Err(ApiError::bad(
             "Invalid service: Connect and Proxy are not implemented by the Caravan Consul test server",
         ));
     }
-    for (v, what) in [(&def.Namespace, "Namespaces"), (&def.Partition, "Partitions")] {
-        if v.as_deref().is_some_and(|n| !n.is_empty() && n != "default") {
-            return Err(ApiError::bad(format!("Invalid service: {what} are a Consul Enterprise feature")));
+    for (v, what) in [
+        (&def.Namespace, "Namespaces"),
+        (&def.Partition, "Partitions"),
+    ] {
+        if v.as_deref()
+            .is_some_and(|n| !n.is_empty() && n != "default")
+        {
+            return Err(ApiError::bad(format!(
+                "Invalid service: {what} are a Consul Enterprise feature"
+            )));
         }
     }
     let port = def.Port.unwrap_or(0);
     if !(0..=65535).contains(&port) {
-        return Err(ApiError::bad(format!("Invalid service port {port}: must be 0-65535")));
+        return Err(ApiError::bad(format!(
+            "Invalid service port {port}: must be 0-65535"
+        )));
     }
     let weights = match &def.Weights {
         None => (1, 1),
         Some(w) if w.passing < 1 => return Err(ApiError::bad("Passing must be greater than 0")),
-        Some(w) if w.warning < 0 => return Err(ApiError::bad("Warning must be greater or equal than 0")),
+        Some(w) if w.warning < 0 => {
+            return Err(ApiError::bad("Warning must be greater or equal than 0"))
+        }
         Some(w) => (w.passing, w.warning),
     };
     let meta = def.Meta.clone().unwrap_or_default();
@@ -72,7 +87,11 @@ fn validate_service(def: &ServiceDef) -> Result<(Service, Vec<CheckSpec>), ApiEr
             )));
         }
     }
-    let id = def.ID.clone().filter(|i| !i.is_empty()).unwrap_or_else(|| name.clone());
+    let id = def
+        .ID
+        .clone()
+        .filter(|i| !i.is_empty())
+        .unwrap_or_else(|| name.clone());
     let service = Service {
         id: id.clone(),
         name: name.clone(),
@@ -94,15 +113,21 @@ fn validate_service(def: &ServiceDef) -> Result<(Service, Vec<CheckSpec>), ApiEr
     let mut specs = Vec::new();
     for (i, c) in defs.iter().enumerate() {
         if c.ServiceID.is_some() {
-            return Err(ApiError::bad("Request decode failed: json: unknown field \"ServiceID\""));
+            return Err(ApiError::bad(
+                "Request decode failed: json: unknown field \"ServiceID\"",
+            ));
         }
-        let check_id = c.CheckID.clone().filter(|s| !s.is_empty()).unwrap_or_else(|| {
-            if many {
-                format!("service:{id}:{}", i + 1)
-            } else {
-                format!("service:{id}")
-            }
-        });
+        let check_id = c
+            .CheckID
+            .clone()
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| {
+                if many {
+                    format!("service:{id}:{}", i + 1)
+                } else {
+                    format!("service:{id}")
+                }
+            });
         let check_name = c
             .Name
             .clone()
@@ -175,7 +200,11 @@ pub async fn service_deregister(
     }
 }
 
-pub async fn services(State(app): State<AppState>, Query(q): Pairs, headers: HeaderMap) -> Result<Response, ApiError> {
+pub async fn services(
+    State(app): State<AppState>,
+    Query(q): Pairs,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let params = Params::parse(q, &headers, &app.config)?;
     let (index, out) = blocking(&app.store, &params, |data| {
         let map: Map<String, Value> = data
@@ -208,7 +237,11 @@ pub async fn service(
     }
 }
 
-pub async fn checks_list(State(app): State<AppState>, Query(q): Pairs, headers: HeaderMap) -> Result<Response, ApiError> {
+pub async fn checks_list(
+    State(app): State<AppState>,
+    Query(q): Pairs,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let params = Params::parse(q, &headers, &app.config)?;
     let (index, out) = blocking(&app.store, &params, |data| {
         let map: Map<String, Value> = data
@@ -230,7 +263,11 @@ pub async fn check_register(
 ) -> Result<(), ApiError> {
     Params::parse(q, &headers, &app.config)?;
     let def: CheckDef = decode(&body)?;
-    let name = def.Name.clone().filter(|n| !n.is_empty()).ok_or_else(|| ApiError::bad("Missing check name"))?;
+    let name = def
+        .Name
+        .clone()
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| ApiError::bad("Missing check name"))?;
     let id = def
         .ID
         .clone()
@@ -242,7 +279,9 @@ pub async fn check_register(
     let store = app.store.clone();
     app.store.write(|data| {
         if !service_id.is_empty() && !data.services.contains_key(&service_id) {
-            return Err(ApiError::bad(format!("ServiceID {service_id:?} does not exist")));
+            return Err(ApiError::bad(format!(
+                "ServiceID {service_id:?} does not exist"
+            )));
         }
         checks::insert(&store, data, spec);
         Ok(())
@@ -265,21 +304,43 @@ pub async fn check_deregister(
     }
 }
 
-async fn ttl(app: AppState, id: String, q: Vec<(String, String)>, headers: HeaderMap, status: &str) -> Result<(), ApiError> {
+async fn ttl(
+    app: AppState,
+    id: String,
+    q: Vec<(String, String)>,
+    headers: HeaderMap,
+    status: &str,
+) -> Result<(), ApiError> {
     let params = Params::parse(q, &headers, &app.config)?;
     let note = params.get("note").unwrap_or("").to_string();
-    app.store.write(|data| checks::ttl_update(data, &id, status, &note))
+    app.store
+        .write(|data| checks::ttl_update(data, &id, status, &note))
 }
 
-pub async fn check_pass(State(app): State<AppState>, Path(id): Path<String>, Query(q): Pairs, headers: HeaderMap) -> Result<(), ApiError> {
+pub async fn check_pass(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Pairs,
+    headers: HeaderMap,
+) -> Result<(), ApiError> {
     ttl(app, id, q, headers, PASSING).await
 }
 
-pub async fn check_warn(State(app): State<AppState>, Path(id): Path<String>, Query(q): Pairs, headers: HeaderMap) -> Result<(), ApiError> {
+pub async fn check_warn(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Pairs,
+    headers: HeaderMap,
+) -> Result<(), ApiError> {
     ttl(app, id, q, headers, WARNING).await
 }
 
-pub async fn check_fail(State(app): State<AppState>, Path(id): Path<String>, Query(q): Pairs, headers: HeaderMap) -> Result<(), ApiError> {
+pub async fn check_fail(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Pairs,
+    headers: HeaderMap,
+) -> Result<(), ApiError> {
     ttl(app, id, q, headers, CRITICAL).await
 }
 
@@ -302,7 +363,8 @@ pub async fn check_update(
         }
     };
     let output = update.Output.unwrap_or_default();
-    app.store.write(|data| checks::ttl_update(data, &id, &status, &output))
+    app.store
+        .write(|data| checks::ttl_update(data, &id, &status, &output))
 }
 
 fn member(data: &Data) -> Value {
@@ -321,7 +383,11 @@ fn member(data: &Data) -> Value {
     })
 }
 
-pub async fn agent_self(State(app): State<AppState>, Query(q): Pairs, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+pub async fn agent_self(
+    State(app): State<AppState>,
+    Query(q): Pairs,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
     Params::parse(q, &headers, &app.config)?;
     let data = app.store.lock();
     Ok(Json(json!({
@@ -344,7 +410,11 @@ pub async fn agent_self(State(app): State<AppState>, Query(q): Pairs, headers: H
     })))
 }
 
-pub async fn members(State(app): State<AppState>, Query(q): Pairs, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+pub async fn members(
+    State(app): State<AppState>,
+    Query(q): Pairs,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
     let params = Params::parse(q, &headers, &app.config)?;
     if params.flag("wan") {
         let data = app.store.lock();
@@ -358,14 +428,22 @@ pub async fn members(State(app): State<AppState>, Query(q): Pairs, headers: Head
 }
 
 /// `GET /v1/status/leader`.
-pub async fn status_leader(State(app): State<AppState>, Query(q): Pairs, headers: HeaderMap) -> Result<Json<String>, ApiError> {
+pub async fn status_leader(
+    State(app): State<AppState>,
+    Query(q): Pairs,
+    headers: HeaderMap,
+) -> Result<Json<String>, ApiError> {
     Params::parse(q, &headers, &app.config)?;
     let data = app.store.lock();
     Ok(Json(format!("{}:8300", data.node.address)))
 }
 
 /// `GET /v1/status/peers`.
-pub async fn status_peers(State(app): State<AppState>, Query(q): Pairs, headers: HeaderMap) -> Result<Json<Vec<String>>, ApiError> {
+pub async fn status_peers(
+    State(app): State<AppState>,
+    Query(q): Pairs,
+    headers: HeaderMap,
+) -> Result<Json<Vec<String>>, ApiError> {
     Params::parse(q, &headers, &app.config)?;
     let data = app.store.lock();
     Ok(Json(vec![format!("{}:8300", data.node.address)]))
@@ -375,4 +453,3 @@ pub async fn status_peers(State(app): State<AppState>, Query(q): Pairs, headers:
 pub async fn datacenters(State(app): State<AppState>) -> Json<Vec<String>> {
     Json(vec![app.config.datacenter.clone()])
 }
-

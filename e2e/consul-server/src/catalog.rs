@@ -26,7 +26,11 @@ fn instances(data: &Data, name: &str, tags: &[String]) -> Vec<Service> {
         .collect()
 }
 
-pub async fn services(State(app): State<AppState>, Query(q): Pairs, headers: HeaderMap) -> Result<Response, ApiError> {
+pub async fn services(
+    State(app): State<AppState>,
+    Query(q): Pairs,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let params = Params::parse(q, &headers, &app.config)?;
     let (index, out) = blocking(&app.store, &params, |data| {
         let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -63,9 +67,16 @@ pub async fn service(
     Ok(with_meta(index, &params, Json(out)))
 }
 
-pub async fn nodes(State(app): State<AppState>, Query(q): Pairs, headers: HeaderMap) -> Result<Response, ApiError> {
+pub async fn nodes(
+    State(app): State<AppState>,
+    Query(q): Pairs,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let params = Params::parse(q, &headers, &app.config)?;
-    let (index, out) = blocking(&app.store, &params, |data| (data.node_index, vec![view::node(data)])).await;
+    let (index, out) = blocking(&app.store, &params, |data| {
+        (data.node_index, vec![view::node(data)])
+    })
+    .await;
     Ok(with_meta(index, &params, Json(out)))
 }
 
@@ -85,7 +96,10 @@ pub async fn node(
             .iter()
             .map(|s| (s.id.clone(), view::health_service(s)))
             .collect();
-        (index, json!({"Node": view::node(data), "Services": services}))
+        (
+            index,
+            json!({"Node": view::node(data), "Services": services}),
+        )
     })
     .await;
     Ok(with_meta(index, &params, Json(out)))

@@ -53,8 +53,17 @@ pub struct CheckSpec {
 }
 
 /// Validates a check definition. `id`/`name` are the already-defaulted identity.
-pub fn build(def: &CheckDef, id: String, name: String, service_id: String) -> Result<CheckSpec, ApiError> {
-    if def.Args.is_some() || def.ScriptArgs.is_some() || def.DockerContainerID.is_some() || def.Shell.is_some() {
+pub fn build(
+    def: &CheckDef,
+    id: String,
+    name: String,
+    service_id: String,
+) -> Result<CheckSpec, ApiError> {
+    if def.Args.is_some()
+        || def.ScriptArgs.is_some()
+        || def.DockerContainerID.is_some()
+        || def.Shell.is_some()
+    {
         return Err(ApiError::bad(
             "Scripts are disabled on this agent; to enable, configure 'enable_script_checks' or 'enable_local_script_checks' to true",
         ));
@@ -64,7 +73,10 @@ pub fn build(def: &CheckDef, id: String, name: String, service_id: String) -> Re
         (def.H2PING.is_some(), "H2PING"),
         (def.UDP.is_some(), "UDP"),
         (def.OSService.is_some(), "OSService"),
-        (def.AliasNode.is_some() || def.AliasService.is_some(), "alias"),
+        (
+            def.AliasNode.is_some() || def.AliasService.is_some(),
+            "alias",
+        ),
     ] {
         if set {
             return Err(ApiError::bad(format!(
@@ -72,8 +84,14 @@ pub fn build(def: &CheckDef, id: String, name: String, service_id: String) -> Re
             )));
         }
     }
-    if def.Namespace.as_deref().is_some_and(|n| !n.is_empty() && n != "default") {
-        return Err(ApiError::bad("Invalid check: Namespaces are a Consul Enterprise feature"));
+    if def
+        .Namespace
+        .as_deref()
+        .is_some_and(|n| !n.is_empty() && n != "default")
+    {
+        return Err(ApiError::bad(
+            "Invalid check: Namespaces are a Consul Enterprise feature",
+        ));
     }
     let status = match def.Status.as_deref() {
         None | Some("") => None,
@@ -93,28 +111,36 @@ pub fn build(def: &CheckDef, id: String, name: String, service_id: String) -> Re
     }
     let kind = if let Some(ttl) = ttl {
         if interval.is_some_and(|i| !i.is_zero()) {
-            return Err(ApiError::bad("Invalid check: Interval and TTL cannot both be specified"));
+            return Err(ApiError::bad(
+                "Invalid check: Interval and TTL cannot both be specified",
+            ));
         }
         if ttl.is_zero() {
-            return Err(ApiError::bad("Invalid check: TTL must be > 0 for TTL checks"));
+            return Err(ApiError::bad(
+                "Invalid check: TTL must be > 0 for TTL checks",
+            ));
         }
         CheckKind::Ttl { ttl }
     } else {
         let interval = match interval {
             Some(i) if !i.is_zero() => i.max(MIN_INTERVAL),
-            _ => {
-                return Err(ApiError::bad(
-                    "Invalid check: Interval must be > 0 for Script, HTTP, H2PING, TCP or UDP checks",
-                ))
-            }
+            _ => return Err(ApiError::bad(
+                "Invalid check: Interval must be > 0 for Script, HTTP, H2PING, TCP or UDP checks",
+            )),
         };
         if let Some(url) = &def.HTTP {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(ApiError::bad(format!("Invalid check: invalid HTTP URL {url:?}")));
+                return Err(ApiError::bad(format!(
+                    "Invalid check: invalid HTTP URL {url:?}"
+                )));
             }
             CheckKind::Http {
                 url: url.clone(),
-                method: def.Method.clone().filter(|m| !m.is_empty()).unwrap_or_else(|| "GET".into()),
+                method: def
+                    .Method
+                    .clone()
+                    .filter(|m| !m.is_empty())
+                    .unwrap_or_else(|| "GET".into()),
                 headers: def.Header.clone().unwrap_or_default(),
                 body: def.Body.clone().unwrap_or_default(),
                 tls_skip_verify: def.TLSSkipVerify.unwrap_or(false),
@@ -128,10 +154,20 @@ pub fn build(def: &CheckDef, id: String, name: String, service_id: String) -> Re
                     "Invalid check: TCP address {address:?} must be host:port"
                 )));
             }
-            CheckKind::Tcp { address, interval, timeout }
+            CheckKind::Tcp {
+                address,
+                interval,
+                timeout,
+            }
         }
     };
-    let definition = definition_json(&kind, duration("DeregisterCriticalServiceAfter", &def.DeregisterCriticalServiceAfter)?);
+    let definition = definition_json(
+        &kind,
+        duration(
+            "DeregisterCriticalServiceAfter",
+            &def.DeregisterCriticalServiceAfter,
+        )?,
+    );
     Ok(CheckSpec {
         id,
         name,
@@ -154,14 +190,28 @@ pub fn build(def: &CheckDef, id: String, name: String, service_id: String) -> Re
 fn definition_json(kind: &CheckKind, dereg: Option<Duration>) -> Value {
     let dereg = dereg.map(format_go_duration).unwrap_or_else(|| "0s".into());
     match kind {
-        CheckKind::Ttl { ttl } => json!({"TTL": format_go_duration(*ttl), "DeregisterCriticalServiceAfter": dereg}),
-        CheckKind::Http { url, method, headers, body, tls_skip_verify, interval, timeout } => json!({
+        CheckKind::Ttl { ttl } => {
+            json!({"TTL": format_go_duration(*ttl), "DeregisterCriticalServiceAfter": dereg})
+        }
+        CheckKind::Http {
+            url,
+            method,
+            headers,
+            body,
+            tls_skip_verify,
+            interval,
+            timeout,
+        } => json!({
             "HTTP": url, "Method": method, "Header": headers, "Body": body,
             "TLSSkipVerify": tls_skip_verify,
             "Interval": format_go_duration(*interval), "Timeout": format_go_duration(*timeout),
             "DeregisterCriticalServiceAfter": dereg,
         }),
-        CheckKind::Tcp { address, interval, timeout } => json!({
+        CheckKind::Tcp {
+            address,
+            interval,
+            timeout,
+        } => json!({
             "TCP": address,
             "Interval": format_go_duration(*interval), "Timeout": format_go_duration(*timeout),
             "DeregisterCriticalServiceAfter": dereg,
@@ -277,7 +327,9 @@ fn record_result(data: &mut Data, id: &str, status: &str, output: &str) {
         check.failures = check.failures.saturating_add(1);
         if check.failures >= check.failures_before_critical {
             Some(CRITICAL)
-        } else if check.failures_before_warning > 0 && check.failures >= check.failures_before_warning {
+        } else if check.failures_before_warning > 0
+            && check.failures >= check.failures_before_warning
+        {
             Some(WARNING)
         } else {
             None
@@ -316,30 +368,47 @@ pub fn ttl_update(data: &mut Data, id: &str, status: &str, output: &str) -> Resu
     Ok(())
 }
 
-fn spawn_runner(store: Store, id: String, kind: CheckKind, refresh: Arc<Notify>) -> tokio::task::AbortHandle {
+fn spawn_runner(
+    store: Store,
+    id: String,
+    kind: CheckKind,
+    refresh: Arc<Notify>,
+) -> tokio::task::AbortHandle {
     match kind {
         CheckKind::Ttl { .. } => tokio::spawn(ttl_loop(store, id, refresh)).abort_handle(),
-        CheckKind::Http { url, method, headers, body, tls_skip_verify, interval, timeout } => {
-            tokio::spawn(async move {
-                let client = reqwest::Client::builder()
-                    .danger_accept_invalid_certs(tls_skip_verify)
-                    .timeout(timeout)
-                    .build();
-                loop {
-                    let (status, output) = match &client {
-                        Ok(client) => run_http(client, &url, &method, &headers, &body).await,
-                        Err(e) => (CRITICAL, format!("cannot build HTTP client: {e}")),
-                    };
-                    store.write(|data| record_result(data, &id, status, &output));
-                    tokio::time::sleep(interval).await;
-                }
-            })
-            .abort_handle()
-        }
-        CheckKind::Tcp { address, interval, timeout } => tokio::spawn(async move {
+        CheckKind::Http {
+            url,
+            method,
+            headers,
+            body,
+            tls_skip_verify,
+            interval,
+            timeout,
+        } => tokio::spawn(async move {
+            let client = reqwest::Client::builder()
+                .danger_accept_invalid_certs(tls_skip_verify)
+                .timeout(timeout)
+                .build();
+            loop {
+                let (status, output) = match &client {
+                    Ok(client) => run_http(client, &url, &method, &headers, &body).await,
+                    Err(e) => (CRITICAL, format!("cannot build HTTP client: {e}")),
+                };
+                store.write(|data| record_result(data, &id, status, &output));
+                tokio::time::sleep(interval).await;
+            }
+        })
+        .abort_handle(),
+        CheckKind::Tcp {
+            address,
+            interval,
+            timeout,
+        } => tokio::spawn(async move {
             loop {
                 let (status, output) =
-                    match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(&address)).await {
+                    match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(&address))
+                        .await
+                    {
                         Ok(Ok(_)) => (PASSING, format!("TCP connect {address}: Success")),
                         Ok(Err(e)) => (CRITICAL, format!("dial tcp {address}: {e}")),
                         Err(_) => (CRITICAL, format!("dial tcp {address}: i/o timeout")),
@@ -363,7 +432,9 @@ async fn run_http(
         Ok(m) => m,
         Err(_) => return (CRITICAL, format!("invalid HTTP method {method:?}")),
     };
-    let mut req = client.request(method.clone(), url).header("user-agent", "Consul Health Check");
+    let mut req = client
+        .request(method.clone(), url)
+        .header("user-agent", "Consul Health Check");
     for (name, values) in headers {
         for v in values {
             req = req.header(name.as_str(), v.as_str());

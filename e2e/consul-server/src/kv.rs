@@ -101,7 +101,10 @@ async fn get_inner(
                     None => out.insert(k.clone()),
                 };
             }
-            (prefix_index(data, &key), out.into_iter().collect::<Vec<_>>())
+            (
+                prefix_index(data, &key),
+                out.into_iter().collect::<Vec<_>>(),
+            )
         })
         .await;
         if keys.is_empty() {
@@ -140,7 +143,11 @@ async fn get_inner(
     }
 }
 
-fn parse_write(app: &AppState, q: Vec<(String, String)>, headers: &HeaderMap) -> Result<Params, ApiError> {
+fn parse_write(
+    app: &AppState,
+    q: Vec<(String, String)>,
+    headers: &HeaderMap,
+) -> Result<Params, ApiError> {
     let params = Params::parse(q, headers, &app.config)?;
     for unsupported in ["acquire", "release"] {
         if params.get(unsupported).is_some() {
@@ -177,11 +184,7 @@ pub async fn put(
             }
         }
         let index = data.next_index();
-        let create_index = data
-            .kv
-            .get(&key)
-            .map(|e| e.create_index)
-            .unwrap_or(index);
+        let create_index = data.kv.get(&key).map(|e| e.create_index).unwrap_or(index);
         let lock_index = data.kv.get(&key).map(|e| e.lock_index).unwrap_or(0);
         data.kv.insert(
             key.clone(),

@@ -132,7 +132,11 @@ pub async fn serve(listener: impl Into<Listener>, config: ServerConfig) -> std::
     serve_store(listener.into(), config, store).await
 }
 
-async fn serve_store(listener: Listener, config: ServerConfig, store: Store) -> std::io::Result<()> {
+async fn serve_store(
+    listener: Listener,
+    config: ServerConfig,
+    store: Store,
+) -> std::io::Result<()> {
     let reaper = tokio::spawn(checks::reap_loop(store.clone(), config.reap_interval));
     let _reaper = AbortOnDrop(reaper);
     let app = router(AppState {
@@ -205,11 +209,19 @@ pub async fn spawn_for_test() -> std::io::Result<(SocketAddr, TestServer)> {
 }
 
 /// Starts a server on a free loopback port with `config`.
-pub async fn spawn_for_test_with(config: ServerConfig) -> std::io::Result<(SocketAddr, TestServer)> {
+pub async fn spawn_for_test_with(
+    config: ServerConfig,
+) -> std::io::Result<(SocketAddr, TestServer)> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let task = tokio::spawn(serve(listener, config));
-    Ok((addr, TestServer { task, socket_path: None }))
+    Ok((
+        addr,
+        TestServer {
+            task,
+            socket_path: None,
+        },
+    ))
 }
 
 /// Starts a server on a Unix socket at `path` (removed again when the server is dropped).

@@ -188,7 +188,11 @@ fn random_stagger(max: Duration) -> Duration {
 /// Serves a (possibly blocking) read. `f` computes the answer and the index it reports; when the
 /// caller passed `?index=N`, the read waits (on the store's index watch) until that index moves
 /// past N or `wait` (plus up to wait/16 jitter, as Consul) runs out.
-pub async fn blocking<T>(store: &Store, params: &Params, f: impl Fn(&Data) -> (u64, T)) -> (u64, T) {
+pub async fn blocking<T>(
+    store: &Store,
+    params: &Params,
+    f: impl Fn(&Data) -> (u64, T),
+) -> (u64, T) {
     let mut rx = store.subscribe();
     let timeout = params.wait + random_stagger(params.wait / 16);
     let deadline = tokio::time::Instant::now() + timeout;
@@ -224,10 +228,6 @@ pub fn with_meta(index: u64, params: &Params, body: impl IntoResponse) -> Respon
     h.insert(
         "x-consul-effective-consistency",
         HeaderValue::from_static(params.consistency.header()),
-    );
-    h.insert(
-        "x-consul-default-acl-policy",
-        HeaderValue::from_static("allow"),
     );
     resp
 }

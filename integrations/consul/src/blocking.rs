@@ -59,7 +59,11 @@ impl Backoff {
         self.attempt = self.attempt.saturating_add(1);
         let half = ceiling / 2;
         let span = (ceiling - half).as_nanos() as u64;
-        let jitter = if span == 0 { 0 } else { self.random() % (span + 1) };
+        let jitter = if span == 0 {
+            0
+        } else {
+            self.random() % (span + 1)
+        };
         half + Duration::from_nanos(jitter)
     }
 
@@ -78,7 +82,10 @@ pub struct RateLimiter {
 
 impl RateLimiter {
     pub fn new(min_interval: Duration) -> RateLimiter {
-        RateLimiter { min_interval, last: None }
+        RateLimiter {
+            min_interval,
+            last: None,
+        }
     }
 
     /// Waits until `min_interval` has passed since the previous call returned.
@@ -120,7 +127,11 @@ mod tests {
         let mut ceiling = base;
         for _ in 0..10 {
             let d = b.next_delay();
-            assert!(d >= ceiling / 2 && d <= ceiling, "{d:?} outside [{:?}, {ceiling:?}]", ceiling / 2);
+            assert!(
+                d >= ceiling / 2 && d <= ceiling,
+                "{d:?} outside [{:?}, {ceiling:?}]",
+                ceiling / 2
+            );
             ceiling = (ceiling * 2).min(max);
         }
         b.reset();

@@ -37,7 +37,9 @@ struct Inner {
 pub(crate) fn escape(segment: &str, keep_slash: bool) -> String {
     let mut out = String::with_capacity(segment.len());
     for b in segment.bytes() {
-        let keep = b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') || (keep_slash && b == b'/');
+        let keep = b.is_ascii_alphanumeric()
+            || matches!(b, b'-' | b'_' | b'.' | b'~')
+            || (keep_slash && b == b'/');
         if keep {
             out.push(b as char);
         } else {
@@ -149,7 +151,11 @@ impl ConsulClient {
         }
     }
 
-    pub(crate) fn decode<T: DeserializeOwned>(method: &Method, path: &str, body: &[u8]) -> Result<T, ConsulError> {
+    pub(crate) fn decode<T: DeserializeOwned>(
+        method: &Method,
+        path: &str,
+        body: &[u8],
+    ) -> Result<T, ConsulError> {
         serde_json::from_slice(body).map_err(|e| ConsulError::Decode {
             method: method.to_string(),
             path: path.to_string(),
@@ -190,7 +196,9 @@ impl ConsulClient {
             params.push(("filter".into(), filter.clone()));
         }
         let headers = self.token_header(&q.token)?;
-        let resp = self.send(Method::GET, path, params, headers, None, timeout).await?;
+        let resp = self
+            .send(Method::GET, path, params, headers, None, timeout)
+            .await?;
         let meta = QueryMeta::from_headers(&resp.headers);
         if resp.status == http::StatusCode::NOT_FOUND {
             return Ok((None, meta));
@@ -231,7 +239,10 @@ impl ConsulClient {
         self.scope_params(&mut params, &w.datacenter, &w.namespace, &w.partition);
         let mut headers = self.token_header(&w.token)?;
         if body.is_some() {
-            headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            headers.insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
         }
         let resp = self
             .send(method.clone(), path, params, headers, body, REQUEST_TIMEOUT)
@@ -255,7 +266,8 @@ impl ConsulClient {
             path: path.to_string(),
             message: format!("cannot encode the request: {e}"),
         })?;
-        self.write(Method::PUT, path, params, Some(Bytes::from(json)), w).await
+        self.write(Method::PUT, path, params, Some(Bytes::from(json)), w)
+            .await
     }
 }
 
@@ -268,7 +280,10 @@ mod tests {
         assert_eq!(escape("a/b c", true), "a/b%20c");
         assert_eq!(escape("a/b", false), "a%2Fb");
         assert_eq!(
-            encode_query(&[("passing".into(), String::new()), ("tag".into(), "a&b".into())]),
+            encode_query(&[
+                ("passing".into(), String::new()),
+                ("tag".into(), "a&b".into())
+            ]),
             "passing&tag=a%26b"
         );
     }

@@ -103,9 +103,13 @@ impl Endpoint {
         }
         if let Some(path) = trimmed.strip_prefix("unix://") {
             if !path.starts_with('/') {
-                return Err(invalid("a unix socket path must be absolute (unix:///path)"));
+                return Err(invalid(
+                    "a unix socket path must be absolute (unix:///path)",
+                ));
             }
-            return Ok(Endpoint::Unix { path: PathBuf::from(path) });
+            return Ok(Endpoint::Unix {
+                path: PathBuf::from(path),
+            });
         }
         let (scheme, rest) = match trimmed.split_once("://") {
             Some((s, r)) => (s.to_ascii_lowercase(), r),
@@ -134,15 +138,23 @@ mod tests {
     fn parses_addresses() {
         assert_eq!(
             Endpoint::parse("127.0.0.1:8500").ok(),
-            Some(Endpoint::Http { base: "http://127.0.0.1:8500".into(), https: false })
+            Some(Endpoint::Http {
+                base: "http://127.0.0.1:8500".into(),
+                https: false
+            })
         );
         assert_eq!(
             Endpoint::parse("https://consul.local:8501/").ok(),
-            Some(Endpoint::Http { base: "https://consul.local:8501".into(), https: true })
+            Some(Endpoint::Http {
+                base: "https://consul.local:8501".into(),
+                https: true
+            })
         );
         assert_eq!(
             Endpoint::parse("unix:///run/consul.sock").ok(),
-            Some(Endpoint::Unix { path: "/run/consul.sock".into() })
+            Some(Endpoint::Unix {
+                path: "/run/consul.sock".into()
+            })
         );
         assert!(Endpoint::parse("unix://relative.sock").is_err());
         assert!(Endpoint::parse("ftp://x:1").is_err());

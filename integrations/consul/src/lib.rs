@@ -32,8 +32,8 @@ pub use config::{ConsulConfig, Endpoint};
 pub use error::ConsulError;
 pub use query::{Consistency, QueryMeta, QueryOptions, WriteOptions};
 pub use types::{
-    AgentCheckRegistration, AgentMember, AgentSelf, AgentSelfConfig, AgentService, AgentServiceCheck,
-    AgentServiceRegistration, CatalogNode, CatalogService, CheckStatus, HealthCheck, KvPair, Node, ServiceEntry,
-    Weights,
+    AgentCheckRegistration, AgentMember, AgentSelf, AgentSelfConfig, AgentService,
+    AgentServiceCheck, AgentServiceRegistration, CatalogNode, CatalogService, CheckStatus,
+    HealthCheck, KvPair, Node, ServiceEntry, Weights,
 };
 pub use watch::{Watch, WatchOptions, WatchUpdate};

@@ -65,12 +65,21 @@ pub struct QueryMeta {
 impl QueryMeta {
     /// Parses Consul's query headers; a missing or malformed header reads as 0/false.
     pub fn from_headers(headers: &HeaderMap) -> QueryMeta {
-        let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+        let text = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+        };
         QueryMeta {
-            last_index: text("x-consul-index").and_then(|v| v.parse().ok()).unwrap_or(0),
+            last_index: text("x-consul-index")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
             known_leader: text("x-consul-knownleader") == Some("true"),
             last_contact: Duration::from_millis(
-                text("x-consul-lastcontact").and_then(|v| v.parse().ok()).unwrap_or(0),
+                text("x-consul-lastcontact")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0),
             ),
         }
     }

@@ -22,7 +22,10 @@ pub fn configure(
     if let Some(ca) = &config.ca_file {
         let pem = read("CA", ca)?;
         let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-            ConsulError::TlsConfig(format!("CA file {} is not a PEM certificate bundle: {e}", ca.display()))
+            ConsulError::TlsConfig(format!(
+                "CA file {} is not a PEM certificate bundle: {e}",
+                ca.display()
+            ))
         })?;
         if certs.is_empty() {
             return Err(ConsulError::TlsConfig(format!(
@@ -38,12 +41,14 @@ pub fn configure(
         (None, None) => {}
         (Some(_), None) => {
             return Err(ConsulError::TlsConfig(
-                "cert_file is set but key_file is not: a client certificate needs its private key".into(),
+                "cert_file is set but key_file is not: a client certificate needs its private key"
+                    .into(),
             ))
         }
         (None, Some(_)) => {
             return Err(ConsulError::TlsConfig(
-                "key_file is set but cert_file is not: a private key needs its client certificate".into(),
+                "key_file is set but cert_file is not: a private key needs its client certificate"
+                    .into(),
             ))
         }
         (Some(cert), Some(key)) => {

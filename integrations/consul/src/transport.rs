@@ -36,8 +36,13 @@ pub struct Response {
 /// The connection to Consul.
 #[derive(Debug, Clone)]
 pub enum Transport {
-    Http { client: reqwest::Client, base: String },
-    Unix { path: PathBuf },
+    Http {
+        client: reqwest::Client,
+        base: String,
+    },
+    Unix {
+        path: PathBuf,
+    },
 }
 
 impl Transport {
@@ -45,7 +50,10 @@ impl Transport {
     pub fn new(config: &ConsulConfig) -> Result<Transport, ConsulError> {
         match Endpoint::parse(&config.address)? {
             Endpoint::Unix { path } => {
-                if config.ca_file.is_some() || config.cert_file.is_some() || config.key_file.is_some() {
+                if config.ca_file.is_some()
+                    || config.cert_file.is_some()
+                    || config.key_file.is_some()
+                {
                     return Err(ConsulError::TlsConfig(
                         "TLS files are set but the address is a unix socket, which Consul serves without TLS".into(),
                     ));
@@ -61,9 +69,9 @@ impl Transport {
                 if https || tls_files || config.tls_skip_verify {
                     builder = crate::tls::configure(builder, config)?;
                 }
-                let client = builder
-                    .build()
-                    .map_err(|e| ConsulError::TlsConfig(format!("cannot build the HTTP client: {e}")))?;
+                let client = builder.build().map_err(|e| {
+                    ConsulError::TlsConfig(format!("cannot build the HTTP client: {e}"))
+                })?;
                 Ok(Transport::Http { client, base })
             }
         }
@@ -107,7 +115,11 @@ impl Transport {
     }
 }
 
-async fn send_reqwest(client: &reqwest::Client, base: &str, req: Request) -> Result<Response, String> {
+async fn send_reqwest(
+    client: &reqwest::Client,
+    base: &str,
+    req: Request,
+) -> Result<Response, String> {
     let url = format!("{base}{}", req.path_and_query);
     let mut builder = client.request(req.method, url).headers(req.headers);
     if let Some(body) = req.body {
@@ -117,7 +129,11 @@ async fn send_reqwest(client: &reqwest::Client, base: &str, req: Request) -> Res
     let status = resp.status();
     let headers = resp.headers().clone();
     let body = resp.bytes().await.map_err(|e| error_chain(&e))?;
-    Ok(Response { status, headers, body })
+    Ok(Response {
+        status,
+        headers,
+        body,
+    })
 }
 
 async fn send_unix(socket: &std::path::Path, req: Request) -> Result<Response, String> {
@@ -136,7 +152,10 @@ async fn send_unix(socket: &std::path::Path, req: Request) -> Result<Response, S
         .method(req.method)
         .uri(&req.path_and_query)
         .header(http::header::HOST, "localhost")
-        .header(http::header::USER_AGENT, concat!("caravan-consul/", env!("CARGO_PKG_VERSION")));
+        .header(
+            http::header::USER_AGENT,
+            concat!("caravan-consul/", env!("CARGO_PKG_VERSION")),
+        );
     for (name, value) in req.headers.iter() {
         builder = builder.header(name, value);
     }
@@ -144,9 +163,16 @@ async fn send_unix(socket: &std::path::Path, req: Request) -> Result<Response, S
         .body(Full::new(req.body.unwrap_or_default()))
         .map_err(|e| format!("invalid request: {e}"))?;
     let result = async {
-        let resp = sender.send_request(request).await.map_err(|e| error_chain(&e))?;
+        let resp = sender
+            .send_request(request)
+            .await
+            .map_err(|e| error_chain(&e))?;
         let (parts, body) = resp.into_parts();
-        let body = body.collect().await.map_err(|e| error_chain(&e))?.to_bytes();
+        let body = body
+            .collect()
+            .await
+            .map_err(|e| error_chain(&e))?
+            .to_bytes();
         Ok(Response {
             status: parts.status,
             headers: parts.headers,

@@ -37,11 +37,23 @@ pub struct AgentServiceCheck {
     /// Initial status: `passing`, `warning` or `critical` (Consul's default: critical).
     #[serde(rename = "Status", skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
-    #[serde(rename = "Interval", skip_serializing_if = "Option::is_none", with = "crate::duration::opt")]
+    #[serde(
+        rename = "Interval",
+        skip_serializing_if = "Option::is_none",
+        with = "crate::duration::opt"
+    )]
     pub interval: Option<Duration>,
-    #[serde(rename = "Timeout", skip_serializing_if = "Option::is_none", with = "crate::duration::opt")]
+    #[serde(
+        rename = "Timeout",
+        skip_serializing_if = "Option::is_none",
+        with = "crate::duration::opt"
+    )]
     pub timeout: Option<Duration>,
-    #[serde(rename = "TTL", skip_serializing_if = "Option::is_none", with = "crate::duration::opt")]
+    #[serde(
+        rename = "TTL",
+        skip_serializing_if = "Option::is_none",
+        with = "crate::duration::opt"
+    )]
     pub ttl: Option<Duration>,
     #[serde(rename = "HTTP", skip_serializing_if = "Option::is_none")]
     pub http: Option<String>,
@@ -444,8 +456,14 @@ mod tests {
 
     #[test]
     fn aggregates_the_worst_status() {
-        let check = |s: &str| HealthCheck { status: s.into(), ..Default::default() };
-        let mut e = ServiceEntry { checks: vec![check("passing"), check("warning")], ..Default::default() };
+        let check = |s: &str| HealthCheck {
+            status: s.into(),
+            ..Default::default()
+        };
+        let mut e = ServiceEntry {
+            checks: vec![check("passing"), check("warning")],
+            ..Default::default()
+        };
         assert_eq!(e.aggregated_status(), CheckStatus::Warning);
         e.checks.push(check("critical"));
         assert_eq!(e.aggregated_status(), CheckStatus::Critical);

@@ -90,7 +90,10 @@ impl<T: Clone + PartialEq + Send + 'static> Watch<T> {
                         index = next_wait_index(index, meta.last_index);
                         if last.as_ref() != Some(&value) {
                             last = Some(value.clone());
-                            let update = WatchUpdate { index: meta.last_index, value };
+                            let update = WatchUpdate {
+                                index: meta.last_index,
+                                value,
+                            };
                             if tx.send(Ok(update)).await.is_err() {
                                 return;
                             }
@@ -136,8 +139,17 @@ impl ConsulClient {
     }
 
     /// Watches the key names under `prefix` (`?keys`, optional `separator`).
-    pub fn watch_kv_keys(&self, prefix: &str, separator: Option<&str>, opts: WatchOptions) -> Watch<Vec<String>> {
-        let (client, prefix, sep) = (self.clone(), prefix.to_string(), separator.map(str::to_string));
+    pub fn watch_kv_keys(
+        &self,
+        prefix: &str,
+        separator: Option<&str>,
+        opts: WatchOptions,
+    ) -> Watch<Vec<String>> {
+        let (client, prefix, sep) = (
+            self.clone(),
+            prefix.to_string(),
+            separator.map(str::to_string),
+        );
         Watch::spawn(opts, move |q| {
             let (client, prefix, sep) = (client.clone(), prefix.clone(), sep.clone());
             async move { client.kv_keys(&prefix, sep.as_deref(), &q).await }
@@ -146,7 +158,12 @@ impl ConsulClient {
 
     /// Watches the healthy view of a service (`/v1/health/service/:name`, `?passing` when
     /// `passing`; tags, near and datacenter from `opts.query`).
-    pub fn watch_service(&self, name: &str, passing: bool, opts: WatchOptions) -> Watch<Vec<ServiceEntry>> {
+    pub fn watch_service(
+        &self,
+        name: &str,
+        passing: bool,
+        opts: WatchOptions,
+    ) -> Watch<Vec<ServiceEntry>> {
         let (client, name) = (self.clone(), name.to_string());
         Watch::spawn(opts, move |q| {
             let (client, name) = (client.clone(), name.clone());
@@ -155,7 +172,10 @@ impl ConsulClient {
     }
 
     /// Watches the catalog's service names and tags.
-    pub fn watch_catalog_services(&self, opts: WatchOptions) -> Watch<HashMap<String, Vec<String>>> {
+    pub fn watch_catalog_services(
+        &self,
+        opts: WatchOptions,
+    ) -> Watch<HashMap<String, Vec<String>>> {
         let client = self.clone();
         Watch::spawn(opts, move |q| {
             let client = client.clone();
