@@ -245,3 +245,64 @@ async fn tcp_checks_run_on_their_interval() {
     assert_eq!(serde_json::from_str::<Vec<Value>>(&body).unwrap().len(), 0);
     drop(open);
 }
+
+#[tokio::test]
+async fn http_checks_run_and_critical_services_are_reaped() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let config = caravan_consul_test_server::ServerConfig {
+        reap_interval: Duration::from_millis(100),
+        ..Default::default()
+    };
+    let (addr, _s) = caravan_consul_test_server::spawn_for_test_with(config)
+        .await
+        .unwrap();
+    let api = Api {
+        base: format!("http://{addr}"),
+        http: reqwest::Client::new(),
+    };
+    // A tiny HTTP endpoint answering 200 "ok" to every request.
+    let target = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let target_addr = target.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = target.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                let _ = s.read(&mut buf).await;
+                let _ = s
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+                    )
+                    .await;
+            });
+        }
+    });
+    let svc = json!({"Name": "site", "Check": {"HTTP": format!("http://{target_addr}/health"), "Interval": "1s"}});
+    assert_eq!(api.put("/v1/agent/service/register", svc).await.0, 200);
+    let c = tokio::time::timeout(HANG, wait_for_status(&api, "service:site", "passing"))
+        .await
+        .unwrap();
+    assert!(
+        c["Output"].as_str().unwrap().contains("200 OK Output: ok"),
+        "{c}"
+    );
+
+    // A critical TTL check with DeregisterCriticalServiceAfter takes its service away.
+    let doomed =
+        json!({"Name": "doomed", "Check": {"TTL": "30s", "DeregisterCriticalServiceAfter": "1ms"}});
+    assert_eq!(api.put("/v1/agent/service/register", doomed).await.0, 200);
+    let mut index = 0;
+    loop {
+        let (_, i, body) = tokio::time::timeout(
+            HANG,
+            api.get(&format!("/v1/agent/services?index={index}&wait=30s")),
+        )
+        .await
+        .unwrap();
+        index = i;
+        let services: Value = serde_json::from_str(&body).unwrap();
+        if services.get("doomed").is_none() {
+            assert!(services.get("site").is_some());
+            break;
+        }
+    }
+}
