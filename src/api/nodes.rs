@@ -20,6 +20,7 @@ pub fn routes() -> Router<AppState> {
             "/v1/node/:id/eligibility",
             put(eligibility).post(eligibility),
         )
+        .route("/v1/node/:id/drain", put(drain).post(drain))
 }
 
 type Params = Query<HashMap<String, String>>;
@@ -82,6 +83,30 @@ struct EligibilityRequest {
 async fn eligibility(State(s): State<AppState>, Path(id): Path<String>, body: Bytes) -> ApiResult {
     let req: EligibilityRequest = decode_body(&body)?;
     let index = s.server.node_eligibility(&id, &req.eligibility)?;
+    Ok(json_with_index(
+        &json!({"EvalIDs": [], "EvalCreateIndex": 0, "NodeModifyIndex": index, "Index": index}),
+        index,
+    ))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase", default)]
+struct DrainSpec {
+    deadline: i64,
+    ignore_system_jobs: bool,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase", default)]
+struct DrainRequest {
+    drain_spec: Option<DrainSpec>,
+    mark_eligible: bool,
+}
+
+async fn drain(State(s): State<AppState>, Path(id): Path<String>, body: Bytes) -> ApiResult {
+    let req: DrainRequest = decode_body(&body)?;
+    let spec = req.drain_spec.map(|d| (d.deadline, d.ignore_system_jobs));
+    let index = s.server.node_drain(&id, spec, req.mark_eligible)?;
     Ok(json_with_index(
         &json!({"EvalIDs": [], "EvalCreateIndex": 0, "NodeModifyIndex": index, "Index": index}),
         index,

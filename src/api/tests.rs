@@ -31,14 +31,16 @@ struct TestAgent {
     base: String,
     http: reqwest::Client,
     data_dir: std::path::PathBuf,
-    client: Arc<Client>,
+    clients: Vec<Arc<Client>>,
 }
 
 impl Drop for TestAgent {
     fn drop(&mut self) {
-        for r in self.client.alloc_runners() {
-            for t in r.tasks() {
-                t.kill("test over");
+        for c in &self.clients {
+            for r in c.alloc_runners() {
+                for t in r.tasks() {
+                    t.kill("test over");
+                }
             }
         }
         std::thread::sleep(Duration::from_millis(300));
@@ -47,28 +49,41 @@ impl Drop for TestAgent {
 }
 
 async fn start() -> TestAgent {
+    start_nodes(1).await
+}
+
+/// One server and `n` clients (nodes `n1`, `n2`, ...) in process, HTTP on a free port.
+async fn start_nodes(n: usize) -> TestAgent {
     let data_dir =
         std::env::temp_dir().join(format!("caravan-api-test-{}", caravan_structs::new_id()));
     let server = Server::new(ServerConfig::default());
     server.start();
-    let client = Client::start(
-        ClientConfig {
-            data_dir: data_dir.clone(),
-            node_name: "test-node".into(),
-            ..Default::default()
-        },
-        vec![Arc::new(caravan_driver_raw_exec::RawExecDriver::new(true))],
-        Arc::new(InProcess(server.clone())),
-    )
-    .await
-    .expect("client starts");
+    let mut clients = Vec::new();
+    for i in 1..=n {
+        let client = Client::start(
+            ClientConfig {
+                data_dir: data_dir.join(format!("n{i}")),
+                node_name: if n == 1 {
+                    "test-node".into()
+                } else {
+                    format!("n{i}")
+                },
+                ..Default::default()
+            },
+            vec![Arc::new(caravan_driver_raw_exec::RawExecDriver::new(true))],
+            Arc::new(InProcess(server.clone())),
+        )
+        .await
+        .expect("client starts");
+        clients.push(client);
+    }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let app = router(AppState {
         server,
-        client: Some(client.clone()),
+        client: clients.first().cloned(),
         agent: Arc::new(AgentInfo {
             node_name: "test-node".into(),
             region: "global".into(),
@@ -84,14 +99,13 @@ async fn start() -> TestAgent {
         base: format!("http://{addr}"),
         http: reqwest::Client::new(),
         data_dir,
-        client,
+        clients,
     };
-    // Wait for the node to register.
     wait_for!(t
         .get("/v1/nodes")
         .await
         .as_array()
-        .map(|n| !n.is_empty())
+        .map(|nodes| nodes.len() == n)
         .unwrap_or(false));
     t
 }
@@ -446,4 +460,112 @@ async fn lifecycle_tasks_run_in_order() {
     let order = a.http.get(url).send().await.unwrap().text().await.unwrap();
     assert_eq!(order, "pre\nmain\npost\n");
     assert_eq!(a.get("/v1/job/ordered").await["Status"], "dead");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drain_moves_allocations_one_healthy_replacement_at_a_time() {
+    let a = start_nodes(2).await;
+    let nodes = a.get("/v1/nodes").await;
+    let id_of = |name: &str| {
+        nodes
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["Name"] == name)
+            .unwrap()["ID"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (n1, n2) = (id_of("n1"), id_of("n2"));
+    // Everything starts on n1.
+    let elig = |e: &str| json!({"Eligibility": e});
+    assert_eq!(
+        a.put(&format!("/v1/node/{n2}/eligibility"), &elig("ineligible"))
+            .await
+            .0,
+        200
+    );
+    let mut job = sleeper_job("mover", 3);
+    job["Job"]["TaskGroups"][0]["Migrate"] = json!({
+        "MaxParallel": 1, "HealthCheck": "task_states",
+        "MinHealthyTime": 1_000_000_000i64, "HealthyDeadline": 30_000_000_000i64
+    });
+    a.put("/v1/jobs", &job).await;
+    wait_for!(a.running("mover").await.len() == 3);
+    assert!(a
+        .running("mover")
+        .await
+        .iter()
+        .all(|x| x["NodeID"] == n1.as_str()));
+    assert_eq!(
+        a.put(&format!("/v1/node/{n2}/eligibility"), &elig("eligible"))
+            .await
+            .0,
+        200
+    );
+
+    let (code, body) = a
+        .put(
+            &format!("/v1/node/{n1}/drain"),
+            &json!({"DrainSpec": {"Deadline": 60_000_000_000i64}, "MarkEligible": false}),
+        )
+        .await;
+    assert_eq!(code, 200, "{body}");
+    let node = a.get(&format!("/v1/node/{n1}")).await;
+    assert_eq!(node["Drain"], true);
+    assert_eq!(node["SchedulingEligibility"], "ineligible");
+
+    // Watch the migration: never more than one replacement that is not yet healthy, and the
+    // allocations leave n1 in index order.
+    let mut stop_order: Vec<String> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let allocs = a.allocs("mover").await;
+        let unhealthy_new = allocs
+            .iter()
+            .filter(|x| x["NodeID"] == n2.as_str() && x["DesiredStatus"] == "run")
+            .filter(|x| x["DeploymentStatus"]["Healthy"] != true)
+            .count();
+        assert!(
+            unhealthy_new <= 1,
+            "more than max_parallel replacements in flight: {allocs:?}"
+        );
+        for x in allocs
+            .iter()
+            .filter(|x| x["NodeID"] == n1.as_str() && x["DesiredStatus"] == "stop")
+        {
+            let name = x["Name"].as_str().unwrap().to_string();
+            if !stop_order.contains(&name) {
+                stop_order.push(name);
+            }
+        }
+        let moved = a
+            .running("mover")
+            .await
+            .iter()
+            .filter(|x| x["NodeID"] == n2.as_str())
+            .count();
+        if moved == 3 && a.get(&format!("/v1/node/{n1}")).await["Drain"] == false {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "drain did not finish: {allocs:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(stop_order, vec!["mover.g[0]", "mover.g[1]", "mover.g[2]"]);
+    let node = a.get(&format!("/v1/node/{n1}")).await;
+    assert_eq!(
+        node["SchedulingEligibility"], "ineligible",
+        "drain keeps the node ineligible"
+    );
+    let events: Vec<&str> = node["Events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["Message"].as_str())
+        .collect();
+    assert!(events.contains(&"Node drain complete"), "{events:?}");
 }

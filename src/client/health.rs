@@ -1,7 +1,8 @@
-//! Deployment health of one allocation, judged from its task states (Nomad's
+//! Health of one service allocation, judged from its task states (Nomad's
 //! `health_check = "task_states"`, and what `"checks"` falls back to without checks): healthy
 //! once every long-running task has run for `min_healthy_time`; unhealthy if a task fails or
-//! `healthy_deadline` passes first.
+//! `healthy_deadline` passes first. Deployments take the timings from the group's `update`
+//! block; other allocations (which a node drain waits on) from its `migrate` block.
 
 use caravan_structs::*;
 use std::collections::BTreeMap;
@@ -18,11 +19,31 @@ pub struct HealthTracker {
 
 impl HealthTracker {
     pub fn new(alloc: &Allocation, group: &TaskGroup) -> Self {
-        let update = group.update.clone().unwrap_or_default();
+        let service = alloc
+            .job
+            .as_ref()
+            .map(|j| j.job_type == JOB_TYPE_SERVICE)
+            .unwrap_or(false);
+        let (min_healthy, deadline) = match (&group.update, alloc.deployment_id.is_empty()) {
+            (Some(u), false) => (u.min_healthy_time, u.healthy_deadline),
+            _ => {
+                // Nomad's `migrate` defaults: 10s healthy, 5m deadline.
+                let m = group.migrate.as_ref();
+                let get = |k: &str, d: i64| {
+                    m.and_then(|m| m.get(k))
+                        .and_then(|v| v.as_i64())
+                        .unwrap_or(d)
+                };
+                (
+                    get("MinHealthyTime", 10 * time::SECOND),
+                    get("HealthyDeadline", 5 * time::MINUTE),
+                )
+            }
+        };
         HealthTracker {
-            enabled: !alloc.deployment_id.is_empty() && group.update.is_some(),
-            min_healthy: time::nanos(update.min_healthy_time),
-            deadline: Instant::now() + time::nanos(update.healthy_deadline),
+            enabled: service,
+            min_healthy: time::nanos(min_healthy),
+            deadline: Instant::now() + time::nanos(deadline),
             healthy_since: None,
             restarts_seen: 0,
             decided: None,

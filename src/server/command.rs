@@ -96,6 +96,20 @@ pub enum Command {
         deployment: Deployment,
         evals: Vec<Evaluation>,
     },
+    /// An operator set or cleared a node's drain strategy (Nomad's `DrainStrategy` JSON), or
+    /// the drainer finished it.
+    NodeDrainUpdate {
+        node_id: String,
+        drain_strategy: Option<serde_json::Value>,
+        mark_eligible: bool,
+        /// Set when the drainer completes the drain (recorded in the node's events).
+        completed: bool,
+    },
+    /// The drainer marks allocations to migrate off a draining node.
+    AllocsMigrate {
+        alloc_ids: Vec<String>,
+        evals: Vec<Evaluation>,
+    },
     /// A job version proved itself (its deployment succeeded).
     JobStability {
         namespace: String,

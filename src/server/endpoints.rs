@@ -235,6 +235,29 @@ impl Server {
         }))
     }
 
+    /// `PUT /v1/node/:id/drain`: sets (deadline in ns; negative = force now, 0 = none) or
+    /// clears a node's drain strategy.
+    pub fn node_drain(
+        &self,
+        node_id: &str,
+        spec: Option<(i64, bool)>,
+        mark_eligible: bool,
+    ) -> Result<u64, ServerError> {
+        let snap = self.store.snapshot();
+        if !snap.nodes.contains_key(node_id) {
+            return Err(ServerError::NotFound("node not found".into()));
+        }
+        let strategy = spec.map(|(deadline, ignore)| {
+            super::drainer::new_strategy(deadline, ignore, time::now_nanos())
+        });
+        Ok(self.raft_apply(Command::NodeDrainUpdate {
+            node_id: node_id.into(),
+            drain_strategy: strategy,
+            mark_eligible,
+            completed: false,
+        }))
+    }
+
     /// `PUT /v1/allocation/:id/stop`: marks the alloc for migration and evaluates its job,
     /// which stops it and places a replacement.
     pub fn alloc_stop(&self, alloc_id: &str) -> Result<(String, u64), ServerError> {

@@ -214,6 +214,47 @@ fn apply_tables(t: &mut Tables, index: u64, cmd: &Command) {
             }
             t.upsert_eval(index, eval.clone());
         }
+        Command::NodeDrainUpdate {
+            node_id,
+            drain_strategy,
+            mark_eligible,
+            completed,
+        } => {
+            if let Some(old) = t.nodes.get(node_id).cloned() {
+                let mut n = (*old).clone();
+                n.drain = drain_strategy.is_some();
+                n.drain_strategy = drain_strategy.clone();
+                let msg = if n.drain {
+                    n.scheduling_eligibility = NODE_INELIGIBLE.into();
+                    "Node drain strategy set"
+                } else {
+                    if *mark_eligible {
+                        n.scheduling_eligibility = NODE_ELIGIBLE.into();
+                    }
+                    if *completed {
+                        "Node drain complete"
+                    } else {
+                        "Node drain strategy unset"
+                    }
+                };
+                n.events.push(node_event(msg, index));
+                n.events = tail(n.events, 10);
+                t.upsert_node(index, n);
+            }
+        }
+        Command::AllocsMigrate { alloc_ids, evals } => {
+            for id in alloc_ids {
+                if let Some(old) = t.allocs.get(id).cloned() {
+                    let mut a = (*old).clone();
+                    a.desired_transition.migrate = Some(true);
+                    a.modify_time = now;
+                    t.upsert_alloc(index, a);
+                }
+            }
+            for e in evals {
+                t.upsert_eval(index, e.clone());
+            }
+        }
         Command::JobStability {
             namespace,
             job_id,

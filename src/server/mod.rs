@@ -6,6 +6,7 @@ pub mod blocked;
 pub mod broker;
 pub mod command;
 pub mod deployment_watcher;
+pub mod drainer;
 pub mod endpoints;
 pub mod fsm;
 pub mod heartbeat;
@@ -95,6 +96,7 @@ impl Server {
         }
         tokio::spawn(heartbeat::run(self.clone()));
         tokio::spawn(deployment_watcher::run(self.clone()));
+        tokio::spawn(drainer::run(self.clone()));
     }
 
     /// Appends a command to the log and applies it; returns its index. Entries go through
@@ -146,7 +148,10 @@ impl Server {
                     self.unblock();
                 }
             }
-            Command::DeploymentUpsert { evals, .. } => pending(evals),
+            Command::DeploymentUpsert { evals, .. } | Command::AllocsMigrate { evals, .. } => {
+                pending(evals)
+            }
+            Command::NodeDrainUpdate { .. } => self.unblock(),
             Command::ApplyPlanResults { allocs, .. }
                 if allocs.iter().any(|a| a.server_terminal()) =>
             {

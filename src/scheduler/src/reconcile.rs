@@ -278,11 +278,14 @@ fn reconcile_group(
                     lost.push(*a);
                     continue;
                 }
-                Some(Taint::Drain) => {
+                // On a draining node only the allocations the drainer marked move, so it
+                // can pace them by the group's `migrate` block; `alloc stop` marks one
+                // anywhere.
+                _ if a.desired_transition.migrate == Some(true) => {
                     migrate.push(*a);
                     continue;
                 }
-                None => {}
+                Some(Taint::Drain) | None => {}
             }
         }
         match a.client_status.as_str() {
