@@ -41,9 +41,8 @@ pub fn to_string_list(v: &Value) -> Result<Vec<String>, String> {
             .iter()
             .enumerate()
             .map(|(i, x)| {
-                scalar_string(x).ok_or_else(|| {
-                    format!("must be a list of strings; element {i} is {}", kind(x))
-                })
+                scalar_string(x)
+                    .ok_or_else(|| format!("must be a list of strings; element {i} is {}", kind(x)))
             })
             .collect(),
         other => scalar_string(other)
@@ -79,7 +78,10 @@ pub fn objects(v: &Value) -> Result<Vec<&serde_json::Map<String, Value>>, String
             .iter()
             .map(|x| match x {
                 Value::Object(o) => Ok(o),
-                other => Err(format!("must be a block (a map), got a list of {}", kind(other))),
+                other => Err(format!(
+                    "must be a block (a map), got a list of {}",
+                    kind(other)
+                )),
             })
             .collect(),
         other => Err(format!("must be a block (a map), got {}", kind(other))),
@@ -187,7 +189,10 @@ mod tests {
 
     #[test]
     fn lists_convert_scalars() {
-        assert_eq!(to_string_list(&json!(["a", 1, false])).unwrap(), vec!["a", "1", "false"]);
+        assert_eq!(
+            to_string_list(&json!(["a", 1, false])).unwrap(),
+            vec!["a", "1", "false"]
+        );
         assert_eq!(to_string_list(&json!("one")).unwrap(), vec!["one"]);
         let e = to_string_list(&json!(["a", {"x": 1}])).unwrap_err();
         assert!(e.contains("element 1 is a map"), "{e}");

@@ -188,7 +188,10 @@ impl Default for DockerPluginConfig {
             allow_privileged: false,
             allow_caps: DEFAULT_ALLOW_CAPS.iter().map(|s| s.to_string()).collect(),
             nvidia_runtime: "nvidia".into(),
-            allow_runtimes: DEFAULT_ALLOW_RUNTIMES.iter().map(|s| s.to_string()).collect(),
+            allow_runtimes: DEFAULT_ALLOW_RUNTIMES
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
             infra_image: "registry.k8s.io/pause-amd64:3.3".into(),
             infra_image_pull_timeout: "5m".into(),
             image_pull_timeout: "5m".into(),
@@ -208,9 +211,7 @@ impl DockerPluginConfig {
     /// an empty map gives Nomad's defaults.
     pub fn parse(cfg: &Map<String, Value>) -> Result<Self, DriverError> {
         let mut c: DockerPluginConfig = serde_json::from_value(Value::Object(cfg.clone()))
-            .map_err(|e| {
-                DriverError::InvalidConfig(format!("docker plugin config: {e}"))
-            })?;
+            .map_err(|e| DriverError::InvalidConfig(format!("docker plugin config: {e}")))?;
         if !cfg.contains_key("allow_caps") {
             c.allow_caps = DEFAULT_ALLOW_CAPS.iter().map(|s| s.to_string()).collect();
         }
@@ -257,7 +258,10 @@ impl DockerPluginConfig {
 /// `CAP_NET_ADMIN`, `net_admin`, `NET_ADMIN` → `net_admin`.
 pub fn normalize_cap(cap: &str) -> String {
     let lower = cap.trim().to_ascii_lowercase();
-    lower.strip_prefix("cap_").map(str::to_string).unwrap_or(lower)
+    lower
+        .strip_prefix("cap_")
+        .map(str::to_string)
+        .unwrap_or(lower)
 }
 
 #[cfg(test)]
@@ -302,8 +306,8 @@ mod tests {
 
     #[test]
     fn unknown_plugin_option_is_named() {
-        let e = DockerPluginConfig::parse(json!({"endpont": "x"}).as_object().unwrap())
-            .unwrap_err();
+        let e =
+            DockerPluginConfig::parse(json!({"endpont": "x"}).as_object().unwrap()).unwrap_err();
         assert!(e.to_string().contains("endpont"), "{e}");
     }
 }

@@ -74,7 +74,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -86,7 +89,15 @@ mod tests {
             ("NOMAD_HOST_PORT_my_db", "23457"),
         ]);
         let m = resolve(&["http".into(), "my-db".into()], &BTreeMap::new(), &e).unwrap();
-        assert_eq!(m[0], PortMapping { label: "http".into(), host_ip: "127.0.0.1".into(), host_port: 23456, container_port: 8080 });
+        assert_eq!(
+            m[0],
+            PortMapping {
+                label: "http".into(),
+                host_ip: "127.0.0.1".into(),
+                host_port: 23456,
+                container_port: 8080
+            }
+        );
         assert_eq!((m[1].host_port, m[1].container_port), (23457, 23457));
     }
 
@@ -98,7 +109,10 @@ mod tests {
 
     #[test]
     fn port_map_overrides_container_port() {
-        let e = env(&[("NOMAD_HOST_PORT_http", "20000"), ("NOMAD_PORT_http", "20000")]);
+        let e = env(&[
+            ("NOMAD_HOST_PORT_http", "20000"),
+            ("NOMAD_PORT_http", "20000"),
+        ]);
         let pm: BTreeMap<String, String> = [("http".to_string(), "80".to_string())].into();
         let m = resolve(&["http".into()], &pm, &e).unwrap();
         assert_eq!(m.len(), 1);

@@ -61,7 +61,13 @@ pub struct ContainerSpec {
 pub fn container_name(cfg: &TaskConfig) -> String {
     let raw = format!("{}-{}", cfg.name, cfg.alloc_id);
     raw.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "_.-".contains(c) { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "_.-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -84,7 +90,7 @@ pub fn build(
         ));
     }
     let (cap_add, cap_drop) = capabilities(tc, plugin)?;
-    if !tc.runtime.is_empty() && !plugin.allow_runtimes.iter().any(|r| *r == tc.runtime) {
+    if !tc.runtime.is_empty() && !plugin.allow_runtimes.contains(&tc.runtime) {
         return Err(err(format!(
             "runtime {:?} is not allowed on this client; allowed: {:?} (plugin option allow_runtimes)",
             tc.runtime, plugin.allow_runtimes
@@ -93,8 +99,11 @@ pub fn build(
     let pids_limit = pids_limit(tc, plugin)?;
 
     // Labels: the task's, then Nomad's and Caravan's (which win).
-    let mut labels: HashMap<String, String> =
-        tc.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let mut labels: HashMap<String, String> = tc
+        .labels
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     labels.insert(LABEL_ALLOC_ID.into(), task.alloc_id.clone());
     labels.insert(LABEL_JOB_NAME.into(), task.job_name.clone());
     labels.insert(LABEL_TASK_GROUP.into(), task.task_group.clone());
@@ -139,9 +148,14 @@ pub fn build(
     };
     let cpu_shares = (res.cpu_shares > 0).then_some(res.cpu_shares.max(2));
     let (cpu_period, cpu_quota) = if tc.cpu_hard_limit {
-        let period = tc.cpu_cfs_period.filter(|p| *p > 0).unwrap_or(DEFAULT_CFS_PERIOD);
+        let period = tc
+            .cpu_cfs_period
+            .filter(|p| *p > 0)
+            .unwrap_or(DEFAULT_CFS_PERIOD);
         if !(1_000..=1_000_000).contains(&period) {
-            return Err(err("\"cpu_cfs_period\" must be between 1000 and 1000000 microseconds"));
+            return Err(err(
+                "\"cpu_cfs_period\" must be between 1000 and 1000000 microseconds",
+            ));
         }
         (Some(period), Some(node_cpu.quota(res.cpu_shares, period)))
     } else {
@@ -155,12 +169,14 @@ pub fn build(
         for proto in ["tcp", "udp"] {
             let key = format!("{}/{proto}", p.container_port);
             exposed.insert(key.clone(), HashMap::new());
-            bindings.entry(key).or_insert_with(|| Some(Vec::new())).get_or_insert_with(Vec::new).push(
-                PortBinding {
+            bindings
+                .entry(key)
+                .or_insert_with(|| Some(Vec::new()))
+                .get_or_insert_with(Vec::new)
+                .push(PortBinding {
                     host_ip: (!p.host_ip.is_empty()).then(|| p.host_ip.clone()),
                     host_port: Some(p.host_port.to_string()),
-                },
-            );
+                });
         }
     }
 
@@ -170,18 +186,36 @@ pub fn build(
         .map(|(name, v)| ulimit(name, v))
         .collect::<Result<Vec<_>, _>>()?;
 
-    let log_config = tc.logging.as_ref().and_then(|l| {
-        let name = l.driver_name();
-        (!name.is_empty()).then(|| HostConfigLogConfig {
-            typ: Some(name.to_string()),
-            config: Some(l.config.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
+    let log_config = tc
+        .logging
+        .as_ref()
+        .and_then(|l| {
+            let name = l.driver_name();
+            (!name.is_empty()).then(|| HostConfigLogConfig {
+                typ: Some(name.to_string()),
+                config: Some(
+                    l.config
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect(),
+                ),
+            })
         })
-    }).or_else(|| {
-        plugin.logging.as_ref().filter(|l| !l.typ.is_empty()).map(|l| HostConfigLogConfig {
-            typ: Some(l.typ.clone()),
-            config: Some(l.config.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
-        })
-    });
+        .or_else(|| {
+            plugin
+                .logging
+                .as_ref()
+                .filter(|l| !l.typ.is_empty())
+                .map(|l| HostConfigLogConfig {
+                    typ: Some(l.typ.clone()),
+                    config: Some(
+                        l.config
+                            .iter()
+                            .map(|(k, v)| (k.clone(), v.clone()))
+                            .collect(),
+                    ),
+                })
+        });
 
     let devices: Vec<DeviceMapping> = tc
         .devices
@@ -242,13 +276,24 @@ pub fn build(
         readonly_rootfs: tc.readonly_rootfs.then_some(true),
         security_opt: some_vec(&tc.security_opt),
         shm_size: tc.shm_size.filter(|s| *s > 0),
-        sysctls: (!tc.sysctl.is_empty())
-            .then(|| tc.sysctl.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
-        storage_opt: (!tc.storage_opt.is_empty())
-            .then(|| tc.storage_opt.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
+        sysctls: (!tc.sysctl.is_empty()).then(|| {
+            tc.sysctl
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        }),
+        storage_opt: (!tc.storage_opt.is_empty()).then(|| {
+            tc.storage_opt
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        }),
         ulimits: (!ulimits.is_empty()).then_some(ulimits),
         init: tc.init.then_some(true),
-        oom_score_adj: tc.oom_score_adj.or(plugin.oom_score_adj).filter(|v| *v != 0),
+        oom_score_adj: tc
+            .oom_score_adj
+            .or(plugin.oom_score_adj)
+            .filter(|v| *v != 0),
         runtime: some_str(&tc.runtime),
         volume_driver: some_str(&tc.volume_driver),
         log_config,
@@ -379,15 +424,24 @@ fn capabilities(
     if !all_allowed && !drops.iter().any(|d| d == "all") {
         // Docker's defaults that the operator did not allow are dropped, as Nomad does.
         for c in DOCKER_DEFAULT_CAPS {
-            if !plugin.cap_allowed(c) && !adds.iter().any(|a| a == c) && !drops.iter().any(|d| d == c) {
+            if !plugin.cap_allowed(c)
+                && !adds.iter().any(|a| a == c)
+                && !drops.iter().any(|d| d == c)
+            {
                 cap_drop.push(c.to_ascii_uppercase());
             }
         }
     }
-    Ok((adds.iter().map(|c| c.to_ascii_uppercase()).collect(), cap_drop))
+    Ok((
+        adds.iter().map(|c| c.to_ascii_uppercase()).collect(),
+        cap_drop,
+    ))
 }
 
-fn pids_limit(tc: &DockerTaskConfig, plugin: &DockerPluginConfig) -> Result<Option<i64>, DriverError> {
+fn pids_limit(
+    tc: &DockerTaskConfig,
+    plugin: &DockerPluginConfig,
+) -> Result<Option<i64>, DriverError> {
     let max = plugin.pids_limit.filter(|p| *p > 0);
     match (tc.pids_limit.filter(|p| *p > 0), max) {
         (Some(t), Some(m)) if t > m => Err(err(format!(
@@ -413,7 +467,8 @@ fn volume_bind(
         )));
     }
     let src = parts[0];
-    let named_volume = !tc.volume_driver.is_empty() && !src.starts_with('/') && !src.starts_with('.');
+    let named_volume =
+        !tc.volume_driver.is_empty() && !src.starts_with('/') && !src.starts_with('.');
     let host = if named_volume || Path::new(src).is_absolute() {
         if !plugin.volumes_enabled() {
             return Err(err(format!(
@@ -446,7 +501,9 @@ fn within_task_dir(rel: &str, task: &TaskConfig) -> Result<String, DriverError> 
             other => clean.push(other),
         }
     }
-    if !task.task_dir.as_os_str().is_empty() && !clean.starts_with(task.alloc_dir.parent().unwrap_or(&task.task_dir)) {
+    if !task.task_dir.as_os_str().is_empty()
+        && !clean.starts_with(task.alloc_dir.parent().unwrap_or(&task.task_dir))
+    {
         return Err(err(format!(
             "path {rel:?} escapes the allocation directory; enable volumes on the client to \
              mount host paths"
@@ -455,7 +512,11 @@ fn within_task_dir(rel: &str, task: &TaskConfig) -> Result<String, DriverError> 
     Ok(clean.display().to_string())
 }
 
-fn mount(m: &MountConfig, task: &TaskConfig, plugin: &DockerPluginConfig) -> Result<Mount, DriverError> {
+fn mount(
+    m: &MountConfig,
+    task: &TaskConfig,
+    plugin: &DockerPluginConfig,
+) -> Result<Mount, DriverError> {
     let mut out = Mount {
         target: Some(m.target.clone()),
         read_only: m.readonly.then_some(true),
@@ -519,11 +580,22 @@ fn mount(m: &MountConfig, task: &TaskConfig, plugin: &DockerPluginConfig) -> Res
                 }
                 out.volume_options = Some(MountVolumeOptions {
                     no_copy: v.no_copy.then_some(true),
-                    labels: (!v.labels.is_empty())
-                        .then(|| v.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
-                    driver_config: v.driver_config.as_ref().map(|d| MountVolumeOptionsDriverConfig {
-                        name: (!d.name.is_empty()).then(|| d.name.clone()),
-                        options: Some(d.options.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
+                    labels: (!v.labels.is_empty()).then(|| {
+                        v.labels
+                            .iter()
+                            .map(|(k, v)| (k.clone(), v.clone()))
+                            .collect()
+                    }),
+                    driver_config: v.driver_config.as_ref().map(|d| {
+                        MountVolumeOptionsDriverConfig {
+                            name: (!d.name.is_empty()).then(|| d.name.clone()),
+                            options: Some(
+                                d.options
+                                    .iter()
+                                    .map(|(k, v)| (k.clone(), v.clone()))
+                                    .collect(),
+                            ),
+                        }
                     }),
                     ..Default::default()
                 });
@@ -535,16 +607,25 @@ fn mount(m: &MountConfig, task: &TaskConfig, plugin: &DockerPluginConfig) -> Res
 
 /// `nofile = "1024:2048"` (soft:hard) or `"1024"` (both).
 fn ulimit(name: &str, v: &str) -> Result<ResourcesUlimits, DriverError> {
-    let bad = || err(format!("ulimit {name:?} = {v:?} must be \"soft\" or \"soft:hard\" numbers"));
+    let bad = || {
+        err(format!(
+            "ulimit {name:?} = {v:?} must be \"soft\" or \"soft:hard\" numbers"
+        ))
+    };
     let (soft, hard) = match v.split_once(':') {
-        Some((s, h)) => (s.trim().parse::<i64>().map_err(|_| bad())?, h.trim().parse::<i64>().map_err(|_| bad())?),
+        Some((s, h)) => (
+            s.trim().parse::<i64>().map_err(|_| bad())?,
+            h.trim().parse::<i64>().map_err(|_| bad())?,
+        ),
         None => {
             let n = v.trim().parse::<i64>().map_err(|_| bad())?;
             (n, n)
         }
     };
     if soft > hard {
-        return Err(err(format!("ulimit {name:?}: soft limit {soft} is above the hard limit {hard}")));
+        return Err(err(format!(
+            "ulimit {name:?}: soft limit {soft} is above the hard limit {hard}"
+        )));
     }
     Ok(ResourcesUlimits {
         name: Some(name.to_string()),
@@ -570,7 +651,11 @@ mod tests {
             task_dir: "/data/alloc/a1/web".into(),
             local_dir: "/data/alloc/a1/web/local".into(),
             secrets_dir: "/data/alloc/a1/web/secrets".into(),
-            resources: TaskResources { cpu_shares: 500, memory_mb: 256, memory_max_mb: 0 },
+            resources: TaskResources {
+                cpu_shares: 500,
+                memory_mb: 256,
+                memory_max_mb: 0,
+            },
             ..Default::default()
         }
     }
@@ -580,7 +665,10 @@ mod tests {
     }
 
     fn cpu() -> NodeCpu {
-        NodeCpu { cores: 2, total_mhz: 4000.0 }
+        NodeCpu {
+            cores: 2,
+            total_mhz: 4000.0,
+        }
     }
 
     #[test]
@@ -588,7 +676,13 @@ mod tests {
         let mut t = task();
         t.env.insert("NOMAD_TASK_DIR".into(), "/host/path".into());
         t.env.insert("FOO".into(), "bar".into());
-        let s = build(&t, &tc(json!({"image": "busybox", "labels": {"x": "y"}})), &DockerPluginConfig::default(), cpu()).unwrap();
+        let s = build(
+            &t,
+            &tc(json!({"image": "busybox", "labels": {"x": "y"}})),
+            &DockerPluginConfig::default(),
+            cpu(),
+        )
+        .unwrap();
         assert_eq!(s.name, "web-a1");
         let labels = s.config.labels.unwrap();
         assert_eq!(labels[LABEL_ALLOC_ID], "a1");
@@ -599,9 +693,14 @@ mod tests {
         assert!(env.contains(&"NOMAD_TASK_DIR=/local".to_string()));
         assert!(env.contains(&"FOO=bar".to_string()));
         let hc = s.config.host_config.unwrap();
-        assert_eq!(hc.binds.unwrap(), vec![
-            "/data/alloc/a1/alloc:/alloc", "/data/alloc/a1/web/local:/local", "/data/alloc/a1/web/secrets:/secrets"
-        ]);
+        assert_eq!(
+            hc.binds.unwrap(),
+            vec![
+                "/data/alloc/a1/alloc:/alloc",
+                "/data/alloc/a1/web/local:/local",
+                "/data/alloc/a1/web/secrets:/secrets"
+            ]
+        );
         assert_eq!(hc.memory, Some(256 * MIB));
         assert_eq!(hc.memory_reservation, None);
         assert_eq!(hc.cpu_shares, Some(500));
@@ -611,28 +710,82 @@ mod tests {
 
     #[test]
     fn memory_hard_limit_and_max() {
-        let s = build(&task(), &tc(json!({"image": "b", "memory_hard_limit": 512})), &DockerPluginConfig::default(), cpu()).unwrap();
+        let s = build(
+            &task(),
+            &tc(json!({"image": "b", "memory_hard_limit": 512})),
+            &DockerPluginConfig::default(),
+            cpu(),
+        )
+        .unwrap();
         let hc = s.config.host_config.unwrap();
-        assert_eq!((hc.memory, hc.memory_reservation), (Some(512 * MIB), Some(256 * MIB)));
+        assert_eq!(
+            (hc.memory, hc.memory_reservation),
+            (Some(512 * MIB), Some(256 * MIB))
+        );
         let mut t = task();
         t.resources.memory_max_mb = 1024;
-        let hc = build(&t, &tc(json!({"image": "b"})), &DockerPluginConfig::default(), cpu()).unwrap().config.host_config.unwrap();
-        assert_eq!((hc.memory, hc.memory_reservation), (Some(1024 * MIB), Some(256 * MIB)));
+        let hc = build(
+            &t,
+            &tc(json!({"image": "b"})),
+            &DockerPluginConfig::default(),
+            cpu(),
+        )
+        .unwrap()
+        .config
+        .host_config
+        .unwrap();
+        assert_eq!(
+            (hc.memory, hc.memory_reservation),
+            (Some(1024 * MIB), Some(256 * MIB))
+        );
     }
 
     #[test]
     fn privileged_needs_allow_privileged() {
-        let e = build(&task(), &tc(json!({"image": "b", "privileged": true})), &DockerPluginConfig::default(), cpu()).unwrap_err();
+        let e = build(
+            &task(),
+            &tc(json!({"image": "b", "privileged": true})),
+            &DockerPluginConfig::default(),
+            cpu(),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("allow_privileged"), "{e}");
-        let p = DockerPluginConfig { allow_privileged: true, ..Default::default() };
-        assert!(build(&task(), &tc(json!({"image": "b", "privileged": true})), &p, cpu()).is_ok());
+        let p = DockerPluginConfig {
+            allow_privileged: true,
+            ..Default::default()
+        };
+        assert!(build(
+            &task(),
+            &tc(json!({"image": "b", "privileged": true})),
+            &p,
+            cpu()
+        )
+        .is_ok());
     }
 
     #[test]
     fn caps_checked_against_allow_caps() {
-        let e = build(&task(), &tc(json!({"image": "b", "cap_add": ["SYS_ADMIN"]})), &DockerPluginConfig::default(), cpu()).unwrap_err();
-        assert!(e.to_string().contains("sys_admin") && e.to_string().contains("allow_caps"), "{e}");
-        let hc = build(&task(), &tc(json!({"image": "b", "cap_add": ["CAP_CHOWN"], "cap_drop": ["kill"]})), &DockerPluginConfig::default(), cpu()).unwrap().config.host_config.unwrap();
+        let e = build(
+            &task(),
+            &tc(json!({"image": "b", "cap_add": ["SYS_ADMIN"]})),
+            &DockerPluginConfig::default(),
+            cpu(),
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("sys_admin") && e.to_string().contains("allow_caps"),
+            "{e}"
+        );
+        let hc = build(
+            &task(),
+            &tc(json!({"image": "b", "cap_add": ["CAP_CHOWN"], "cap_drop": ["kill"]})),
+            &DockerPluginConfig::default(),
+            cpu(),
+        )
+        .unwrap()
+        .config
+        .host_config
+        .unwrap();
         assert_eq!(hc.cap_add.unwrap(), vec!["CHOWN"]);
         assert_eq!(hc.cap_drop.unwrap(), vec!["KILL", "NET_RAW"]);
     }
@@ -642,8 +795,15 @@ mod tests {
         let mut t = task();
         t.env.insert("NOMAD_HOST_PORT_http".into(), "25000".into());
         t.env.insert("NOMAD_PORT_http".into(), "8080".into());
-        t.env.insert("NOMAD_HOST_IP_http".into(), "127.0.0.1".into());
-        let s = build(&t, &tc(json!({"image": "b", "ports": ["http"]})), &DockerPluginConfig::default(), cpu()).unwrap();
+        t.env
+            .insert("NOMAD_HOST_IP_http".into(), "127.0.0.1".into());
+        let s = build(
+            &t,
+            &tc(json!({"image": "b", "ports": ["http"]})),
+            &DockerPluginConfig::default(),
+            cpu(),
+        )
+        .unwrap();
         let b = s.config.host_config.unwrap().port_bindings.unwrap();
         let tcp = b["8080/tcp"].as_ref().unwrap();
         assert_eq!(tcp[0].host_port.as_deref(), Some("25000"));
@@ -653,42 +813,98 @@ mod tests {
 
     #[test]
     fn host_volumes_need_enabling() {
-        let e = build(&task(), &tc(json!({"image": "b", "volumes": ["/etc:/host-etc"]})), &DockerPluginConfig::default(), cpu()).unwrap_err();
+        let e = build(
+            &task(),
+            &tc(json!({"image": "b", "volumes": ["/etc:/host-etc"]})),
+            &DockerPluginConfig::default(),
+            cpu(),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("enabled = true"), "{e}");
-        let s = build(&task(), &tc(json!({"image": "b", "volumes": ["local/conf:/etc/conf:ro"]})), &DockerPluginConfig::default(), cpu()).unwrap();
+        let s = build(
+            &task(),
+            &tc(json!({"image": "b", "volumes": ["local/conf:/etc/conf:ro"]})),
+            &DockerPluginConfig::default(),
+            cpu(),
+        )
+        .unwrap();
         let binds = s.config.host_config.unwrap().binds.unwrap();
         assert_eq!(binds[3], "/data/alloc/a1/web/local/conf:/etc/conf:ro");
-        let e = build(&task(), &tc(json!({"image": "b", "volumes": ["../../../etc:/x"]})), &DockerPluginConfig::default(), cpu()).unwrap_err();
+        let e = build(
+            &task(),
+            &tc(json!({"image": "b", "volumes": ["../../../etc:/x"]})),
+            &DockerPluginConfig::default(),
+            cpu(),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("escapes"), "{e}");
-        let p = DockerPluginConfig { volumes: Some(crate::plugin_config::VolumesConfig { enabled: true, ..Default::default() }), ..Default::default() };
-        assert!(build(&task(), &tc(json!({"image": "b", "volumes": ["/etc:/host-etc"]})), &p, cpu()).is_ok());
+        let p = DockerPluginConfig {
+            volumes: Some(crate::plugin_config::VolumesConfig {
+                enabled: true,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert!(build(
+            &task(),
+            &tc(json!({"image": "b", "volumes": ["/etc:/host-etc"]})),
+            &p,
+            cpu()
+        )
+        .is_ok());
     }
 
     #[test]
     fn mounts_ulimits_and_misc() {
-        let s = build(&task(), &tc(json!({
-            "image": "b",
-            "mount": [{"type": "tmpfs", "target": "/t", "tmpfs_options": {"size": 1000}},
-                      {"type": "bind", "source": "local", "target": "/l", "readonly": true}],
-            "ulimit": {"nofile": "100:200", "nproc": "50"},
-            "healthchecks": {"disable": true},
-            "cpu_hard_limit": true,
-            "pids_limit": 64,
-            "sysctl": {"net.core.somaxconn": "16384"}
-        })), &DockerPluginConfig::default(), cpu()).unwrap();
+        let s = build(
+            &task(),
+            &tc(json!({
+                "image": "b",
+                "mount": [{"type": "tmpfs", "target": "/t", "tmpfs_options": {"size": 1000}},
+                          {"type": "bind", "source": "local", "target": "/l", "readonly": true}],
+                "ulimit": {"nofile": "100:200", "nproc": "50"},
+                "healthchecks": {"disable": true},
+                "cpu_hard_limit": true,
+                "pids_limit": 64,
+                "sysctl": {"net.core.somaxconn": "16384"}
+            })),
+            &DockerPluginConfig::default(),
+            cpu(),
+        )
+        .unwrap();
         let hc = s.config.host_config.clone().unwrap();
         let mounts = hc.mounts.unwrap();
         assert_eq!(mounts[0].typ, Some(MountTypeEnum::TMPFS));
-        assert_eq!(mounts[1].source.as_deref(), Some("/data/alloc/a1/web/local"));
+        assert_eq!(
+            mounts[1].source.as_deref(),
+            Some("/data/alloc/a1/web/local")
+        );
         let u = hc.ulimits.unwrap();
-        assert!(u.iter().any(|u| u.name.as_deref() == Some("nproc") && u.soft == Some(50) && u.hard == Some(50)));
+        assert!(u.iter().any(|u| u.name.as_deref() == Some("nproc")
+            && u.soft == Some(50)
+            && u.hard == Some(50)));
         assert_eq!(s.config.healthcheck.unwrap().test.unwrap(), vec!["NONE"]);
         // 500 MHz of 4000 MHz over 2 cores: 12.5% * 100000 * 2
         assert_eq!((hc.cpu_period, hc.cpu_quota), (Some(100_000), Some(25_000)));
         assert_eq!(hc.pids_limit, Some(64));
-        assert!(build(&task(), &tc(json!({"image": "b", "ulimit": {"nofile": "x"}})), &DockerPluginConfig::default(), cpu()).is_err());
-        let p = DockerPluginConfig { pids_limit: Some(10), ..Default::default() };
-        let e = build(&task(), &tc(json!({"image": "b", "pids_limit": 64})), &p, cpu()).unwrap_err();
+        assert!(build(
+            &task(),
+            &tc(json!({"image": "b", "ulimit": {"nofile": "x"}})),
+            &DockerPluginConfig::default(),
+            cpu()
+        )
+        .is_err());
+        let p = DockerPluginConfig {
+            pids_limit: Some(10),
+            ..Default::default()
+        };
+        let e = build(
+            &task(),
+            &tc(json!({"image": "b", "pids_limit": 64})),
+            &p,
+            cpu(),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("pids_limit"), "{e}");
     }
 }

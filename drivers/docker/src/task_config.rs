@@ -73,7 +73,10 @@ pub const KNOWN_KEYS: &[&str] = &[
 
 /// Keys accepted with a deprecation warning, and what replaces them.
 pub const DEPRECATED_KEYS: &[(&str, &str)] = &[
-    ("port_map", "group network ports with `to` and the task's `ports` list"),
+    (
+        "port_map",
+        "group network ports with `to` and the task's `ports` list",
+    ),
     ("mounts", "`mount` blocks"),
 ];
 
@@ -324,12 +327,18 @@ impl DockerTaskConfig {
         }
         for (key, instead) in DEPRECATED_KEYS {
             if cfg.contains_key(*key) {
-                tracing::warn!(key, "docker config option {key:?} is deprecated; use {instead}");
+                tracing::warn!(
+                    key,
+                    "docker config option {key:?} is deprecated; use {instead}"
+                );
             }
         }
         for key in WINDOWS_ONLY_KEYS {
             if cfg.contains_key(*key) {
-                tracing::warn!(key, "docker config option {key:?} only applies to Windows clients; ignored");
+                tracing::warn!(
+                    key,
+                    "docker config option {key:?} only applies to Windows clients; ignored"
+                );
             }
         }
         // Decode key by key so that an error names the key it is about.
@@ -506,14 +515,18 @@ mod tests {
     #[test]
     fn unknown_key_is_named() {
         let e = parse(json!({"image": "x", "imagee": "y"})).unwrap_err();
-        assert!(matches!(&e, DriverError::InvalidConfig(m) if m.contains("\"imagee\"")), "{e}");
+        assert!(
+            matches!(&e, DriverError::InvalidConfig(m) if m.contains("\"imagee\"")),
+            "{e}"
+        );
     }
 
     #[test]
     fn bad_value_names_the_key() {
         let e = parse(json!({"image": "x", "shm_size": "lots"})).unwrap_err();
         assert!(e.to_string().contains("\"shm_size\""), "{e}");
-        let e = parse(json!({"image": "x", "mount": [{"type": "nfs", "target": "/a"}]})).unwrap_err();
+        let e =
+            parse(json!({"image": "x", "mount": [{"type": "nfs", "target": "/a"}]})).unwrap_err();
         assert!(e.to_string().contains("\"nfs\""), "{e}");
         let e = parse(json!({"image": "x", "mount": [{"target": "/a", "bogus": 1}]})).unwrap_err();
         assert!(e.to_string().contains("bogus"), "{e}");
@@ -527,7 +540,10 @@ mod tests {
 
     #[test]
     fn deprecated_keys_are_accepted() {
-        let c = parse(json!({"image": "x", "port_map": [{"http": 8080}], "mounts": [{"target": "/a"}]})).unwrap();
+        let c = parse(
+            json!({"image": "x", "port_map": [{"http": 8080}], "mounts": [{"target": "/a"}]}),
+        )
+        .unwrap();
         assert_eq!(c.port_map["http"], "8080");
         assert_eq!(c.all_mounts().count(), 1);
     }

@@ -1,0 +1,457 @@
+//! Integration tests against a real engine: Podman's Docker-compatible service started by
+//! e2e/containers/podman-setup.sh (or the socket in CARAVAN_TEST_DOCKER_SOCK), with the
+//! busybox image that script builds from busybox-static (localhost/busybox:test).
+//! Each test prints why and returns when no engine can be started (not root, no podman).
+
+use caravan_driver::{Driver, DriverError, TaskConfig, TaskHandle, TaskResources, TaskState};
+use caravan_driver_docker::{DockerDriver, DockerPluginConfig, DriverState};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+const IMAGE: &str = "localhost/busybox:test";
+
+/// The engine socket, or the reason there is none.
+fn socket() -> Result<String, String> {
+    static SOCK: OnceLock<Result<String, String>> = OnceLock::new();
+    SOCK.get_or_init(|| {
+        if let Ok(s) = std::env::var("CARAVAN_TEST_DOCKER_SOCK") {
+            if !s.is_empty() {
+                return Ok(s);
+            }
+        }
+        if unsafe { libc::geteuid() } != 0 {
+            return Err("not root: rootful Podman cannot be started".into());
+        }
+        let script =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../e2e/containers/podman-setup.sh");
+        let out = Command::new("bash")
+            .arg(&script)
+            .output()
+            .map_err(|e| format!("cannot run {script:?}: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "{script:?} failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .last()
+            .map(|l| l.trim().to_string())
+            .filter(|l| !l.is_empty())
+            .ok_or_else(|| "podman-setup.sh printed no socket path".into())
+    })
+    .clone()
+}
+
+macro_rules! engine_or_skip {
+    () => {
+        match socket() {
+            Ok(s) => s,
+            Err(why) => {
+                eprintln!("SKIPPED: no container engine for this test: {why}");
+                return;
+            }
+        }
+    };
+}
+
+fn driver(sock: &str) -> DockerDriver {
+    DockerDriver::new(DockerPluginConfig {
+        endpoint: format!("unix://{sock}"),
+        ..Default::default()
+    })
+}
+
+/// A task's directories under a fresh temporary alloc dir.
+struct Dirs {
+    root: PathBuf,
+}
+
+impl Drop for Dirs {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+fn task(name: &str, config: Value) -> (TaskConfig, Dirs) {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let alloc_id = format!(
+        "t{}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::SeqCst),
+        name
+    );
+    let root = std::env::temp_dir().join(format!("caravan-docker-{alloc_id}"));
+    let task_dir = root.join(name);
+    for d in [
+        root.join("alloc/logs"),
+        task_dir.join("local"),
+        task_dir.join("secrets"),
+    ] {
+        std::fs::create_dir_all(&d).unwrap();
+    }
+    let cfg = TaskConfig {
+        id: format!("{alloc_id}/{name}"),
+        name: name.into(),
+        alloc_id: alloc_id.clone(),
+        job_name: "job".into(),
+        task_group: "group".into(),
+        driver_config: config.as_object().unwrap().clone(),
+        env: [("GREETING".to_string(), "hello there".to_string())].into(),
+        alloc_dir: root.join("alloc"),
+        local_dir: task_dir.join("local"),
+        secrets_dir: task_dir.join("secrets"),
+        stdout_path: root.join("alloc/logs/stdout"),
+        stderr_path: root.join("alloc/logs/stderr"),
+        task_dir,
+        resources: TaskResources {
+            cpu_shares: 100,
+            memory_mb: 64,
+            memory_max_mb: 0,
+        },
+        ..Default::default()
+    };
+    (cfg, Dirs { root })
+}
+
+fn state(h: &TaskHandle) -> DriverState {
+    serde_json::from_value(h.driver_state.clone()).unwrap()
+}
+
+async fn container_exists(sock: &str, id: &str) -> bool {
+    let d = bollard::Docker::connect_with_unix(sock, 30, bollard::API_DEFAULT_VERSION).unwrap();
+    d.inspect_container(id, None).await.is_ok()
+}
+
+async fn wait_for_file(path: &Path, needle: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if text.contains(needle) || Instant::now() > deadline {
+            return text;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_a_container_to_its_exit_code_with_logs_env_and_task_dirs() {
+    let sock = engine_or_skip!();
+    let d = driver(&sock);
+    let (cfg, _dirs) = task(
+        "exit",
+        json!({"image": IMAGE, "command": "/bin/sh", "args": ["-c",
+            "echo \"out:$GREETING:$NOMAD_TASK_DIR\"; cat /local/in.txt; echo err-line >&2; touch /alloc/written; exit 3"]}),
+    );
+    std::fs::write(cfg.local_dir.join("in.txt"), "from-local\n").unwrap();
+    let h = d.start(cfg.clone()).await.expect("start");
+    assert_eq!(h.driver, "docker");
+    let id = state(&h).container_id;
+    let res = tokio::time::timeout(Duration::from_secs(30), d.wait(&cfg.id))
+        .await
+        .expect("exit within 30s")
+        .unwrap();
+    assert_eq!(res.exit_code, 3, "{res:?}");
+    assert!(!res.oom_killed);
+    let st = d.inspect(&cfg.id).await.unwrap();
+    assert_eq!(st.state, TaskState::Exited);
+    assert!(st.completed_at.unwrap() >= st.started_at);
+    d.destroy(&cfg.id, false).await.unwrap();
+    let out = std::fs::read_to_string(&cfg.stdout_path).unwrap();
+    assert_eq!(out, "out:hello there:/local\nfrom-local\n");
+    assert_eq!(
+        std::fs::read_to_string(&cfg.stderr_path).unwrap(),
+        "err-line\n"
+    );
+    assert!(
+        cfg.alloc_dir.join("written").exists(),
+        "/alloc is the alloc dir"
+    );
+    assert!(
+        !container_exists(&sock, &id).await,
+        "container removed on destroy"
+    );
+    assert!(matches!(
+        d.inspect(&cfg.id).await,
+        Err(DriverError::TaskNotFound(_))
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn labels_exec_signal_and_stop_with_kill_timeout() {
+    let sock = engine_or_skip!();
+    let d = driver(&sock);
+    // PID 1 ignores TERM, prints on HUP: stop must fall back to SIGKILL after the timeout.
+    let (cfg, _dirs) = task(
+        "svc",
+        json!({"image": IMAGE, "command": "/bin/sh", "args": ["-c",
+            "trap 'echo got-hup' HUP; trap '' TERM; echo ready; while true; do sleep 0.1; done"],
+            "labels": {"team": "infra"}}),
+    );
+    let h = d.start(cfg.clone()).await.expect("start");
+    let id = state(&h).container_id;
+    let docker =
+        bollard::Docker::connect_with_unix(&sock, 30, bollard::API_DEFAULT_VERSION).unwrap();
+    let labels = docker
+        .inspect_container(&id, None)
+        .await
+        .unwrap()
+        .config
+        .unwrap()
+        .labels
+        .unwrap();
+    assert_eq!(labels["team"], "infra");
+    assert_eq!(labels["com.hashicorp.nomad.alloc_id"], cfg.alloc_id);
+    assert_eq!(labels["com.hashicorp.nomad.task_name"], "svc");
+    assert_eq!(labels["io.caravan.task_id"], cfg.id);
+
+    let out = d
+        .exec(
+            &cfg.id,
+            vec![
+                "/bin/sh".into(),
+                "-c".into(),
+                "echo $GREETING; echo e >&2; exit 4".into(),
+            ],
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (out.stdout.as_slice(), out.stderr.as_slice(), out.exit_code),
+        (&b"hello there\n"[..], &b"e\n"[..], 4)
+    );
+
+    wait_for_file(&cfg.stdout_path, "ready").await;
+    d.signal(&cfg.id, "SIGHUP").await.unwrap();
+    let logs = wait_for_file(&cfg.stdout_path, "got-hup").await;
+    assert!(logs.contains("got-hup"), "{logs:?}");
+    assert!(matches!(
+        d.signal(&cfg.id, "SIGNOPE").await,
+        Err(DriverError::UnknownSignal(_))
+    ));
+
+    let t = Instant::now();
+    d.stop(&cfg.id, Duration::from_millis(1500), "SIGTERM")
+        .await
+        .unwrap();
+    let took = t.elapsed();
+    assert!(
+        took >= Duration::from_millis(1400),
+        "stop waited only {took:?}"
+    );
+    let res = d.wait(&cfg.id).await.unwrap();
+    assert_eq!(res.exit_code, 137, "{res:?}");
+    assert!(
+        !res.oom_killed,
+        "a kill by the driver is not an OOM: {res:?}"
+    );
+    d.destroy(&cfg.id, false).await.unwrap();
+    assert!(!container_exists(&sock, &id).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_stop_and_memory_limit_oom() {
+    let sock = engine_or_skip!();
+    let d = driver(&sock);
+    let (cfg, _dirs) = task(
+        "graceful",
+        json!({"image": IMAGE, "command": "/bin/sh", "args": ["-c",
+            "trap 'echo bye; exit 0' TERM; while true; do sleep 0.1; done"]}),
+    );
+    d.start(cfg.clone()).await.unwrap();
+    let t = Instant::now();
+    d.stop(&cfg.id, Duration::from_secs(20), "SIGTERM")
+        .await
+        .unwrap();
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "graceful stop took {:?}",
+        t.elapsed()
+    );
+    assert_eq!(d.wait(&cfg.id).await.unwrap().exit_code, 0);
+    d.destroy(&cfg.id, true).await.unwrap();
+    assert!(wait_for_file(&cfg.stdout_path, "bye").await.contains("bye"));
+
+    // 16 MiB limit, 200 MB wanted.
+    let (mut cfg, _dirs2) = task(
+        "oom",
+        json!({"image": IMAGE, "command": "/bin/sh", "args": ["-c",
+            "x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo survived"]}),
+    );
+    cfg.resources.memory_mb = 16;
+    d.start(cfg.clone()).await.unwrap();
+    let res = tokio::time::timeout(Duration::from_secs(60), d.wait(&cfg.id))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(res.oom_killed, "expected an OOM kill: {res:?}");
+    assert_eq!(res.exit_code, 137);
+    d.destroy(&cfg.id, true).await.unwrap();
+    assert!(!std::fs::read_to_string(&cfg.stdout_path)
+        .unwrap_or_default()
+        .contains("survived"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recovers_a_running_container_in_a_new_driver() {
+    let sock = engine_or_skip!();
+    let (cfg, _dirs) = task(
+        "rec",
+        json!({"image": IMAGE, "command": "/bin/sh", "args": ["-c",
+            "echo before; trap 'echo after; exit 5' TERM; while true; do sleep 0.1; done"]}),
+    );
+    let first = driver(&sock);
+    let h = first.start(cfg.clone()).await.unwrap();
+    wait_for_file(&cfg.stdout_path, "before").await;
+    drop(first); // the agent goes away; the container keeps running
+                 // Log resumption has one-second granularity (the engine's `since`).
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+
+    let h_json = serde_json::to_string(&h).unwrap();
+    let second = driver(&sock);
+    second
+        .recover(serde_json::from_str(&h_json).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        second.inspect(&cfg.id).await.unwrap().state,
+        TaskState::Running
+    );
+    let st = second.stats(&cfg.id).await.unwrap();
+    assert!(
+        st.resource_usage.memory_stats.usage > 0 || st.resource_usage.memory_stats.rss > 0,
+        "{st:?}"
+    );
+    second
+        .stop(&cfg.id, Duration::from_secs(10), "SIGTERM")
+        .await
+        .unwrap();
+    assert_eq!(second.wait(&cfg.id).await.unwrap().exit_code, 5);
+    second.destroy(&cfg.id, false).await.unwrap();
+    let out = std::fs::read_to_string(&cfg.stdout_path).unwrap();
+    assert_eq!(
+        out.matches("before").count(),
+        1,
+        "no duplicate output after recover: {out:?}"
+    );
+    assert!(out.contains("after"), "{out:?}");
+
+    // A handle whose container is gone cannot be recovered.
+    let third = driver(&sock);
+    let e = third
+        .recover(serde_json::from_str(&h_json).unwrap())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, DriverError::Recover(_)), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn port_mapping_answers_on_the_host_port() {
+    let sock = engine_or_skip!();
+    let d = driver(&sock);
+    let host_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (mut cfg, _dirs) = task(
+        "web",
+        json!({"image": IMAGE, "command": "/bin/httpd", "args": ["-f", "-p", "8080", "-h", "/local"],
+               "ports": ["http"]}),
+    );
+    cfg.env.insert("NOMAD_PORT_http".into(), "8080".into());
+    cfg.env
+        .insert("NOMAD_HOST_PORT_http".into(), host_port.to_string());
+    cfg.env
+        .insert("NOMAD_HOST_IP_http".into(), "127.0.0.1".into());
+    std::fs::write(cfg.local_dir.join("index.html"), "caravan-container-page").unwrap();
+    d.start(cfg.clone()).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let body = loop {
+        use std::io::{Read, Write};
+        let got = std::net::TcpStream::connect(("127.0.0.1", host_port)).and_then(|mut s| {
+            s.set_read_timeout(Some(Duration::from_secs(2)))?;
+            s.write_all(b"GET /index.html HTTP/1.0\r\n\r\n")?;
+            let mut b = String::new();
+            s.read_to_string(&mut b)?;
+            Ok(b)
+        });
+        match got {
+            Ok(b) if b.contains("caravan-container-page") => break b,
+            _ if Instant::now() > deadline => panic!("no answer on host port {host_port}: {got:?}"),
+            _ => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    };
+    assert!(body.starts_with("HTTP/1."), "{body}");
+    let st = d.inspect(&cfg.id).await.unwrap();
+    assert_eq!(st.state, TaskState::Running, "{st:?}");
+    d.destroy(&cfg.id, true).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_report_cpu_and_memory() {
+    let sock = engine_or_skip!();
+    let d = driver(&sock);
+    let (cfg, _dirs) = task(
+        "busy",
+        json!({"image": IMAGE, "command": "/bin/sh", "args": ["-c", "while true; do :; done"]}),
+    );
+    d.start(cfg.clone()).await.unwrap();
+    let first = d.stats(&cfg.id).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let second = d.stats(&cfg.id).await.unwrap();
+    let cpu = &second.resource_usage.cpu_stats;
+    assert!(
+        cpu.percent > 20.0,
+        "a busy loop uses CPU: {cpu:?} (first {first:?})"
+    );
+    assert!(second.resource_usage.memory_stats.usage > 0);
+    assert!(second.timestamp > first.timestamp);
+    d.destroy(&cfg.id, true).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_and_fingerprint() {
+    let sock = engine_or_skip!();
+    let d = driver(&sock);
+    let fp = d.fingerprint().await;
+    assert!(fp.detected && fp.healthy, "{fp:?}");
+    assert!(
+        fp.attributes.contains_key("driver.docker.version"),
+        "{fp:?}"
+    );
+
+    let (cfg, _dirs) = task(
+        "missing",
+        json!({"image": "localhost:1/caravan/does-not-exist:1"}),
+    );
+    let e = d.start(cfg.clone()).await.unwrap_err();
+    assert!(e.to_string().contains("does-not-exist"), "{e}");
+    assert!(matches!(
+        d.inspect(&cfg.id).await,
+        Err(DriverError::TaskNotFound(_))
+    ));
+
+    let (cfg, _dirs) = task("priv", json!({"image": IMAGE, "privileged": true}));
+    let e = d.start(cfg).await.unwrap_err();
+    assert!(e.to_string().contains("allow_privileged"), "{e}");
+
+    let (cfg, _dirs) = task("typo", json!({"image": IMAGE, "comand": "/bin/true"}));
+    let e = d.start(cfg).await.unwrap_err();
+    assert!(e.to_string().contains("comand"), "{e}");
+
+    let gone = DockerDriver::new(DockerPluginConfig {
+        endpoint: "unix:///nonexistent/engine.sock".into(),
+        ..Default::default()
+    });
+    let fp = gone.fingerprint().await;
+    assert!(
+        !fp.healthy && fp.health_description.contains("/nonexistent/engine.sock"),
+        "{fp:?}"
+    );
+}
