@@ -91,9 +91,10 @@ async fn serve(cfg: AgentConfig) -> anyhow::Result<()> {
     server.start();
 
     let client = if cfg.client {
-        let drivers: Vec<Arc<dyn Driver>> = vec![Arc::new(
+        let mut drivers: Vec<Arc<dyn Driver>> = vec![Arc::new(
             caravan_driver_raw_exec::RawExecDriver::new(cfg.raw_exec_enabled),
         )];
+        drivers.extend(container_drivers(&cfg)?);
         let c = Client::start(
             ClientConfig {
                 data_dir: cfg.data_dir.clone(),
@@ -151,6 +152,34 @@ async fn serve(cfg: AgentConfig) -> anyhow::Result<()> {
         let _ = std::fs::remove_dir_all(&cfg.data_dir);
     }
     Ok(())
+}
+
+/// The docker driver (always; undetected without an engine) and the podman driver (when a
+/// `plugin "podman"` or `plugin "nomad-driver-podman"` block configures it), from their
+/// plugin config blocks; a bad block stops the agent with the driver's message.
+fn container_drivers(cfg: &AgentConfig) -> anyhow::Result<Vec<Arc<dyn Driver>>> {
+    let block = |name: &str| {
+        let config = cfg.file.plugin.get(name)?.config.clone();
+        let object = match config {
+            Some(serde_json::Value::Array(a)) => a.into_iter().rev().find(|v| v.is_object()),
+            other => other,
+        };
+        Some(match object {
+            Some(serde_json::Value::Object(m)) => m,
+            _ => serde_json::Map::new(),
+        })
+    };
+    let docker_block = block("docker").unwrap_or_default();
+    let docker = caravan_driver_docker::DockerPluginConfig::parse(&docker_block)
+        .map_err(|e| anyhow::anyhow!("plugin \"docker\": {e}"))?;
+    let mut drivers: Vec<Arc<dyn Driver>> =
+        vec![Arc::new(caravan_driver_docker::DockerDriver::new(docker))];
+    if let Some(podman) = block("podman").or_else(|| block("nomad-driver-podman")) {
+        let d = caravan_driver_docker::DockerDriver::podman(&podman)
+            .map_err(|e| anyhow::anyhow!("plugin \"podman\": {e}"))?;
+        drivers.push(Arc::new(d));
+    }
+    Ok(drivers)
 }
 
 async fn wait_for_signal() {
