@@ -86,6 +86,14 @@ async fn serve(cfg: AgentConfig) -> anyhow::Result<()> {
         node_name: cfg.node_name.clone(),
         rpc_addr: rpc_addr.clone(),
         num_schedulers: cfg.num_schedulers,
+        gc: gc_config(&cfg),
+        job_tracked_versions: cfg
+            .file
+            .server
+            .as_ref()
+            .and_then(|s| s.job_tracked_versions)
+            .map(|n| n.max(1) as usize)
+            .unwrap_or(0),
         ..Default::default()
     });
     server.start();
@@ -106,6 +114,7 @@ async fn serve(cfg: AgentConfig) -> anyhow::Result<()> {
                 network_ip: cfg.advertise_ip(),
                 http_addr: format!("{}:{}", cfg.advertise_ip(), cfg.http_port),
                 reserved: cfg.reserved.clone(),
+                gc: client_gc_settings(&cfg),
                 ..Default::default()
             },
             drivers,
@@ -152,6 +161,48 @@ async fn serve(cfg: AgentConfig) -> anyhow::Result<()> {
         let _ = std::fs::remove_dir_all(&cfg.data_dir);
     }
     Ok(())
+}
+
+/// The client's GC settings from `client {}`, Nomad's defaults where unset.
+fn client_gc_settings(cfg: &AgentConfig) -> crate::client::gc::GcSettings {
+    let mut gc = crate::client::gc::GcSettings::default();
+    if let Some(c) = &cfg.file.client {
+        if let Some(d) = &c.gc_interval {
+            gc.interval = d.as_std();
+        }
+        if let Some(n) = c.gc_max_allocs {
+            gc.max_allocs = n.max(0) as usize;
+        }
+        if let Some(p) = c.gc_disk_usage_threshold {
+            gc.disk_usage_threshold = p;
+        }
+        if let Some(p) = c.gc_inode_usage_threshold {
+            gc.inode_usage_threshold = p;
+        }
+        if let Some(n) = c.gc_parallel_destroys {
+            gc.parallel_destroys = n.max(1) as usize;
+        }
+    }
+    gc
+}
+
+/// The server's GC settings from `server {}`, Nomad's defaults where unset.
+fn gc_config(cfg: &AgentConfig) -> crate::server::gc::GcConfig {
+    let mut gc = crate::server::gc::GcConfig::default();
+    if let Some(s) = &cfg.file.server {
+        let set = |d: &Option<config::merge::Duration>, into: &mut Duration| {
+            if let Some(d) = d {
+                *into = d.as_std();
+            }
+        };
+        set(&s.job_gc_interval, &mut gc.interval);
+        set(&s.job_gc_threshold, &mut gc.job_threshold);
+        set(&s.eval_gc_threshold, &mut gc.eval_threshold);
+        set(&s.batch_eval_gc_threshold, &mut gc.batch_eval_threshold);
+        set(&s.deployment_gc_threshold, &mut gc.deployment_threshold);
+        set(&s.node_gc_threshold, &mut gc.node_threshold);
+    }
+    gc
 }
 
 /// The docker driver (always; undetected without an engine) and the podman driver (when a

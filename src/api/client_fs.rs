@@ -35,7 +35,7 @@ pub fn routes() -> Router<AppState> {
 
 type Params = Query<HashMap<String, String>>;
 
-fn runner(s: &AppState, id: &str) -> Result<Arc<AllocRunner>, ApiError> {
+pub(super) fn runner(s: &AppState, id: &str) -> Result<Arc<AllocRunner>, ApiError> {
     let client = s
         .client
         .as_ref()

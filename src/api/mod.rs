@@ -7,10 +7,13 @@ mod allocs;
 mod client_fs;
 mod deployments;
 mod evals;
+#[cfg(test)]
+mod gc_tests;
 mod jobs;
 mod nodes;
 mod query;
 mod search;
+mod system;
 #[cfg(test)]
 mod tests;
 
@@ -54,6 +57,7 @@ pub fn router(state: AppState) -> Router {
         .merge(agent::routes())
         .merge(client_fs::routes())
         .merge(search::routes())
+        .merge(system::routes())
         .fallback(not_found)
         .with_state(state)
 }

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Polls a condition for up to 20 s.
+#[macro_export]
 macro_rules! wait_for {
     ($cond:expr) => {{
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -27,11 +28,11 @@ macro_rules! wait_for {
     }};
 }
 
-struct TestAgent {
-    base: String,
-    http: reqwest::Client,
-    data_dir: std::path::PathBuf,
-    clients: Vec<Arc<Client>>,
+pub(super) struct TestAgent {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub data_dir: std::path::PathBuf,
+    pub clients: Vec<Arc<Client>>,
 }
 
 impl Drop for TestAgent {
@@ -54,9 +55,15 @@ async fn start() -> TestAgent {
 
 /// One server and `n` clients (nodes `n1`, `n2`, ...) in process, HTTP on a free port.
 async fn start_nodes(n: usize) -> TestAgent {
+    start_with(n, ServerConfig::default(), ClientConfig::default()).await
+}
+
+/// As `start_nodes`, with the given server and client settings (each client gets its own
+/// data dir and name).
+pub(super) async fn start_with(n: usize, server: ServerConfig, client: ClientConfig) -> TestAgent {
     let data_dir =
         std::env::temp_dir().join(format!("caravan-api-test-{}", caravan_structs::new_id()));
-    let server = Server::new(ServerConfig::default());
+    let server = Server::new(server);
     server.start();
     let mut clients = Vec::new();
     for i in 1..=n {
@@ -68,7 +75,7 @@ async fn start_nodes(n: usize) -> TestAgent {
                 } else {
                     format!("n{i}")
                 },
-                ..Default::default()
+                ..client.clone()
             },
             vec![Arc::new(caravan_driver_raw_exec::RawExecDriver::new(true))],
             Arc::new(InProcess(server.clone())),
@@ -111,7 +118,7 @@ async fn start_nodes(n: usize) -> TestAgent {
 }
 
 impl TestAgent {
-    async fn get(&self, path: &str) -> Value {
+    pub(super) async fn get(&self, path: &str) -> Value {
         self.http
             .get(format!("{}{path}", self.base))
             .send()
@@ -122,7 +129,7 @@ impl TestAgent {
             .unwrap_or(Value::Null)
     }
 
-    async fn put(&self, path: &str, body: &Value) -> (u16, String) {
+    pub(super) async fn put(&self, path: &str, body: &Value) -> (u16, String) {
         let r = self
             .http
             .put(format!("{}{path}", self.base))
@@ -133,7 +140,7 @@ impl TestAgent {
         (r.status().as_u16(), r.text().await.unwrap_or_default())
     }
 
-    async fn allocs(&self, job: &str) -> Vec<Value> {
+    pub(super) async fn allocs(&self, job: &str) -> Vec<Value> {
         self.get(&format!("/v1/job/{job}/allocations"))
             .await
             .as_array()

@@ -15,6 +15,8 @@ use tokio::sync::{mpsc, watch};
 pub struct AllocRunner {
     pub alloc_id: String,
     pub alloc_dir: AllocDir,
+    /// Where this allocation's task handles are persisted.
+    pub handles_dir: std::path::PathBuf,
     alloc: watch::Sender<Arc<Allocation>>,
     tasks: Mutex<BTreeMap<String, Arc<TaskRunner>>>,
     /// Tasks that could not even get a runner (their driver is missing on this node).
@@ -29,6 +31,12 @@ impl AllocRunner {
         let ar = Arc::new(AllocRunner {
             alloc_id: alloc.id.clone(),
             alloc_dir: AllocDir::new(&shared.config.data_dir, &alloc.id),
+            handles_dir: shared
+                .config
+                .data_dir
+                .join("client")
+                .join("allocs")
+                .join(&alloc.id),
             alloc: tx,
             tasks: Mutex::new(BTreeMap::new()),
             unrunnable: Mutex::new(BTreeMap::new()),
@@ -46,6 +54,20 @@ impl AllocRunner {
 
     pub fn current(&self) -> Arc<Allocation> {
         self.alloc.borrow().clone()
+    }
+
+    /// Every task has ended for good (no restart is coming), or no task could get a runner
+    /// here, or the servers stopped an allocation before any task started.
+    pub fn finished(&self) -> bool {
+        let tasks = self.tasks();
+        if tasks.is_empty() {
+            let unrunnable = match self.unrunnable.lock() {
+                Ok(u) => !u.is_empty(),
+                Err(p) => !p.into_inner().is_empty(),
+            };
+            return unrunnable || self.current().server_terminal();
+        }
+        tasks.iter().all(|t| t.is_done())
     }
 
     pub fn task(&self, name: &str) -> Option<Arc<TaskRunner>> {
@@ -123,13 +145,7 @@ impl AllocRunner {
                 node: shared.node(),
                 alloc_dir: self.alloc_dir.clone(),
                 driver,
-                handle_path: shared
-                    .config
-                    .data_dir
-                    .join("client")
-                    .join("allocs")
-                    .join(&alloc.id)
-                    .join(format!("{}.handle.json", task.name)),
+                handle_path: self.handles_dir.join(format!("{}.handle.json", task.name)),
                 changed: changed_tx.clone(),
             });
             self.lock_tasks().insert(task.name.clone(), tr.clone());

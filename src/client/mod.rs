@@ -5,6 +5,7 @@
 pub mod alloc_runner;
 pub mod allocdir;
 pub mod fingerprint;
+pub mod gc;
 pub mod health;
 pub mod hooks;
 pub mod restarts;
@@ -36,6 +37,8 @@ pub struct ClientConfig {
     pub reserved: NodeReservedResources,
     pub min_dynamic_port: u16,
     pub max_dynamic_port: u16,
+    /// When finished allocations' directories are collected.
+    pub gc: gc::GcSettings,
 }
 
 impl Default for ClientConfig {
@@ -52,6 +55,7 @@ impl Default for ClientConfig {
             reserved: NodeReservedResources::default(),
             min_dynamic_port: 20000,
             max_dynamic_port: 32000,
+            gc: gc::GcSettings::default(),
         }
     }
 }
@@ -82,6 +86,7 @@ pub struct Client {
     pub shared: Arc<ClientShared>,
     rpc: Arc<dyn ServerRpc>,
     runners: Mutex<HashMap<String, Arc<AllocRunner>>>,
+    gc: gc::Collector,
 }
 
 impl Client {
@@ -96,6 +101,7 @@ impl Client {
         std::fs::create_dir_all(config.data_dir.join("alloc"))?;
         let node = build_node(&config, &drivers).await?;
         let (tx, rx) = mpsc::unbounded_channel();
+        let config_gc = config.gc.clone();
         let shared = Arc::new(ClientShared {
             config,
             drivers: drivers
@@ -109,11 +115,13 @@ impl Client {
             shared,
             rpc,
             runners: Mutex::new(HashMap::new()),
+            gc: gc::Collector::new(config_gc),
         });
         let ttl = client.register().await;
         tokio::spawn(client.clone().heartbeat_loop(ttl));
         tokio::spawn(client.clone().watch_allocs());
         tokio::spawn(client.clone().send_updates(rx));
+        tokio::spawn(client.clone().gc_loop());
         Ok(client)
     }
 
@@ -198,7 +206,7 @@ impl Client {
                         }
                     }
                     None => {
-                        if a.terminal() {
+                        if a.terminal() || self.gc.was_collected(&a.id) {
                             continue;
                         }
                         tracing::info!(alloc = %a.id, "starting allocation");
@@ -214,12 +222,65 @@ impl Client {
                 .collect();
             for id in gone {
                 if let Some(r) = runners.remove(&id) {
-                    for t in r.tasks() {
-                        t.kill("alloc was garbage collected");
-                    }
+                    self.gc.forget(r, "alloc was garbage collected");
                 }
             }
+            let excess = self.gc.over_max(&runners);
+            self.gc
+                .collect(&mut runners, &excess, "client exceeded gc_max_allocs");
+            self.gc.retain_listed(&seen);
         }
+    }
+
+    /// Every `gc_interval`: while the data dir's disk is past its thresholds, collects the
+    /// oldest finished allocation.
+    async fn gc_loop(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(self.gc.settings.interval.max(Duration::from_secs(1)));
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            while let Some(u) = self.gc.disk_pressure(&self.shared.config.data_dir) {
+                let mut runners = self.lock_runners();
+                let oldest = gc::oldest_finished(&runners, 1);
+                if oldest.is_empty() {
+                    break;
+                }
+                tracing::info!(
+                    disk = u.used_percent,
+                    inodes = u.inodes_used_percent,
+                    "disk usage past its GC threshold, collecting allocations"
+                );
+                self.gc
+                    .collect(&mut runners, &oldest, "disk usage past gc threshold");
+            }
+        }
+    }
+
+    /// `/v1/client/allocation/:id/gc`: removes a finished allocation's directory now.
+    pub fn gc_alloc(&self, alloc_id: &str) -> Result<(), String> {
+        let mut runners = self.lock_runners();
+        let Some(r) = runners.get(alloc_id) else {
+            return Err(format!("unknown allocation {alloc_id:?}"));
+        };
+        if !r.finished() {
+            return Err(format!(
+                "allocation {alloc_id:?} is still running; stop it before collecting it"
+            ));
+        }
+        self.gc.collect(
+            &mut runners,
+            &[alloc_id.to_string()],
+            "garbage collection requested",
+        );
+        Ok(())
+    }
+
+    /// `/v1/client/gc`: removes every finished allocation's directory.
+    pub fn gc_all(&self) -> usize {
+        let mut runners = self.lock_runners();
+        let done = gc::oldest_finished(&runners, usize::MAX);
+        self.gc
+            .collect(&mut runners, &done, "garbage collection requested")
     }
 
     async fn send_updates(self: Arc<Self>, mut rx: mpsc::UnboundedReceiver<Allocation>) {

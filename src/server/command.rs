@@ -110,6 +110,10 @@ pub enum Command {
         alloc_ids: Vec<String>,
         evals: Vec<Evaluation>,
     },
+    /// Garbage collection: remove what the GC pass found old and finished.
+    GcDelete {
+        plan: super::gc::GcPlan,
+    },
     /// A job version proved itself (its deployment succeeded).
     JobStability {
         namespace: String,

@@ -255,6 +255,23 @@ fn apply_tables(t: &mut Tables, index: u64, cmd: &Command) {
                 t.upsert_eval(index, e.clone());
             }
         }
+        Command::GcDelete { plan } => {
+            for id in &plan.allocs {
+                t.delete_alloc(index, id);
+            }
+            for id in &plan.evals {
+                t.delete_eval(index, id);
+            }
+            for id in &plan.deployments {
+                t.delete_deployment(index, id);
+            }
+            for (ns, id) in &plan.jobs {
+                t.delete_job(index, ns, id);
+            }
+            for id in &plan.nodes {
+                t.delete_node(index, id);
+            }
+        }
         Command::JobStability {
             namespace,
             job_id,

@@ -9,6 +9,7 @@ pub mod deployment_watcher;
 pub mod drainer;
 pub mod endpoints;
 pub mod fsm;
+pub mod gc;
 pub mod heartbeat;
 pub mod plan_apply;
 pub mod worker;
@@ -35,6 +36,9 @@ pub struct ServerConfig {
     pub memory_oversubscription: bool,
     pub min_heartbeat_ttl: Duration,
     pub heartbeat_grace: Duration,
+    pub gc: gc::GcConfig,
+    /// `job_tracked_versions`: versions kept per job (0: Nomad's 6).
+    pub job_tracked_versions: usize,
 }
 
 impl Default for ServerConfig {
@@ -49,6 +53,8 @@ impl Default for ServerConfig {
             memory_oversubscription: false,
             min_heartbeat_ttl: Duration::from_secs(10),
             heartbeat_grace: Duration::from_secs(10),
+            gc: gc::GcConfig::default(),
+            job_tracked_versions: 0,
         }
     }
 }
@@ -68,10 +74,11 @@ pub struct Server {
 
 impl Server {
     pub fn new(config: ServerConfig) -> Arc<Self> {
+        let tracked_versions = config.job_tracked_versions;
         let (plan_tx, plan_rx) = mpsc::channel(64);
         Arc::new(Server {
             config,
-            store: StateStore::new(),
+            store: StateStore::with_tracked_versions(tracked_versions),
             broker: broker::EvalBroker::new(),
             blocked: blocked::BlockedEvals::default(),
             heartbeats: heartbeat::Heartbeats::default(),
@@ -97,6 +104,7 @@ impl Server {
         tokio::spawn(heartbeat::run(self.clone()));
         tokio::spawn(deployment_watcher::run(self.clone()));
         tokio::spawn(drainer::run(self.clone()));
+        tokio::spawn(gc::run(self.clone()));
     }
 
     /// Appends a command to the log and applies it; returns its index. Entries go through

@@ -12,6 +12,9 @@ pub use watch::{Table, Watches};
 
 type JobKey = (String, String);
 
+/// Nomad's default for `job_tracked_versions`.
+pub const DEFAULT_JOB_TRACKED_VERSIONS: usize = 6;
+
 /// All tables at one index. Cloning is O(1): every map is persistent.
 #[derive(Clone, Default)]
 pub struct Tables {
@@ -28,6 +31,8 @@ pub struct Tables {
     pub nodes: OrdMap<String, Arc<Node>>,
     pub deployments: OrdMap<String, Arc<Deployment>>,
     pub deployments_by_job: IMap<JobKey, OrdSet<String>>,
+    /// How many versions of each job are kept (`job_tracked_versions`); 0 means Nomad's 6.
+    pub job_tracked_versions: usize,
 }
 
 fn table_name(t: Table) -> &'static str {
@@ -158,8 +163,10 @@ impl Tables {
         let versions = self.job_versions.entry(key).or_default();
         versions.retain(|j| j.version != job.version);
         versions.insert(0, job.clone());
-        // Nomad keeps the last 6 versions.
-        versions.truncate(6);
+        versions.truncate(match self.job_tracked_versions {
+            0 => DEFAULT_JOB_TRACKED_VERSIONS,
+            n => n,
+        });
         self.touch(Table::Jobs, index);
         job
     }
@@ -272,6 +279,57 @@ impl Tables {
         self.touch(Table::Allocs, index);
     }
 
+    pub fn delete_alloc(&mut self, index: u64, id: &str) {
+        let Some(a) = self.allocs.remove(id) else {
+            return;
+        };
+        let key = (a.namespace.clone(), a.job_id.clone());
+        if let Some(s) = self.allocs_by_job.get_mut(&key) {
+            s.remove(id);
+        }
+        if let Some(s) = self.allocs_by_node.get_mut(&a.node_id) {
+            s.remove(id);
+        }
+        if let Some(s) = self.allocs_by_eval.get_mut(&a.eval_id) {
+            s.remove(id);
+        }
+        self.touch(Table::Allocs, index);
+    }
+
+    pub fn delete_eval(&mut self, index: u64, id: &str) {
+        let Some(e) = self.evals.remove(id) else {
+            return;
+        };
+        if let Some(s) = self
+            .evals_by_job
+            .get_mut(&(e.namespace.clone(), e.job_id.clone()))
+        {
+            s.remove(id);
+        }
+        self.allocs_by_eval.remove(id);
+        self.touch(Table::Evals, index);
+    }
+
+    pub fn delete_deployment(&mut self, index: u64, id: &str) {
+        let Some(d) = self.deployments.remove(id) else {
+            return;
+        };
+        if let Some(s) = self
+            .deployments_by_job
+            .get_mut(&(d.namespace.clone(), d.job_id.clone()))
+        {
+            s.remove(id);
+        }
+        self.touch(Table::Deployments, index);
+    }
+
+    pub fn delete_node(&mut self, index: u64, id: &str) {
+        if self.nodes.remove(id).is_some() {
+            self.allocs_by_node.remove(id);
+            self.touch(Table::Nodes, index);
+        }
+    }
+
     pub fn upsert_node(&mut self, index: u64, mut node: Node) {
         match self.nodes.get(&node.id) {
             Some(old) => node.create_index = old.create_index,
@@ -308,6 +366,18 @@ pub struct StateStore {
 impl StateStore {
     pub fn new() -> Arc<Self> {
         Arc::new(StateStore::default())
+    }
+
+    /// A store keeping `versions` versions of each job (0: Nomad's default).
+    pub fn with_tracked_versions(versions: usize) -> Arc<Self> {
+        let tables = Tables {
+            job_tracked_versions: versions,
+            ..Default::default()
+        };
+        Arc::new(StateStore {
+            tables: RwLock::new(Arc::new(tables)),
+            watches: Watches::default(),
+        })
     }
 
     /// A consistent, immutable view of every table.
