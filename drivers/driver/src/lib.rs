@@ -9,6 +9,7 @@ pub mod driver;
 pub mod error;
 pub mod fingerprint;
 pub mod logs;
+pub mod process;
 pub mod procfs;
 pub mod signal;
 pub mod stats;

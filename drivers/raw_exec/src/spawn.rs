@@ -2,54 +2,12 @@
 //! switching user, and the setup done in the child between fork and exec.
 
 use crate::config::RawExecConfig;
+pub use caravan_driver::process::{open_output, resolve_user, Identity};
 use caravan_driver::{DriverError, TaskConfig};
-use std::ffi::CString;
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-
-/// The user a task runs as, resolved before fork.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Identity {
-    pub uid: u32,
-    pub gid: u32,
-    pub groups: Vec<u32>,
-}
-
-/// Resolves the task's `user`: `None` when the task runs as the agent's own user.
-/// Switching to another user needs the agent to run as root.
-pub fn resolve_user(user: &str) -> Result<Option<Identity>, DriverError> {
-    if user.is_empty() {
-        return Ok(None);
-    }
-    let u = nix::unistd::User::from_name(user)
-        .map_err(|e| DriverError::Start(format!("cannot look up user {user:?}: {e}")))?
-        .ok_or_else(|| {
-            DriverError::InvalidConfig(format!("user {user:?} does not exist on this client"))
-        })?;
-    let euid = nix::unistd::geteuid();
-    if euid.is_root() {
-        let groups = CString::new(user)
-            .ok()
-            .and_then(|name| nix::unistd::getgrouplist(&name, u.gid).ok())
-            .map(|g| g.into_iter().map(|g| g.as_raw()).collect())
-            .unwrap_or_else(|| vec![u.gid.as_raw()]);
-        return Ok(Some(Identity {
-            uid: u.uid.as_raw(),
-            gid: u.gid.as_raw(),
-            groups,
-        }));
-    }
-    if u.uid == euid {
-        return Ok(None);
-    }
-    Err(DriverError::Start(format!(
-        "cannot run task as user {user:?}: the agent runs as uid {euid}, and only root can \
-         switch users; run the agent as root or remove `user` from the task"
-    )))
-}
 
 /// Finds the program like Nomad: a path with a `/` is taken as is (relative to the task
 /// dir); a bare name is looked up in `local/`, the task dir, the task's `PATH`, then the
@@ -85,39 +43,6 @@ fn is_executable(p: &Path) -> bool {
     std::fs::metadata(p)
         .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
         .unwrap_or(false)
-}
-
-/// Opens where a task's stdout or stderr goes: an empty path is `/dev/null`, a missing path
-/// or a regular file is appended to, and a FIFO (the client's log monitor reads it) is opened
-/// read-write. Read-write never blocks the opener, whether or not the monitor is reading yet,
-/// and it keeps the task alive while no monitor reads (e.g. during an agent restart): its
-/// writes wait for the next monitor instead of failing with SIGPIPE.
-pub fn open_output(path: &Path) -> Result<File, DriverError> {
-    let fail = |e: std::io::Error| {
-        DriverError::Start(format!("cannot open task output {}: {e}", path.display()))
-    };
-    if path.as_os_str().is_empty() {
-        return OpenOptions::new()
-            .write(true)
-            .open("/dev/null")
-            .map_err(fail);
-    }
-    let is_fifo = std::fs::metadata(path)
-        .map(|m| m.file_type().is_fifo())
-        .unwrap_or(false);
-    if is_fifo {
-        OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(path)
-            .map_err(fail)
-    } else {
-        OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(fail)
-    }
 }
 
 /// Installs the child-side setup run between fork and exec: optionally a new session
@@ -214,12 +139,5 @@ mod tests {
             resolve_program("./run.sh", &cfg),
             PathBuf::from("/srv/task/./run.sh")
         );
-    }
-
-    #[test]
-    fn unknown_user_is_invalid_config() {
-        let e = resolve_user("no-such-user-caravan").unwrap_err();
-        assert!(matches!(e, DriverError::InvalidConfig(_)), "{e}");
-        assert_eq!(resolve_user("").unwrap(), None);
     }
 }
