@@ -310,6 +310,18 @@ pub const COMMANDS: &[CommandSpec] = &[
             F::value("filter")
         ],
     },
+    CommandSpec {
+        name: "system gc",
+        synopsis: "Run the system garbage collection process",
+        args: "",
+        flags: flags![],
+    },
+    CommandSpec {
+        name: "system reconcile summaries",
+        synopsis: "Reconciles the summaries of all registered jobs",
+        args: "",
+        flags: flags![],
+    },
 ];
 
 /// Command groups and what they are for.
@@ -324,6 +336,8 @@ pub const GROUPS: &[(&str, &str)] = &[
         "operator",
         "Provides cluster-level tools for Caravan operators",
     ),
+    ("system", "Interact with the system API"),
+    ("system reconcile", "Perform system reconciliation tasks"),
 ];
 
 /// Top-level shortcuts, as Nomad has them.
@@ -369,9 +383,18 @@ pub fn resolve(args: &[String]) -> Resolved {
             return Resolved::Command(spec, 1);
         }
     }
+    if let (Some(second), Some(third)) = (args.get(1), args.get(2)) {
+        if let Some(spec) = find(&format!("{first} {second} {third}")) {
+            return Resolved::Command(spec, 3);
+        }
+    }
     if let Some(second) = args.get(1) {
-        if let Some(spec) = find(&format!("{first} {second}")) {
+        let two = format!("{first} {second}");
+        if let Some(spec) = find(&two) {
             return Resolved::Command(spec, 2);
+        }
+        if let Some((g, _)) = GROUPS.iter().find(|(g, _)| *g == two) {
+            return Resolved::Group(g);
         }
     }
     if let Some(spec) = find(first) {
@@ -459,6 +482,22 @@ mod tests {
 
     fn v(a: &[&str]) -> Vec<String> {
         a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn resolves_three_word_commands_and_nested_groups() {
+        assert!(matches!(
+            resolve(&v(&["system", "reconcile", "summaries"])),
+            Resolved::Command(c, 3) if c.name == "system reconcile summaries"
+        ));
+        assert!(
+            matches!(resolve(&v(&["system", "gc"])), Resolved::Command(c, 2) if c.name == "system gc")
+        );
+        assert_eq!(
+            resolve(&v(&["system", "reconcile"])),
+            Resolved::Group("system reconcile")
+        );
+        assert_eq!(resolve(&v(&["system"])), Resolved::Group("system"));
     }
 
     #[test]

@@ -11,6 +11,7 @@ mod node;
 mod operator;
 mod server;
 mod status;
+mod system;
 
 use crate::client::{ApiError, Client};
 use crate::format::data_format;
@@ -59,6 +60,8 @@ pub(crate) async fn dispatch(ctx: &mut Ctx<'_>) -> i32 {
         "deployment status" => deployment::status(ctx).await,
         "deployment list" => deployment::list(ctx).await,
         "operator api" => operator::api(ctx).await,
+        "system gc" => system::gc(ctx).await,
+        "system reconcile summaries" => system::reconcile_summaries(ctx).await,
         other => {
             ctx.ui.error(&format!("Unknown command: {other}"));
             127
