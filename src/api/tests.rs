@@ -576,3 +576,162 @@ async fn drain_moves_allocations_one_healthy_replacement_at_a_time() {
         .collect();
     assert!(events.contains(&"Node drain complete"), "{events:?}");
 }
+
+/// Serves one body at `path` on a loopback port (a thread per request); returns the URL and a
+/// counter of requests served.
+fn serve_artifact(
+    path: &'static str,
+    body: Vec<u8>,
+) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}{path}", listener.local_addr().expect("addr"));
+    let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = hits.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+            let mut first = String::new();
+            let _ = reader.read_line(&mut first);
+            loop {
+                let mut l = String::new();
+                if reader.read_line(&mut l).unwrap_or(0) == 0 || l == "\r\n" {
+                    break;
+                }
+            }
+            let resp = if first.split_whitespace().nth(1) == Some(path) {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let mut r = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                )
+                .into_bytes();
+                r.extend_from_slice(&body);
+                r
+            } else {
+                b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec()
+            };
+            let _ = stream.write_all(&resp);
+        }
+    });
+    (url, hits)
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    let dir = std::env::temp_dir().join(format!("caravan-sum-{}", caravan_structs::new_id()));
+    std::fs::write(&dir, bytes).expect("write");
+    let sum =
+        caravan_getter::checksum::hash_file(caravan_getter::checksum::Algorithm::Sha256, &dir)
+            .expect("hash");
+    let _ = std::fs::remove_file(&dir);
+    sum
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn artifact_is_fetched_into_local_before_the_task_starts() {
+    let body = b"artifact payload\n".to_vec();
+    let (url, hits) = serve_artifact("/files/hello.txt", body.clone());
+    let a = start().await;
+    let mut job = sleeper_job("fetcher", 1);
+    let task = &mut job["Job"]["TaskGroups"][0]["Tasks"][0];
+    task["Config"] =
+        json!({"command": "/bin/sh", "args": ["-c", "cat local/hello.txt; exec sleep 600"]});
+    task["Artifacts"] = json!([{
+        "GetterSource": url,
+        "GetterOptions": {"checksum": format!("sha256:{}", sha256_hex(&body))},
+        "RelativeDest": "local/"
+    }]);
+    let (status, text) = a.put("/v1/jobs", &job).await;
+    assert_eq!(status, 200, "{text}");
+    wait_for!(a.running("fetcher").await.len() == 1);
+    let id = a.running("fetcher").await[0]["ID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let file = a
+        .data_dir
+        .join("n1/alloc")
+        .join(&id)
+        .join("t/local/hello.txt");
+    assert_eq!(std::fs::read(&file).expect("artifact in local/"), body);
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 1);
+    let alloc = a.get(&format!("/v1/allocation/{id}")).await;
+    let types: Vec<String> = alloc["TaskStates"]["t"]["Events"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|e| e["Type"].as_str().map(str::to_string))
+        .collect();
+    let dl = types.iter().position(|t| t == "Downloading Artifacts");
+    let started = types.iter().position(|t| t == "Started");
+    assert!(
+        dl.is_some() && started.is_some() && dl < started,
+        "{types:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_artifact_checksum_fails_the_task_with_the_reason() {
+    let (url, hits) = serve_artifact("/app.bin", b"the real bytes".to_vec());
+    let a = start().await;
+
+    // A destination outside the allocation is refused at submission.
+    let mut bad = sleeper_job("escape", 1);
+    bad["Job"]["TaskGroups"][0]["Tasks"][0]["Artifacts"] =
+        json!([{"GetterSource": url, "RelativeDest": "../../etc"}]);
+    let (status, text) = a.put("/v1/jobs", &bad).await;
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("escapes the allocation directory"), "{text}");
+
+    let mut job = sleeper_job("badsum", 1);
+    job["Job"]["TaskGroups"][0]["ReschedulePolicy"] = json!({"Attempts": 0, "Unlimited": false});
+    job["Job"]["TaskGroups"][0]["Tasks"][0]["Artifacts"] = json!([{
+        "GetterSource": url,
+        "GetterOptions": {"checksum": format!("sha256:{}", "0".repeat(64))}
+    }]);
+    let (status, text) = a.put("/v1/jobs", &job).await;
+    assert_eq!(status, 200, "{text}");
+    wait_for!(a
+        .allocs("badsum")
+        .await
+        .first()
+        .map(|x| x["ClientStatus"] == "failed")
+        .unwrap_or(false));
+    let id = a.allocs("badsum").await[0]["ID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let alloc = a.get(&format!("/v1/allocation/{id}")).await;
+    let events = alloc["TaskStates"]["t"]["Events"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let types: Vec<&str> = events.iter().filter_map(|e| e["Type"].as_str()).collect();
+    let failure = events
+        .iter()
+        .find(|e| e["Type"] == "Failed Artifact Download")
+        .unwrap_or_else(|| panic!("no artifact failure event in {types:?}"));
+    let msg = failure["DisplayMessage"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains(&format!(
+            "checksum mismatch: expected sha256:{}",
+            "0".repeat(64)
+        )),
+        "{msg}"
+    );
+    assert!(msg.contains(&sha256_hex(b"the real bytes")), "{msg}");
+    // Retried once under the restart policy (Attempts: 1), then failed for good.
+    assert!(types.contains(&"Restarting"), "{types:?}");
+    assert!(types.contains(&"Not Restarting"), "{types:?}");
+    assert!(!types.contains(&"Started"), "{types:?}");
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 2);
+    assert_eq!(alloc["TaskStates"]["t"]["Failed"], true);
+    // Nothing was left in the task's directory.
+    let local = a.data_dir.join("n1/alloc").join(&id).join("t/local");
+    let left: Vec<_> = std::fs::read_dir(&local)
+        .map(|rd| rd.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
+}

@@ -164,6 +164,16 @@ impl TaskRunner {
             .lookup_group(&cfg.alloc.task_group)
             .cloned()
             .unwrap_or_default();
+        let prestart_env = TaskEnv::build(&EnvInput {
+            alloc: &cfg.alloc,
+            job: &job,
+            group: &group,
+            task: &cfg.task,
+            node: &cfg.node,
+            alloc_dir: &cfg.alloc_dir.root,
+            task_dir: &cfg.alloc_dir.task_dir(&cfg.task.name),
+            inherit_host_env: cfg.task.driver == "raw_exec",
+        });
         let mut ctx = HookContext {
             alloc: cfg.alloc.clone(),
             task: cfg.task.clone(),
@@ -172,23 +182,9 @@ impl TaskRunner {
             stdout_path: PathBuf::new(),
             stderr_path: PathBuf::new(),
             events: vec![],
+            task_env: Some(Arc::new(prestart_env)),
         };
         let mut control = self.control.subscribe();
-
-        for hook in &hooks {
-            let r = hook.prestart(&mut ctx).await;
-            for ev in ctx.events.drain(..) {
-                self.event(ev);
-            }
-            if let Err(e) = r {
-                let mut ev = TaskEvent::new(TASK_EVENT_SETUP_FAILURE, e.to_string());
-                ev.setup_error = e.to_string();
-                ev.fails_task = true;
-                self.event(ev);
-                self.finish(&hooks, &ctx, true).await;
-                return;
-            }
-        }
 
         let policy = cfg
             .task
@@ -197,6 +193,48 @@ impl TaskRunner {
             .or(group.restart_policy.clone())
             .unwrap_or_else(|| RestartPolicy::default_for(&job.job_type));
         let mut tracker = RestartTracker::new(policy, &job.job_type);
+
+        // Prestart hooks in order; a recoverable failure is retried from the failing hook
+        // under the restart policy (Nomad's recoverable prestart errors).
+        let mut next_hook = 0;
+        while next_hook < hooks.len() {
+            let r = hooks[next_hook].prestart(&mut ctx).await;
+            for ev in ctx.events.drain(..) {
+                self.event(ev);
+            }
+            match r {
+                Ok(()) => next_hook += 1,
+                Err(e) if e.recoverable => match tracker.on_start_failure() {
+                    Decision::Restart { delay, reason } => {
+                        if !self.wait_restart(delay, reason, &mut control).await {
+                            self.finish(&hooks, &ctx, false).await;
+                            return;
+                        }
+                    }
+                    Decision::Fail { reason } => {
+                        let mut ev = TaskEvent::new(TASK_EVENT_NOT_RESTARTING, reason.clone());
+                        ev.restart_reason = reason;
+                        ev.fails_task = true;
+                        self.event(ev);
+                        self.finish(&hooks, &ctx, true).await;
+                        return;
+                    }
+                    Decision::Done => {
+                        self.finish(&hooks, &ctx, false).await;
+                        return;
+                    }
+                },
+                Err(e) => {
+                    let mut ev = TaskEvent::new(TASK_EVENT_SETUP_FAILURE, e.to_string());
+                    ev.setup_error = e.to_string();
+                    ev.fails_task = true;
+                    self.event(ev);
+                    self.finish(&hooks, &ctx, true).await;
+                    return;
+                }
+            }
+        }
+
         let ephemeral = cfg
             .task
             .lifecycle
@@ -328,40 +366,54 @@ impl TaskRunner {
                     break;
                 }
                 Decision::Restart { delay, reason } => {
-                    let mut ev = TaskEvent::new(
-                        TASK_EVENT_RESTARTING,
-                        format!(
-                            "Task restarting in {}",
-                            time::format_duration(delay.as_nanos() as i64)
-                        ),
-                    );
-                    ev.restart_reason = reason;
-                    ev.start_delay = delay.as_nanos() as i64;
-                    self.update(|s| {
-                        s.state = TASK_STATE_PENDING.into();
-                        s.events.push(ev);
-                    });
-                    let sleep = tokio::time::sleep(delay);
-                    tokio::pin!(sleep);
-                    loop {
-                        tokio::select! {
-                            _ = &mut sleep => break,
-                            ch = control.changed() => {
-                                if ch.is_err() { break 'run; }
-                                if let Control::Kill { .. } = &*control.borrow_and_update() {
-                                    break 'run;
-                                }
-                            }
-                        }
+                    if !self.wait_restart(delay, reason, &mut control).await {
+                        break 'run;
                     }
-                    self.update(|s| {
-                        s.restarts += 1;
-                        s.last_restart = Some(rfc3339(time::now_nanos()));
-                    });
                 }
             }
         }
         self.finish(&hooks, &ctx, failed).await;
+    }
+
+    /// Records a "Restarting" event, waits out the delay and counts the restart. Returns false
+    /// when the task was killed during the wait.
+    async fn wait_restart(
+        &self,
+        delay: Duration,
+        reason: String,
+        control: &mut watch::Receiver<Control>,
+    ) -> bool {
+        let mut ev = TaskEvent::new(
+            TASK_EVENT_RESTARTING,
+            format!(
+                "Task restarting in {}",
+                time::format_duration(delay.as_nanos() as i64)
+            ),
+        );
+        ev.restart_reason = reason;
+        ev.start_delay = delay.as_nanos() as i64;
+        self.update(|s| {
+            s.state = TASK_STATE_PENDING.into();
+            s.events.push(ev);
+        });
+        let sleep = tokio::time::sleep(delay);
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                _ = &mut sleep => break,
+                ch = control.changed() => {
+                    if ch.is_err() { return false; }
+                    if let Control::Kill { .. } = &*control.borrow_and_update() {
+                        return false;
+                    }
+                }
+            }
+        }
+        self.update(|s| {
+            s.restarts += 1;
+            s.last_restart = Some(rfc3339(time::now_nanos()));
+        });
+        true
     }
 
     /// Stops the process for a restart.

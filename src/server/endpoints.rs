@@ -390,11 +390,10 @@ fn check_features(job: &Job) -> Result<(), ServerError> {
                     KNOWN_DRIVERS.join(", ")
                 ));
             }
-            if !t.artifacts.is_empty() {
-                errs.push(format!(
-                    "task {:?}: artifact blocks are not available in Caravan yet",
-                    t.name
-                ));
+            for (i, raw) in t.artifacts.iter().enumerate() {
+                if let Err(e) = caravan_getter::artifact::validate(raw) {
+                    errs.push(format!("task {:?}: artifact {i}: {e}", t.name));
+                }
             }
             if !t.templates.is_empty() {
                 errs.push(format!(

@@ -37,6 +37,7 @@ impl TaskHook for LogMonHook {
                 .map_err(|e| HookError {
                     hook: "logmon",
                     message: format!("failed to start log capture: {e}"),
+                    recoverable: false,
                 })?;
             mons.push(mon);
         }

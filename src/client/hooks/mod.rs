@@ -6,15 +6,19 @@
 //! ```text
 //!   prestart (in order, each must succeed) ─► driver start ─► poststart
 //!        │ failure: "Setup Failure", task dead                  │
+//!        │ recoverable failure (artifacts): restart policy, retried from that hook
+//!        │
 //!        ▼                                                       ▼
 //!   (restart loop: update on in-place job change) ─► exited (after each exit)
 //!                                                    └─► stop (once, when the task is done)
 //! ```
 
+mod artifact;
 mod logmon;
 mod task_dir;
 
 use super::allocdir::AllocDir;
+use super::taskenv::TaskEnv;
 use caravan_driver::async_trait;
 use caravan_structs::{Allocation, Task, TaskEvent};
 use std::collections::BTreeMap;
@@ -32,6 +36,8 @@ pub struct HookContext {
     pub stderr_path: PathBuf,
     /// Events the hook wants recorded on the task (`Downloading Artifacts`, ...).
     pub events: Vec<TaskEvent>,
+    /// The task's environment, for `${...}` interpolation of job-file values.
+    pub task_env: Option<Arc<TaskEnv>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +45,9 @@ pub struct HookContext {
 pub struct HookError {
     pub hook: &'static str,
     pub message: String,
+    /// A failure that may pass on a retry (a download): the restart policy decides, as Nomad's
+    /// recoverable errors. Otherwise the task fails at once with "Setup Failure".
+    pub recoverable: bool,
 }
 
 #[async_trait]
@@ -67,6 +76,7 @@ pub trait TaskHook: Send + Sync {
 pub fn task_hooks() -> Vec<Box<dyn TaskHook>> {
     vec![
         Box::new(task_dir::TaskDirHook),
+        Box::new(artifact::ArtifactHook::default()),
         Box::new(logmon::LogMonHook::default()),
     ]
 }

@@ -23,6 +23,7 @@ impl TaskHook for TaskDirHook {
                     "failed to build task directory for {:?}: {e}",
                     ctx.task.name
                 ),
+                recoverable: false,
             })
     }
 }
