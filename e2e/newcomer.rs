@@ -43,6 +43,11 @@ fn free_port() -> u16 {
 }
 
 fn start_agent() -> Agent {
+    start_agent_with(|_| vec![])
+}
+
+/// A dev agent with extra flags, which may refer to files in the agent's own temp dir.
+fn start_agent_with(extra: impl FnOnce(&Path) -> Vec<String>) -> Agent {
     let dir = std::env::temp_dir().join(format!(
         "caravan-e2e-{}-{}",
         std::process::id(),
@@ -54,6 +59,7 @@ fn start_agent() -> Agent {
     let child = Command::new(BIN)
         .args(["agent", "-dev", &format!("-http-port={port}")])
         .arg(format!("-data-dir={}", dir.join("data").display()))
+        .args(extra(&dir))
         .stdout(log.try_clone().expect("log"))
         .stderr(log)
         .spawn()
@@ -282,4 +288,158 @@ fn newcomer_path() {
         "{}",
         all_output(&o)
     );
+}
+
+/// SIGHUP re-reads the config files: the log level and client meta change while the task
+/// keeps running with the same PID; a restart-only change is reported as such.
+#[test]
+fn sighup_reloads_log_level_and_meta_without_restarting_tasks() {
+    let write_config = |dir: &Path, level: &str, rack: &str, class: &str| {
+        std::fs::write(
+            dir.join("agent.hcl"),
+            format!(
+                "log_level = \"{level}\"\nclient {{\n  node_class = \"{class}\"\n  meta {{\n    rack = \"{rack}\"\n  }}\n}}\n"
+            ),
+        )
+        .expect("write config");
+    };
+    let agent = start_agent_with(|dir| {
+        write_config(dir, "INFO", "r1", "a");
+        vec![format!("-config={}", dir.join("agent.hcl").display())]
+    });
+    let job = agent.dir.join("sleeper.nomad.hcl");
+    std::fs::write(
+        &job,
+        r#"job "sleeper" {
+  group "g" {
+    task "t" {
+      driver = "raw_exec"
+      config {
+        command = "/bin/sleep"
+        args    = ["600"]
+      }
+      resources {
+        cpu    = 20
+        memory = 16
+      }
+    }
+  }
+}
+"#,
+    )
+    .expect("job file");
+    let job_path = job.display().to_string();
+    let o = agent.cli(&["job", "run", "-detach", &job_path]);
+    assert!(o.status.success(), "{}", all_output(&o));
+    let mut alloc_id = String::new();
+    wait_until("the task running", Duration::from_secs(30), || {
+        let o = agent.cli(&[
+            "job",
+            "allocs",
+            "-t",
+            "{{range .}}{{.ID}} {{.ClientStatus}}{{end}}",
+            "sleeper",
+        ]);
+        let out = stdout(&o);
+        if let Some((id, status)) = out.trim().split_once(' ') {
+            alloc_id = id.to_string();
+            return status == "running" && !task_pids(id).is_empty();
+        }
+        false
+    });
+    let pids_before = task_pids(&alloc_id);
+    let self_level = |agent: &Agent| stdout(&agent.cli(&["operator", "api", "/v1/agent/self"]));
+    assert!(
+        self_level(&agent).contains("\"LogLevel\":\"INFO\""),
+        "{}",
+        self_level(&agent)
+    );
+    let debug_lines = |log: &str| log.lines().filter(|l| l.contains("[DEBUG]")).count();
+    assert_eq!(
+        debug_lines(&agent.log()),
+        0,
+        "DEBUG lines at INFO:\n{}",
+        agent.log()
+    );
+
+    write_config(&agent.dir, "DEBUG", "r2", "b");
+    assert_eq!(nix_kill(agent.child.id(), libc::SIGHUP), 0);
+    wait_until("the reload to be logged", Duration::from_secs(10), || {
+        agent.log().contains("reloaded: logging (level DEBUG")
+    });
+    let log = agent.log();
+    assert!(log.contains("reloaded: client meta"), "{log}");
+    assert!(
+        log.contains("not reloadable, restart the agent to change it: client.node_class (a -> b)"),
+        "{log}"
+    );
+    assert!(self_level(&agent).contains("\"LogLevel\":\"DEBUG\""));
+    let node_id = stdout(&agent.cli(&["node", "status", "-t", "{{range .}}{{.ID}}{{end}}"]));
+    let node_path = format!("/v1/node/{}", node_id.trim());
+    wait_until("the node meta to change", Duration::from_secs(10), || {
+        stdout(&agent.cli(&["operator", "api", &node_path])).contains("\"rack\":\"r2\"")
+    });
+    // Debug logging is live: an unchanged re-run logs at DEBUG.
+    let o = agent.cli(&["job", "run", "-detach", &job_path]);
+    assert!(o.status.success(), "{}", all_output(&o));
+    wait_until("a DEBUG line", Duration::from_secs(10), || {
+        debug_lines(&agent.log()) > 0
+    });
+    // The task was not restarted.
+    assert_eq!(task_pids(&alloc_id), pids_before);
+    let o = agent.cli(&["alloc", "status", &alloc_id]);
+    assert!(!stdout(&o).contains("Restarting"), "{}", stdout(&o));
+
+    // agent-info prints the stats sections; monitor streams lines at its own level.
+    let o = agent.cli(&["agent-info"]);
+    assert!(o.status.success(), "{}", all_output(&o));
+    let info = stdout(&o);
+    assert!(
+        info.contains("raft\n") && info.contains("  applied_index = "),
+        "{info}"
+    );
+    let mut mon = Command::new(BIN)
+        .args(["monitor", "-log-level=debug"])
+        .env("CARAVAN_ADDR", &agent.addr)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("monitor");
+    std::thread::sleep(Duration::from_millis(500));
+    let o = agent.cli(&["job", "run", "-detach", &job_path]);
+    assert!(o.status.success(), "{}", all_output(&o));
+    let mut out = mon.stdout.take().expect("stdout");
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        let n = out.read(&mut buf).unwrap_or(0);
+        String::from_utf8_lossy(&buf[..n]).to_string()
+    });
+    wait_until("monitor output", Duration::from_secs(10), || {
+        reader.is_finished()
+    });
+    let _ = mon.kill();
+    let _ = mon.wait();
+    let first = reader.join().unwrap_or_default();
+    assert!(
+        first.contains("[DEBUG]") || first.contains("[INFO]"),
+        "{first}"
+    );
+
+    // A config that does not parse keeps the running one.
+    std::fs::write(
+        agent.dir.join("agent.hcl"),
+        "log_level = \"DEBUG\"\nbogus_key = 1\n",
+    )
+    .expect("write");
+    assert_eq!(nix_kill(agent.child.id(), libc::SIGHUP), 0);
+    wait_until(
+        "the failed reload to be logged",
+        Duration::from_secs(10),
+        || {
+            agent
+                .log()
+                .contains("configuration reload failed, keeping the running configuration")
+        },
+    );
+    assert_eq!(task_pids(&alloc_id), pids_before);
 }

@@ -5,6 +5,7 @@
 pub mod agent;
 pub mod api;
 pub mod client;
+pub mod logging;
 pub mod server;
 pub mod state;
 pub mod util;

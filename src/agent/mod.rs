@@ -2,6 +2,8 @@
 //! serves the HTTP API until a signal stops it.
 
 pub mod config;
+mod reload;
+mod shutdown;
 pub mod validate;
 
 use crate::api::{self, AgentInfo, AppState};
@@ -26,7 +28,13 @@ pub fn run(args: &[String]) -> i32 {
         println!("{}", config::USAGE);
         return 0;
     }
-    init_logging(&cfg.log_level);
+    let logs = match cfg.log_settings().and_then(|ls| init_logging(&ls)) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("==> Error setting up logging: {e:#}");
+            return 1;
+        }
+    };
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -38,7 +46,7 @@ pub fn run(args: &[String]) -> i32 {
             return 1;
         }
     };
-    match rt.block_on(serve(cfg)) {
+    match rt.block_on(serve(cfg, args.to_vec(), logs)) {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("==> Error starting agent: {e:#}");
@@ -47,25 +55,21 @@ pub fn run(args: &[String]) -> i32 {
     }
 }
 
-fn init_logging(level: &str) {
-    let filter = match level.to_ascii_lowercase().as_str() {
-        "trace" => "trace",
-        "debug" => "debug",
-        "warn" => "warn",
-        "error" => "error",
-        "off" => "off",
-        _ => "info",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("CARAVAN_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{filter},hyper=warn")));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .with_writer(std::io::stderr)
-        .try_init();
+/// Installs the agent's log layer as the global subscriber.
+fn init_logging(settings: &crate::logging::LogSettings) -> anyhow::Result<crate::logging::Logs> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let (logs, layer) = crate::logging::Logs::new(settings, true)?;
+    // A second install (only in tests) keeps the first.
+    let _ = tracing_subscriber::registry().with(layer).try_init();
+    Ok(logs)
 }
 
-async fn serve(cfg: AgentConfig) -> anyhow::Result<()> {
+async fn serve(
+    cfg: AgentConfig,
+    args: Vec<String>,
+    logs: crate::logging::Logs,
+) -> anyhow::Result<()> {
     if !cfg.server && !cfg.client {
         bail!("must specify either server, client or dev mode for the agent");
     }
@@ -139,12 +143,17 @@ async fn serve(cfg: AgentConfig) -> anyhow::Result<()> {
             serf_port: cfg.serf_port,
             dev_mode: cfg.dev,
             config_json: cfg.to_json(),
+            logs: Some(logs.clone()),
         }),
     };
+    tokio::spawn(reload::Reloader::new(args, cfg.clone(), logs, client.clone()).run());
     let app = api::router(state);
-    let shutdown = async {
-        wait_for_signal().await;
-        tracing::info!("caught signal, shutting down");
+    let shutdown = {
+        let (cfg, server, client) = (cfg.clone(), server.clone(), client.clone());
+        async move {
+            let sig = shutdown::wait_for_signal().await;
+            shutdown::leave(&cfg, sig, &server, client.as_ref()).await;
+        }
     };
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
@@ -154,7 +163,7 @@ async fn serve(cfg: AgentConfig) -> anyhow::Result<()> {
     if let Some(c) = client {
         if cfg.dev {
             // A dev agent leaves nothing running behind it.
-            stop_all_tasks(&c).await;
+            shutdown::stop_all_tasks(&c).await;
         }
     }
     if cfg.dev && cfg.data_dir_is_temp {
@@ -231,35 +240,6 @@ fn container_drivers(cfg: &AgentConfig) -> anyhow::Result<Vec<Arc<dyn Driver>>> 
         drivers.push(Arc::new(d));
     }
     Ok(drivers)
-}
-
-async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut int), Ok(mut term)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
-        std::future::pending::<()>().await;
-        return;
-    };
-    tokio::select! {
-        _ = int.recv() => {}
-        _ = term.recv() => {}
-    }
-}
-
-async fn stop_all_tasks(client: &Client) {
-    let tasks: Vec<_> = client
-        .alloc_runners()
-        .iter()
-        .flat_map(|r| r.tasks())
-        .collect();
-    for t in &tasks {
-        t.kill("agent shutting down");
-    }
-    for t in &tasks {
-        let _ = tokio::time::timeout(Duration::from_secs(30), t.wait_done()).await;
-    }
 }
 
 fn print_banner(cfg: &AgentConfig, http: &str, rpc: &str, client: Option<&Arc<Client>>) {

@@ -45,8 +45,13 @@ async fn agent_self(State(s): State<AppState>) -> ApiResult {
         let n = c.shared.node();
         json!({"node_id": n.id, "known_servers": s.agent.rpc_addr, "num_allocations": c.alloc_runners().len()})
     });
+    let mut config = s.agent.config_json.clone();
+    if let (Some(logs), Some(obj)) = (&s.agent.logs, config.as_object_mut()) {
+        // A SIGHUP may have changed it since start.
+        obj.insert("LogLevel".into(), logs.level().into());
+    }
     Ok(axum::Json(json!({
-        "config": s.agent.config_json,
+        "config": config,
         "member": member(&s),
         "stats": {
             "nomad": {"server": "true", "leader": "true", "leader_addr": s.server.leader_addr(), "bootstrap": "true", "known_regions": "1"},

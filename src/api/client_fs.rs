@@ -294,7 +294,7 @@ async fn logs(State(s): State<AppState>, Path(id): Path<String>, Query(p): Param
     Ok(Body::from_stream(stream).into_response())
 }
 
-fn base64_encode(data: &[u8]) -> String {
+pub(super) fn base64_encode(data: &[u8]) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {

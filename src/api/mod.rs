@@ -10,6 +10,9 @@ mod evals;
 #[cfg(test)]
 mod gc_tests;
 mod jobs;
+mod monitor;
+#[cfg(test)]
+mod monitor_tests;
 mod nodes;
 mod query;
 mod search;
@@ -45,6 +48,8 @@ pub struct AgentInfo {
     pub serf_port: u16,
     pub dev_mode: bool,
     pub config_json: serde_json::Value,
+    /// The agent's logs, for `/v1/agent/monitor` (absent in tests that do not install them).
+    pub logs: Option<crate::logging::Logs>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -58,6 +63,7 @@ pub fn router(state: AppState) -> Router {
         .merge(client_fs::routes())
         .merge(search::routes())
         .merge(system::routes())
+        .merge(monitor::routes())
         .fallback(not_found)
         .with_state(state)
 }

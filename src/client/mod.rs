@@ -144,6 +144,30 @@ impl Client {
         }
     }
 
+    /// A config reload changed the client's `meta`: replaces the keys the old config set with
+    /// the new ones and re-registers the node. Running allocations are untouched.
+    pub async fn reload_meta(
+        &self,
+        old: &BTreeMap<String, String>,
+        new: &BTreeMap<String, String>,
+    ) {
+        {
+            let mut guard = match self.shared.node.write() {
+                Ok(g) => g,
+                Err(p) => p.into_inner(),
+            };
+            let mut node = (**guard).clone();
+            for k in old.keys() {
+                node.meta.remove(k);
+            }
+            node.meta
+                .extend(new.iter().map(|(k, v)| (k.clone(), v.clone())));
+            node.compute_class();
+            *guard = Arc::new(node);
+        }
+        self.register().await;
+    }
+
     async fn register(&self) -> Duration {
         let mut backoff = Duration::from_millis(100);
         loop {

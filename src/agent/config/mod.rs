@@ -36,7 +36,11 @@ pub const USAGE: &str = "Usage: caravan agent [options]
   -node-class=<c>     Node class.
   -node-pool=<p>      Node pool.
   -meta=<k=v>         Client metadata (repeatable).
-  -log-level=<level>  TRACE, DEBUG, INFO, WARN, ERROR.
+  -log-level=<level>  TRACE, DEBUG, INFO, WARN, ERROR (changes on SIGHUP from the files).
+  -log-json           Log as JSON lines.
+  -log-file=<path>    Also log to this file (or caravan.log in this directory).
+  -log-rotate-bytes=<n>, -log-rotate-max-files=<n>
+                      Rotate the log file past n bytes; keep n rotated files.
   -http-port=<port>   HTTP port (Caravan addition; ports { http } in config files).
 ";
 
@@ -102,6 +106,39 @@ impl Default for AgentConfig {
 }
 
 impl AgentConfig {
+    /// The logging settings: `log_level`, `log_json`, `log_file`, `log_rotate_*`,
+    /// `enable_syslog`/`syslog_facility`; `CARAVAN_LOG` overrides the level.
+    pub fn log_settings(&self) -> anyhow::Result<crate::logging::LogSettings> {
+        let mut s = crate::logging::LogSettings::default();
+        let level = std::env::var("CARAVAN_LOG").unwrap_or_else(|_| self.log_level.clone());
+        match crate::logging::parse_level(&level).map_err(|e| anyhow!("log_level: {e}"))? {
+            Some(l) => s.level = l,
+            None => s.off = true,
+        }
+        let f = &self.file;
+        s.json = f.log_json.unwrap_or(false);
+        s.file = f
+            .log_file
+            .as_ref()
+            .filter(|p| !p.is_empty())
+            .map(PathBuf::from);
+        if let Some(b) = f.log_rotate_bytes {
+            s.rotate_bytes = u64::try_from(b)
+                .map_err(|_| anyhow!("log_rotate_bytes = {b}: must not be negative"))?;
+        }
+        if let Some(d) = &f.log_rotate_duration {
+            s.rotate_duration = d.as_std();
+        }
+        if let Some(n) = f.log_rotate_max_files {
+            s.rotate_max_files = usize::try_from(n)
+                .map_err(|_| anyhow!("log_rotate_max_files = {n}: must not be negative"))?;
+        }
+        if f.enable_syslog.unwrap_or(false) {
+            s.syslog = Some(f.syslog_facility.clone().unwrap_or_else(|| "LOCAL0".into()));
+        }
+        Ok(s)
+    }
+
     /// The address other parts reach this agent on.
     pub fn advertise_ip(&self) -> String {
         if let Some(a) = &self.advertise {
@@ -148,7 +185,7 @@ pub fn from_args(args: &[String]) -> anyhow::Result<AgentConfig> {
         };
         let bool_flag = matches!(
             name.as_str(),
-            "dev" | "server" | "client" | "h" | "help" | "acl-enabled"
+            "dev" | "server" | "client" | "h" | "help" | "acl-enabled" | "log-json"
         );
         let value = if bool_flag {
             inline.unwrap_or_else(|| "true".into())
@@ -207,6 +244,20 @@ pub fn from_args(args: &[String]) -> anyhow::Result<AgentConfig> {
             "node-class" => cfg.node_class = value,
             "node-pool" => cfg.node_pool = value,
             "log-level" => cfg.log_level = value,
+            "log-json" => cfg.file.log_json = Some(value != "false"),
+            "log-file" => cfg.file.log_file = Some(value),
+            "log-rotate-bytes" => {
+                cfg.file.log_rotate_bytes = Some(value.parse().map_err(|_| {
+                    anyhow!("-log-rotate-bytes: {value:?} is not a number of bytes")
+                })?)
+            }
+            "log-rotate-max-files" => {
+                cfg.file.log_rotate_max_files = Some(
+                    value
+                        .parse()
+                        .map_err(|_| anyhow!("-log-rotate-max-files: {value:?} is not a number"))?,
+                )
+            }
             "http-port" => {
                 cfg.http_port = value
                     .parse()

@@ -311,6 +311,24 @@ pub const COMMANDS: &[CommandSpec] = &[
         ],
     },
     CommandSpec {
+        name: "monitor",
+        synopsis: "Stream logs from a Caravan agent",
+        args: "",
+        flags: flags![
+            F::value("log-level"),
+            F::value("node-id"),
+            F::value("server-id"),
+            F::bool("json"),
+            F::bool("log-include-location")
+        ],
+    },
+    CommandSpec {
+        name: "agent-info",
+        synopsis: "Display status information about the local agent",
+        args: "",
+        flags: flags![FMT[0], FMT[1]],
+    },
+    CommandSpec {
         name: "system gc",
         synopsis: "Run the system garbage collection process",
         args: "",
@@ -425,9 +443,14 @@ pub fn main_usage() -> String {
     s.push_str("\nOther commands:\n");
     let mut other: Vec<(&str, &str)> = GROUPS
         .iter()
-        .filter(|(g, _)| !matches!(*g, "job" | "alloc" | "node"))
+        .filter(|(g, _)| !matches!(*g, "job" | "alloc" | "node") && !g.contains(' '))
         .copied()
         .collect();
+    other.push((
+        "agent-info",
+        "Display status information about the local agent",
+    ));
+    other.push(("monitor", "Stream logs from a Caravan agent"));
     other.push(("version", "Prints the Caravan version"));
     other.push(("plan", "Dry-run a job update to determine its effects"));
     other.push(("logs", "Streams the logs of a task"));

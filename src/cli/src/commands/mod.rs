@@ -1,5 +1,6 @@
 //! The commands, one module per area, and the dispatch from a command path to its code.
 
+mod agent;
 mod alloc;
 mod alloc_logs;
 mod deployment;
@@ -61,6 +62,8 @@ pub(crate) async fn dispatch(ctx: &mut Ctx<'_>) -> i32 {
         "deployment list" => deployment::list(ctx).await,
         "operator api" => operator::api(ctx).await,
         "system gc" => system::gc(ctx).await,
+        "monitor" => agent::monitor(ctx).await,
+        "agent-info" => agent::agent_info(ctx).await,
         "system reconcile summaries" => system::reconcile_summaries(ctx).await,
         other => {
             ctx.ui.error(&format!("Unknown command: {other}"));

@@ -1,0 +1,171 @@
+//! SIGHUP: re-reads the agent's flags and config files and applies what may change while the
+//! agent runs (log level, format, file and syslog outputs; client `meta`), logging every other
+//! change as needing a restart. Running tasks are never touched.
+
+use super::config::{self, AgentConfig};
+use crate::client::Client;
+use crate::logging::Logs;
+use std::sync::Arc;
+use tokio::sync::Mutex;
+
+pub struct Reloader {
+    args: Vec<String>,
+    current: Mutex<AgentConfig>,
+    logs: Logs,
+    client: Option<Arc<Client>>,
+}
+
+/// What one reload did.
+#[derive(Debug, Default, PartialEq)]
+pub struct ReloadOutcome {
+    pub applied: Vec<String>,
+    pub needs_restart: Vec<String>,
+}
+
+impl Reloader {
+    pub fn new(
+        args: Vec<String>,
+        current: AgentConfig,
+        logs: Logs,
+        client: Option<Arc<Client>>,
+    ) -> Reloader {
+        Reloader {
+            args,
+            current: Mutex::new(current),
+            logs,
+            client,
+        }
+    }
+
+    /// Waits for SIGHUP, reloading on each.
+    pub async fn run(self) {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            tracing::warn!("cannot listen for SIGHUP; configuration reload is unavailable");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            tracing::info!("caught SIGHUP, reloading configuration");
+            match self.reload().await {
+                Ok(out) => {
+                    for a in &out.applied {
+                        tracing::info!("reloaded: {a}");
+                    }
+                    for r in &out.needs_restart {
+                        tracing::warn!("not reloadable, restart the agent to change it: {r}");
+                    }
+                    if out.applied.is_empty() && out.needs_restart.is_empty() {
+                        tracing::info!("configuration unchanged");
+                    }
+                }
+                Err(e) => tracing::error!(
+                    "configuration reload failed, keeping the running configuration: {e:#}"
+                ),
+            }
+        }
+    }
+
+    pub async fn reload(&self) -> anyhow::Result<ReloadOutcome> {
+        let new = config::from_args(&self.args)?;
+        let new_logs = new.log_settings()?;
+        let mut cur = self.current.lock().await;
+        let mut out = ReloadOutcome::default();
+        let old_logs = cur.log_settings()?;
+        if new_logs != old_logs {
+            self.logs.apply(&new_logs)?;
+            out.applied.push(format!(
+                "logging (level {}, json {}, file {})",
+                self.logs.level(),
+                new_logs.json,
+                new_logs
+                    .file
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_else(|| "none".into())
+            ));
+        }
+        if new.meta != cur.meta {
+            if let Some(c) = &self.client {
+                c.reload_meta(&cur.meta, &new.meta).await;
+                out.applied.push("client meta".into());
+            }
+        }
+        out.needs_restart = restart_only_changes(&cur, &new);
+        *cur = new;
+        Ok(out)
+    }
+}
+
+/// Settings the running agent cannot change, by name, where they differ.
+fn restart_only_changes(old: &AgentConfig, new: &AgentConfig) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut check = |name: &str, a: String, b: String| {
+        if a != b {
+            out.push(format!("{name} ({a} -> {b})"));
+        }
+    };
+    check("server", old.server.to_string(), new.server.to_string());
+    check("client", old.client.to_string(), new.client.to_string());
+    check(
+        "data_dir",
+        old.data_dir.display().to_string(),
+        new.data_dir.display().to_string(),
+    );
+    check("bind_addr", old.bind_addr.clone(), new.bind_addr.clone());
+    check(
+        "ports.http",
+        old.http_port.to_string(),
+        new.http_port.to_string(),
+    );
+    check(
+        "ports.rpc",
+        old.rpc_port.to_string(),
+        new.rpc_port.to_string(),
+    );
+    check("name", old.node_name.clone(), new.node_name.clone());
+    check("datacenter", old.datacenter.clone(), new.datacenter.clone());
+    check("region", old.region.clone(), new.region.clone());
+    check(
+        "client.node_class",
+        old.node_class.clone(),
+        new.node_class.clone(),
+    );
+    check(
+        "client.node_pool",
+        old.node_pool.clone(),
+        new.node_pool.clone(),
+    );
+    check(
+        "server.num_schedulers",
+        old.num_schedulers.to_string(),
+        new.num_schedulers.to_string(),
+    );
+    let section = |c: &AgentConfig, f: fn(&config::FileConfig) -> String| f(&c.file);
+    let sections: [(&str, fn(&config::FileConfig) -> String); 9] = [
+        ("client.options", |f| {
+            format!("{:?}", f.client.as_ref().map(|c| &c.options))
+        }),
+        ("client.reserved", |f| {
+            format!("{:?}", f.client.as_ref().map(|c| &c.reserved))
+        }),
+        ("client.host_volume", |f| {
+            format!("{:?}", f.client.as_ref().map(|c| &c.host_volume))
+        }),
+        ("client.artifact", |f| {
+            format!("{:?}", f.client.as_ref().map(|c| &c.artifact))
+        }),
+        ("client.template", |f| {
+            format!("{:?}", f.client.as_ref().map(|c| &c.template))
+        }),
+        ("plugin", |f| format!("{:?}", f.plugin)),
+        ("consul", |f| format!("{:?}", f.consul)),
+        ("vault", |f| format!("{:?}", f.vault)),
+        ("server", |f| format!("{:?}", f.server)),
+    ];
+    for (name, f) in sections {
+        if section(old, f) != section(new, f) {
+            out.push(name.to_string());
+        }
+    }
+    out
+}
