@@ -90,6 +90,7 @@ async fn serve(
         node_name: cfg.node_name.clone(),
         rpc_addr: rpc_addr.clone(),
         num_schedulers: cfg.num_schedulers,
+        default_scheduler_config: default_scheduler_config(&cfg)?,
         gc: gc_config(&cfg),
         job_tracked_versions: cfg
             .file
@@ -193,6 +194,51 @@ fn client_gc_settings(cfg: &AgentConfig) -> crate::client::gc::GcSettings {
         }
     }
     gc
+}
+
+/// `server { default_scheduler_config {} }`, Nomad's defaults where unset.
+fn default_scheduler_config(
+    cfg: &AgentConfig,
+) -> anyhow::Result<caravan_structs::SchedulerConfiguration> {
+    let mut c = caravan_structs::SchedulerConfiguration::default();
+    let Some(d) = cfg
+        .file
+        .server
+        .as_ref()
+        .and_then(|s| s.default_scheduler_config.as_ref())
+    else {
+        return Ok(c);
+    };
+    if let Some(a) = &d.scheduler_algorithm {
+        c.scheduler_algorithm = a.clone();
+    }
+    if let Some(m) = d.memory_oversubscription_enabled {
+        c.memory_oversubscription_enabled = m;
+    }
+    if let Some(r) = d.reject_job_registration {
+        c.reject_job_registration = r;
+    }
+    if let Some(p) = d.pause_eval_broker {
+        c.pause_eval_broker = p;
+    }
+    if let Some(p) = &d.preemption_config {
+        let pc = &mut c.preemption_config;
+        pc.system_scheduler_enabled = p
+            .system_scheduler_enabled
+            .unwrap_or(pc.system_scheduler_enabled);
+        pc.sys_batch_scheduler_enabled = p
+            .sysbatch_scheduler_enabled
+            .unwrap_or(pc.sys_batch_scheduler_enabled);
+        pc.batch_scheduler_enabled = p
+            .batch_scheduler_enabled
+            .unwrap_or(pc.batch_scheduler_enabled);
+        pc.service_scheduler_enabled = p
+            .service_scheduler_enabled
+            .unwrap_or(pc.service_scheduler_enabled);
+    }
+    c.validate()
+        .map_err(|e| anyhow::anyhow!("server.default_scheduler_config: {e}"))?;
+    Ok(c)
 }
 
 /// The server's GC settings from `server {}`, Nomad's defaults where unset.

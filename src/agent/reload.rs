@@ -96,6 +96,9 @@ impl Reloader {
     }
 }
 
+/// Renders one section of the config files for comparison.
+type Render = fn(&config::FileConfig) -> String;
+
 /// Settings the running agent cannot change, by name, where they differ.
 fn restart_only_changes(old: &AgentConfig, new: &AgentConfig) -> Vec<String> {
     let mut out = Vec::new();
@@ -140,8 +143,8 @@ fn restart_only_changes(old: &AgentConfig, new: &AgentConfig) -> Vec<String> {
         old.num_schedulers.to_string(),
         new.num_schedulers.to_string(),
     );
-    let section = |c: &AgentConfig, f: fn(&config::FileConfig) -> String| f(&c.file);
-    let sections: [(&str, fn(&config::FileConfig) -> String); 9] = [
+    let section = |c: &AgentConfig, f: Render| f(&c.file);
+    let sections: [(&str, Render); 9] = [
         ("client.options", |f| {
             format!("{:?}", f.client.as_ref().map(|c| &c.options))
         }),

@@ -14,6 +14,9 @@ mod monitor;
 #[cfg(test)]
 mod monitor_tests;
 mod nodes;
+mod operator;
+#[cfg(test)]
+mod operator_tests;
 mod query;
 mod search;
 mod system;
@@ -64,6 +67,7 @@ pub fn router(state: AppState) -> Router {
         .merge(search::routes())
         .merge(system::routes())
         .merge(monitor::routes())
+        .merge(operator::routes())
         .fallback(not_found)
         .with_state(state)
 }

@@ -27,6 +27,8 @@ struct Inner {
     delayed: Vec<Evaluation>,
     seq: u64,
     enabled: bool,
+    /// `pause_eval_broker`: evaluations queue up but none is handed out.
+    paused: bool,
 }
 
 /// What a nack asks of the caller: the eval failed too often and must be marked failed.
@@ -118,6 +120,16 @@ impl EvalBroker {
             .map(|t| Duration::from_nanos((t - now).max(0) as u64))
     }
 
+    /// Pauses or resumes handing out evaluations (`pause_eval_broker`).
+    pub fn set_paused(&self, paused: bool) {
+        let mut g = self.lock();
+        if g.paused != paused {
+            g.paused = paused;
+            drop(g);
+            self.ready_notify.notify_waiters();
+        }
+    }
+
     /// Waits for the next ready evaluation. Returns it with a token for ack/nack.
     pub async fn dequeue(&self) -> (Evaluation, String) {
         loop {
@@ -125,7 +137,12 @@ impl EvalBroker {
             let next_delay = {
                 let mut g = self.lock();
                 let next_delay = Self::promote_delayed(&mut g);
-                if let Some(key) = g.ready.keys().next().cloned() {
+                let first = if g.paused {
+                    None
+                } else {
+                    g.ready.keys().next().cloned()
+                };
+                if let Some(key) = first {
                     if let Some(eval) = g.ready.remove(&key) {
                         let token = caravan_structs::new_id();
                         let n = {

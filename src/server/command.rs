@@ -114,6 +114,10 @@ pub enum Command {
     GcDelete {
         plan: super::gc::GcPlan,
     },
+    /// `PUT /v1/operator/scheduler/configuration` (and the first leader's defaults).
+    SchedulerSetConfig {
+        config: SchedulerConfiguration,
+    },
     /// A job version proved itself (its deployment succeeded).
     JobStability {
         namespace: String,

@@ -46,6 +46,12 @@ impl Server {
             return Err(ServerError::BadRequest(format_multi(&errs)));
         }
         check_features(&job)?;
+        if self.scheduler_config().reject_job_registration {
+            return Err(ServerError::BadRequest(
+                "job registration, dispatch, and scale are disabled by the scheduler configuration"
+                    .into(),
+            ));
+        }
         let snap = self.store.snapshot();
         let existing = snap.job(&job.namespace, &job.id);
         if let Some(want) = enforce_index {
@@ -141,12 +147,7 @@ impl Server {
         let stored = scratch.upsert_job(index, job.clone());
         let mut eval = Evaluation::for_job(&stored, TRIGGER_JOB_REGISTER);
         eval.annotate_plan = true;
-        let cfg = caravan_scheduler::SchedulerConfig {
-            algorithm: self.config.scheduler_algorithm,
-            memory_oversubscription: self.config.memory_oversubscription,
-            rng_seed: None,
-            now_nanos: None,
-        };
+        let cfg = self.scheduler_settings();
         let outcome = caravan_scheduler::process(&eval, &SchedSnapshot(Arc::new(scratch)), &cfg)
             .map_err(|e| ServerError::Internal(e.to_string()))?;
         let diff_type = match &existing {

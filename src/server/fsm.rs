@@ -272,6 +272,7 @@ fn apply_tables(t: &mut Tables, index: u64, cmd: &Command) {
                 t.delete_node(index, id);
             }
         }
+        Command::SchedulerSetConfig { config } => t.set_scheduler_config(index, config.clone()),
         Command::JobStability {
             namespace,
             job_id,

@@ -11,12 +11,12 @@ pub mod endpoints;
 pub mod fsm;
 pub mod gc;
 pub mod heartbeat;
+mod operator;
 pub mod plan_apply;
 pub mod worker;
 
 use crate::state::StateStore;
-use caravan_scheduler::Algorithm;
-use caravan_structs::{Plan, PlanResult};
+use caravan_structs::{Plan, PlanResult, SchedulerConfiguration};
 use command::{Command, LogEntry};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -32,8 +32,8 @@ pub struct ServerConfig {
     /// Address advertised for RPC (what `/v1/status/leader` reports).
     pub rpc_addr: String,
     pub num_schedulers: usize,
-    pub scheduler_algorithm: Algorithm,
-    pub memory_oversubscription: bool,
+    /// The scheduler settings a new cluster starts with (`server { default_scheduler_config }`).
+    pub default_scheduler_config: SchedulerConfiguration,
     pub min_heartbeat_ttl: Duration,
     pub heartbeat_grace: Duration,
     pub gc: gc::GcConfig,
@@ -49,8 +49,7 @@ impl Default for ServerConfig {
             node_name: "caravan".into(),
             rpc_addr: "127.0.0.1:4647".into(),
             num_schedulers: 2,
-            scheduler_algorithm: Algorithm::Binpack,
-            memory_oversubscription: false,
+            default_scheduler_config: SchedulerConfiguration::default(),
             min_heartbeat_ttl: Duration::from_secs(10),
             heartbeat_grace: Duration::from_secs(10),
             gc: gc::GcConfig::default(),
@@ -91,6 +90,13 @@ impl Server {
 
     /// Starts the background parts: workers, plan applier, heartbeat and deployment watchers.
     pub fn start(self: &Arc<Self>) {
+        if self.store.snapshot().scheduler_config.is_none() {
+            self.raft_apply(Command::SchedulerSetConfig {
+                config: self.config.default_scheduler_config.clone(),
+            });
+        }
+        self.broker
+            .set_paused(self.scheduler_config().pause_eval_broker);
         let rx = match self.plan_rx.lock() {
             Ok(mut g) => g.take(),
             Err(p) => p.into_inner().take(),

@@ -6,7 +6,7 @@ use super::broker::NackOutcome;
 use super::command::Command;
 use super::Server;
 use crate::state::SchedSnapshot;
-use caravan_scheduler::{Outcome, SchedulerConfig};
+use caravan_scheduler::Outcome;
 use caravan_structs::*;
 use std::sync::Arc;
 
@@ -41,12 +41,7 @@ pub async fn run(server: Arc<Server>, worker_id: usize) {
 }
 
 async fn process(server: &Arc<Server>, eval: &Evaluation) -> Result<(), String> {
-    let cfg = SchedulerConfig {
-        algorithm: server.config.scheduler_algorithm,
-        memory_oversubscription: server.config.memory_oversubscription,
-        rng_seed: None,
-        now_nanos: None,
-    };
+    let cfg = server.scheduler_settings();
     let mut last: Option<Outcome> = None;
     for _attempt in 0..MAX_PLAN_ATTEMPTS {
         let snap = SchedSnapshot(server.store.snapshot());

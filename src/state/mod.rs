@@ -33,6 +33,8 @@ pub struct Tables {
     pub deployments_by_job: IMap<JobKey, OrdSet<String>>,
     /// How many versions of each job are kept (`job_tracked_versions`); 0 means Nomad's 6.
     pub job_tracked_versions: usize,
+    /// The operator's scheduler settings, once a leader wrote them.
+    pub scheduler_config: Option<Arc<SchedulerConfiguration>>,
 }
 
 fn table_name(t: Table) -> &'static str {
@@ -328,6 +330,16 @@ impl Tables {
             self.allocs_by_node.remove(id);
             self.touch(Table::Nodes, index);
         }
+    }
+
+    pub fn set_scheduler_config(&mut self, index: u64, mut config: SchedulerConfiguration) {
+        config.create_index = self
+            .scheduler_config
+            .as_ref()
+            .map(|c| c.create_index)
+            .unwrap_or(index);
+        config.modify_index = index;
+        self.scheduler_config = Some(Arc::new(config));
     }
 
     pub fn upsert_node(&mut self, index: u64, mut node: Node) {

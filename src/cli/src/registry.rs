@@ -311,6 +311,28 @@ pub const COMMANDS: &[CommandSpec] = &[
         ],
     },
     CommandSpec {
+        name: "operator scheduler get-config",
+        synopsis: "Display the current scheduler configuration",
+        args: "",
+        flags: flags![FMT[0], FMT[1]],
+    },
+    CommandSpec {
+        name: "operator scheduler set-config",
+        synopsis: "Modify the current scheduler configuration",
+        args: "",
+        flags: flags![
+            F::value("check-index"),
+            F::value("scheduler-algorithm"),
+            F::value("memory-oversubscription"),
+            F::value("reject-job-registration"),
+            F::value("pause-eval-broker"),
+            F::value("preempt-system-scheduler"),
+            F::value("preempt-service-scheduler"),
+            F::value("preempt-batch-scheduler"),
+            F::value("preempt-sysbatch-scheduler")
+        ],
+    },
+    CommandSpec {
         name: "monitor",
         synopsis: "Stream logs from a Caravan agent",
         args: "",
@@ -355,6 +377,10 @@ pub const GROUPS: &[(&str, &str)] = &[
         "Provides cluster-level tools for Caravan operators",
     ),
     ("system", "Interact with the system API"),
+    (
+        "operator scheduler",
+        "Provides access to the scheduler configuration",
+    ),
     ("system reconcile", "Perform system reconciliation tasks"),
 ];
 

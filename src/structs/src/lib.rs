@@ -10,6 +10,7 @@ pub mod deployment;
 pub mod eval;
 pub mod job;
 pub mod node;
+pub mod operator;
 pub mod plan;
 pub mod resources;
 pub mod time;
@@ -19,6 +20,7 @@ pub use deployment::*;
 pub use eval::*;
 pub use job::*;
 pub use node::*;
+pub use operator::*;
 pub use plan::*;
 pub use resources::*;
 

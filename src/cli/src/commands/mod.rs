@@ -61,6 +61,8 @@ pub(crate) async fn dispatch(ctx: &mut Ctx<'_>) -> i32 {
         "deployment status" => deployment::status(ctx).await,
         "deployment list" => deployment::list(ctx).await,
         "operator api" => operator::api(ctx).await,
+        "operator scheduler get-config" => operator::scheduler_get_config(ctx).await,
+        "operator scheduler set-config" => operator::scheduler_set_config(ctx).await,
         "system gc" => system::gc(ctx).await,
         "monitor" => agent::monitor(ctx).await,
         "agent-info" => agent::agent_info(ctx).await,
