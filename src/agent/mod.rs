@@ -2,6 +2,7 @@
 //! serves the HTTP API until a signal stops it.
 
 pub mod config;
+mod exec_driver;
 mod reload;
 mod shutdown;
 pub mod validate;
@@ -107,6 +108,7 @@ async fn serve(
         let mut drivers: Vec<Arc<dyn Driver>> = vec![Arc::new(
             caravan_driver_raw_exec::RawExecDriver::new(cfg.raw_exec_enabled),
         )];
+        drivers.push(Arc::new(exec_driver::exec_driver(&cfg)?));
         drivers.extend(container_drivers(&cfg)?);
         let c = Client::start(
             ClientConfig {
