@@ -737,3 +737,49 @@ async fn hundred_start_stop_cycles_leak_nothing() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn cgroup_v2_membership_kill_and_removal_on_a_real_cgroup2_mount() {
+    let test = "cgroup_v2_membership_kill_and_removal_on_a_real_cgroup2_mount";
+    if skip(test) {
+        return;
+    }
+    // The hybrid layout's cgroup2 mount has no controllers, but membership, cgroup.kill and
+    // removal are real v2 operations. A pure v2 host runs every other test on v2 anyway.
+    let unified = Path::new("/sys/fs/cgroup/unified");
+    if !unified.join("cgroup.controllers").is_file() {
+        eprintln!("SKIPPED {test}: no cgroup2 mount at {unified:?}");
+        return;
+    }
+    let d = ExecDriver::new(ExecDriverConfig {
+        cgroup_root: unified.to_path_buf(),
+        cgroup_parent: PARENT.to_string(),
+        ..Default::default()
+    });
+    assert_eq!(d.cgroup_layout().unwrap().version, CgroupVersion::V2);
+    let dir = alloc_dir("v2");
+    let cfg = sh_task(&dir, "v2", "setsid sleep 300 & (sleep 300 &); sleep 300");
+    let h = d.start(cfg).await.unwrap();
+    let cg = state(&h).cgroup.expect("a v2 task cgroup");
+    let scope = cg.dirs[0].1.clone();
+    assert!(
+        scope.starts_with(unified.join(format!("{PARENT}.slice"))),
+        "{scope:?}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while cg.pids().len() < 4 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let pids = cg.pids();
+    assert!(pids.contains(&h.pid) && pids.len() >= 4, "{pids:?}");
+    d.stop(&h.task_id, Duration::from_millis(200), "SIGTERM")
+        .await
+        .unwrap();
+    for p in &pids {
+        assert!(!procfs::is_alive(*p, 0), "pid {p} survived stop");
+    }
+    d.destroy(&h.task_id, false).await.unwrap();
+    assert!(!scope.exists(), "{scope:?} left behind");
+    let _ = std::fs::remove_dir(unified.join(format!("{PARENT}.slice")));
+    let _ = std::fs::remove_dir_all(&dir);
+}
