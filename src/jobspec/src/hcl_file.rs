@@ -22,6 +22,7 @@ pub(crate) fn parse_body(src: &str, file: &str) -> Result<Body, JobspecError> {
 }
 
 pub(crate) fn parse(src: &str, file: &str, inputs: &VarInputs) -> Result<Job, JobspecError> {
+    let _fs = crate::eval::FsScope::enter(inputs.fs_base_dir.clone());
     let body = parse_body(src, file)?;
     let rep = Reporter::new(file, src);
 
@@ -82,7 +83,7 @@ pub(crate) fn parse(src: &str, file: &str, inputs: &VarInputs) -> Result<Job, Jo
 
     let ev = Rc::new(vars::resolve(&variable, &variables, &locals, inputs, &rep)?);
     let job_path = format!("job {:?}", labels[0]);
-    let items = tree::build(&job_block.body, &ev, &rep, "")?;
+    let items = tree::build(&job_block.body, &ev, &rep, &format!("job {:?}", labels[0]))?;
     let item = Item {
         key: "job".into(),
         pos: job_pos,
@@ -93,13 +94,12 @@ pub(crate) fn parse(src: &str, file: &str, inputs: &VarInputs) -> Result<Job, Jo
         scope: ev,
     };
     let dec = Decoder { rep: &rep };
-    // Errors inside the job name their path from the group down; the job itself is implied.
+    // Error paths start at the job block: `job "web" -> group "api" -> task "server"`.
     let mut map = match &item.kind {
         ItemKind::Block { labels, body } => {
             let mut out = JsonMap::new();
             out.insert("ID".into(), Json::String(labels[0].clone()));
-            dec.body("", body, &specs::JOB, &mut out)
-                .map_err(|e| name_job_level(e, &job_path))?;
+            dec.body(&job_path, body, &specs::JOB, &mut out)?;
             out
         }
         ItemKind::Attr(_) => JsonMap::new(),
@@ -110,26 +110,6 @@ pub(crate) fn parse(src: &str, file: &str, inputs: &VarInputs) -> Result<Job, Jo
         .map_err(|e| rep.invalid(job_pos, &job_path, format!("invalid job: {e}")))?;
     job.canonicalize();
     Ok(job)
-}
-
-/// An error at the job's own level (empty path) names the job block.
-fn name_job_level(e: JobspecError, job_path: &str) -> JobspecError {
-    match e {
-        JobspecError::Invalid {
-            file,
-            line,
-            col,
-            path,
-            message,
-        } if path.is_empty() => JobspecError::Invalid {
-            file,
-            line,
-            col,
-            path: job_path.to_string(),
-            message,
-        },
-        other => other,
-    }
 }
 
 /// A `vault` block on the job or a group applies to each task that has none (as in Nomad).

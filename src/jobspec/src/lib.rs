@@ -18,6 +18,7 @@ mod eval;
 mod example;
 mod hcl_file;
 mod json;
+mod suggest;
 mod tree;
 mod vars;
 
@@ -26,6 +27,7 @@ pub use example::init_example;
 
 use caravan_structs::Job;
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 /// Values for the job file's `variable` blocks, lowest precedence first: `env`, then
 /// `var_files` in order, then `vars`.
@@ -38,6 +40,10 @@ pub struct VarInputs {
     pub var_files: Vec<(String, String)>,
     /// The environment; only `NOMAD_VAR_<name>` entries are read.
     pub env: BTreeMap<String, String>,
+    /// Where `file()` and the other filesystem functions resolve relative paths; `None`
+    /// disables them (they fail with "filesystem function disabled", as Nomad's do when a
+    /// server parses a job). The CLI sets it to the job file's directory.
+    pub fs_base_dir: Option<PathBuf>,
 }
 
 /// Parses an HCL2 job file and applies `Job::canonicalize`.

@@ -2,6 +2,7 @@
 //! resolves them into the `var` and `local` objects that expressions in the job can read.
 
 use crate::error::{JobspecError, Pos, Reporter};
+use crate::eval::types::{convert, parse_type, TypeExpr};
 use crate::eval::{from_json, Evaluator};
 use crate::VarInputs;
 use hcl::edit::structure::{Block, Structure};
@@ -9,21 +10,9 @@ use hcl::edit::Span;
 use hcl::{Map, Value};
 use std::collections::BTreeMap;
 
-/// The declared type of a variable, as far as converting string inputs needs it.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum VarType {
-    String,
-    Number,
-    Bool,
-    /// `any` or no type: string inputs stay strings.
-    Any,
-    /// list, map, object, ...: string inputs are parsed as HCL expressions.
-    Complex,
-}
-
 struct Declared {
     pos: Pos,
-    ty: VarType,
+    ty: TypeExpr,
     default: Option<Value>,
     validations: Vec<(hcl::Expression, hcl::Expression, Pos)>,
 }
@@ -55,22 +44,28 @@ pub(crate) fn resolve(
         }
         let mut d = Declared {
             pos,
-            ty: VarType::Any,
+            ty: TypeExpr::Any,
             default: None,
             validations: vec![],
         };
+        let mut default_pos = pos;
         for s in block.body.iter() {
             let spos = s.span().map(|s| s.start);
             match s {
                 Structure::Attribute(a) => {
                     let expr: hcl::Expression = a.value.clone().into();
                     match a.key.as_str() {
-                        "type" => d.ty = var_type(&expr),
+                        "type" => {
+                            d.ty = parse_type(&expr, &|e| base.eval_strict(e)).map_err(|e| {
+                                rep.invalid(spos, &path, format!("argument \"type\": {e}"))
+                            })?
+                        }
                         "default" => {
                             let v = base
                                 .eval_strict(&expr)
                                 .map_err(|e| rep.invalid(spos, &path, e))?;
                             d.default = Some(v);
+                            default_pos = spos;
                         }
                         "description" | "sensitive" | "nullable" => {}
                         other => {
@@ -86,6 +81,18 @@ pub(crate) fn resolve(
                     let cond = b.body.get_attribute("condition");
                     let msg = b.body.get_attribute("error_message");
                     match (cond, msg) {
+                        (Some(_), Some(m))
+                            if matches!(
+                                hcl::Expression::from(m.value.clone()),
+                                hcl::Expression::String(ref s) if s.trim().is_empty()
+                            ) =>
+                        {
+                            return Err(rep.invalid(
+                                spos,
+                                &path,
+                                "Invalid validation error message: error_message must not be empty; say what a valid value looks like",
+                            ))
+                        }
                         (Some(c), Some(m)) => d.validations.push((
                             c.value.clone().into(),
                             m.value.clone().into(),
@@ -108,6 +115,12 @@ pub(crate) fn resolve(
                     ))
                 }
             }
+        }
+        if let Some(v) = d.default.take() {
+            let v = convert(&v, &d.ty).map_err(|e| {
+                rep.invalid(default_pos, &path, format!("invalid default value: {e}"))
+            })?;
+            d.default = Some(v);
         }
         declared.insert(name, d);
     }
@@ -133,7 +146,7 @@ pub(crate) fn resolve(
                 name,
                 Declared {
                     pos: spos,
-                    ty: VarType::Any,
+                    ty: TypeExpr::Any,
                     default: Some(v),
                     validations: vec![],
                 },
@@ -151,7 +164,7 @@ pub(crate) fn resolve(
     for (k, v) in &inputs.env {
         if let Some(name) = k.strip_prefix("NOMAD_VAR_") {
             if let Some(d) = declared.get(name) {
-                let v = from_string(d.ty, v, &base).map_err(|e| {
+                let v = from_string(&d.ty, v, &base).map_err(|e| {
                     rep.invalid(d.pos, "", format!("variable {name:?} from {k}: {e}"))
                 })?;
                 values.insert(name.to_string(), v);
@@ -166,7 +179,7 @@ pub(crate) fn resolve(
                     "undefined variable {name:?}: it is set in this var-file but the job declares no variable \"{name}\" block"
                 )));
             };
-            let v = coerce(d.ty, value)
+            let v = convert(&value, &d.ty)
                 .map_err(|e| frep.invalid(pos, "", format!("variable {name:?}: {e}")))?;
             values.insert(name, v);
         }
@@ -177,7 +190,7 @@ pub(crate) fn resolve(
                 "undefined variable {name:?} given with -var: declare it with a variable \"{name}\" block"
             )));
         };
-        let v = from_string(d.ty, raw, &base).map_err(|e| {
+        let v = from_string(&d.ty, raw, &base).map_err(|e| {
             rep.invalid(d.pos, "", format!("variable {name:?} given with -var: {e}"))
         })?;
         values.insert(name.clone(), v);
@@ -265,57 +278,19 @@ fn resolve_locals(
     Ok(ev)
 }
 
-fn var_type(expr: &hcl::Expression) -> VarType {
-    match expr {
-        hcl::Expression::Variable(v) => match v.as_str() {
-            "string" => VarType::String,
-            "number" => VarType::Number,
-            "bool" => VarType::Bool,
-            "any" => VarType::Any,
-            _ => VarType::Complex,
-        },
-        _ => VarType::Complex,
-    }
-}
-
-/// A value given as text (`-var`, environment) converted to the variable's type.
-fn from_string(ty: VarType, raw: &str, base: &Evaluator) -> Result<Value, String> {
+/// A value given as text (`-var`, environment) converted to the variable's type: taken
+/// literally for string, number and untyped variables (as Nomad does), parsed as an HCL
+/// expression otherwise (`-var 'dcs=["dc1"]'`).
+fn from_string(ty: &TypeExpr, raw: &str, base: &Evaluator) -> Result<Value, String> {
     match ty {
-        VarType::String | VarType::Any => Ok(Value::from(raw)),
-        VarType::Number | VarType::Bool => coerce(ty, Value::from(raw)),
-        VarType::Complex => {
+        TypeExpr::String | TypeExpr::Any | TypeExpr::Number => convert(&Value::from(raw), ty),
+        _ => {
             let expr: hcl::edit::expr::Expression =
                 raw.parse().map_err(|e: hcl::edit::parser::Error| {
                     format!("not a valid HCL value: {}", e.message())
                 })?;
-            base.eval_strict(&expr.into())
+            convert(&base.eval_strict(&expr.into())?, ty)
         }
-    }
-}
-
-/// Converts a value to a primitive type the way HCL's type conversion does.
-fn coerce(ty: VarType, v: Value) -> Result<Value, String> {
-    match (ty, v) {
-        (VarType::String, Value::Number(n)) => Ok(Value::from(n.to_string())),
-        (VarType::String, Value::Bool(b)) => Ok(Value::from(b.to_string())),
-        (VarType::Number, Value::String(s)) => {
-            if let Ok(i) = s.trim().parse::<i64>() {
-                Ok(Value::from(i))
-            } else {
-                s.trim()
-                    .parse::<f64>()
-                    .ok()
-                    .and_then(hcl::Number::from_f64)
-                    .map(Value::Number)
-                    .ok_or_else(|| format!("{s:?} is not a number"))
-            }
-        }
-        (VarType::Bool, Value::String(s)) => match s.as_str() {
-            "true" => Ok(Value::Bool(true)),
-            "false" => Ok(Value::Bool(false)),
-            _ => Err(format!("{s:?} is not a bool")),
-        },
-        (_, v) => Ok(v),
     }
 }
 

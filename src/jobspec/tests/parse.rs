@@ -282,7 +282,7 @@ fn unknown_attribute_in_task_reports_location_and_path() {
     let e = err(src);
     assert_eq!(
         e.to_string(),
-        "t.nomad.hcl:5:7: group \"cache\" -> task \"redis\": unsupported argument \"comand\""
+        "t.nomad.hcl:5:7: job \"example\" -> group \"cache\" -> task \"redis\": unsupported argument \"comand\""
     );
     // Free-form maps accept any key.
     hcl("job \"j\" {\n group \"g\" {\n  task \"t\" {\n   driver = \"x\"\n   config { anything = 1 }\n   meta { whatever = \"v\" }\n  }\n }\n}\n");

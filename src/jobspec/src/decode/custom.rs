@@ -1,7 +1,7 @@
 //! The few keys that need more than a table row: driver `config`, network ports, group
 //! volumes, and the constraint/affinity shorthands (`distinct_hosts = true`, `version = ...`).
 
-use super::specs::VOLUME;
+use super::specs::{TASK_SCALING, VOLUME};
 use super::{Decoder, Field, JsonMap};
 use crate::error::JobspecError;
 use crate::tree::{join_path, Item, ItemKind};
@@ -220,5 +220,77 @@ pub(crate) fn periodic_finish(m: &mut JsonMap) -> Result<(), String> {
     if m.contains_key("Spec") || m.contains_key("Specs") {
         m.insert("SpecType".into(), Json::String("cron".into()));
     }
+    Ok(())
+}
+
+/// A group's `scaling` block: `max` is required and the type, when set, is "horizontal"
+/// (Nomad's checks, with its words).
+pub(crate) fn group_scaling_finish(m: &mut JsonMap) -> Result<(), String> {
+    if !m.contains_key("Max") {
+        return Err("argument \"max\" is required in a group scaling block".into());
+    }
+    match m.get("Type").and_then(Json::as_str) {
+        None | Some("") | Some("horizontal") => Ok(()),
+        Some(other) => Err(format!(
+            "task group scaling policy had invalid type: {other:?} (a group scaling block is \"horizontal\")"
+        )),
+    }
+}
+
+/// A task's `scaling "cpu"` and `scaling "mem"` blocks: the label names the resource, each at
+/// most once, and sets the policy type (`vertical_cpu`, `vertical_mem`).
+pub(crate) fn task_scaling(
+    d: &Decoder,
+    path: &str,
+    field: &Field,
+    items: &[&Item],
+    out: &mut JsonMap,
+) -> Result<(), JobspecError> {
+    let mut seen: Vec<String> = Vec::new();
+    let mut list = Vec::new();
+    for it in items {
+        let mut p = d.block(path, it, &TASK_SCALING)?;
+        let label = p
+            .get("Name")
+            .and_then(Json::as_str)
+            .unwrap_or_default()
+            .to_lowercase();
+        let policy_type = match label.as_str() {
+            "cpu" => "vertical_cpu",
+            "mem" => "vertical_mem",
+            other => {
+                return Err(d.rep.invalid(
+                    it.pos,
+                    path,
+                    format!("invalid scaling policy name {other:?}: scaling policy name must be \"cpu\" or \"mem\""),
+                ))
+            }
+        };
+        if seen.contains(&label) {
+            return Err(d.rep.invalid(
+                it.pos,
+                path,
+                format!(
+                    "Duplicate scaling {label:?} block: only one scaling {label} block is allowed"
+                ),
+            ));
+        }
+        seen.push(label);
+        match p.get("Type").and_then(Json::as_str) {
+            None | Some("") => {
+                p.insert("Type".into(), Json::String(policy_type.into()));
+            }
+            Some(t) if t == policy_type => {}
+            Some(t) => {
+                return Err(d.rep.invalid(
+                    it.pos,
+                    path,
+                    format!("Invalid scaling policy type: expected {policy_type:?}, found {t:?}"),
+                ))
+            }
+        }
+        list.push(Json::Object(p));
+    }
+    out.insert(field.json.to_string(), Json::Array(list));
     Ok(())
 }

@@ -32,6 +32,8 @@ pub(crate) enum Kind {
     StrList,
     /// String map, written as a block or as a map argument (`meta`, `env`).
     StrMap,
+    /// Map of string lists, as a block or a map argument (check `header`).
+    StrListMap,
     /// Any value written as an argument, or a block converted free-form (keys kept).
     Any,
     /// A free-form block or argument whose keys become PascalCase, for nested API structs that
@@ -57,8 +59,6 @@ pub(crate) enum Label {
     None,
     /// Exactly one label, stored under this key.
     One(&'static str),
-    /// Zero or one label, stored under this key when present.
-    Optional(&'static str),
 }
 
 /// One block kind.
@@ -92,10 +92,9 @@ impl Decoder<'_> {
         let mut out = JsonMap::new();
         match (spec.label, labels.as_slice()) {
             (Label::None, []) => {}
-            (Label::One(k) | Label::Optional(k), [l]) => {
+            (Label::One(k), [l]) => {
                 out.insert(k.to_string(), Json::String(l.clone()));
             }
-            (Label::Optional(_), []) => {}
             (Label::None, _) => {
                 return Err(self.rep.invalid(
                     item.pos,
@@ -108,13 +107,6 @@ impl Decoder<'_> {
                     item.pos,
                     path,
                     format!("a {} block takes exactly one label", item.key),
-                ))
-            }
-            (Label::Optional(_), _) => {
-                return Err(self.rep.invalid(
-                    item.pos,
-                    path,
-                    format!("a {} block takes at most one label", item.key),
                 ))
             }
         }
@@ -149,10 +141,15 @@ impl Decoder<'_> {
                 } else {
                     "argument"
                 };
+                let names = spec.fields.iter().map(|f| f.hcl);
+                let hint = match crate::suggest::closest(key, names) {
+                    Some(s) => format!("; did you mean {s:?}?"),
+                    None => String::new(),
+                };
                 return Err(self.rep.invalid(
                     first.pos,
                     path,
-                    format!("unsupported {what} {key:?}"),
+                    format!("unsupported {what} {key:?}{hint}"),
                 ));
             };
             self.field(path, field, &group, out)?;
@@ -197,7 +194,8 @@ impl Decoder<'_> {
                 self.expect_block(path, first)?;
                 Json::Object(self.block(path, first, spec)?)
             }
-            Kind::StrMap => self.str_map(path, first)?,
+            Kind::StrMap => self.str_map(path, first, Kind::Str)?,
+            Kind::StrListMap => self.str_map(path, first, Kind::StrList)?,
             Kind::Any => self.free_form(path, first, false)?,
             Kind::Generic => self.free_form(path, first, true)?,
             _ => {
@@ -249,7 +247,7 @@ impl Decoder<'_> {
     }
 
     /// `meta { k = "v" }` or `meta = { "k.x" = "v" }` → string map.
-    fn str_map(&self, path: &str, it: &Item) -> Result<Json, JobspecError> {
+    fn str_map(&self, path: &str, it: &Item, elem: Kind) -> Result<Json, JobspecError> {
         let here = join_path(path, &it.describe());
         let mut out = JsonMap::new();
         match &it.kind {
@@ -258,7 +256,7 @@ impl Decoder<'_> {
                 match v {
                     Json::Object(m) => {
                         for (k, v) in m {
-                            let s = convert(Kind::Str, &v).map_err(|e| {
+                            let s = convert(elem, &v).map_err(|e| {
                                 self.rep.invalid(it.pos, &here, format!("key {k:?}: {e}"))
                             })?;
                             out.insert(k, s);
@@ -288,7 +286,7 @@ impl Decoder<'_> {
                             sub.pos,
                             &here,
                             format!(
-                                "unexpected block {:?}: {} holds only string values",
+                                "unexpected block {:?}: {} holds only name = value pairs",
                                 sub.key, it.key
                             ),
                         ));
@@ -297,7 +295,7 @@ impl Decoder<'_> {
                     if v.is_null() {
                         continue;
                     }
-                    let s = convert(Kind::Str, &v).map_err(|e| {
+                    let s = convert(elem, &v).map_err(|e| {
                         self.rep
                             .invalid(sub.pos, &here, format!("key {:?}: {e}", sub.key))
                     })?;

@@ -1,7 +1,10 @@
 //! The jobspec tables: for each block, the keys Nomad accepts and the API JSON field each
 //! fills (names from Nomad's `api` package). Add a row here to accept a new key.
 
-use super::custom::{affinity_finish, config, constraint_finish, periodic_finish, ports, volumes};
+use super::custom::{
+    affinity_finish, config, constraint_finish, group_scaling_finish, periodic_finish, ports,
+    task_scaling, volumes,
+};
 use super::Kind::*;
 use super::{Field, Label, Spec};
 
@@ -74,7 +77,7 @@ pub(crate) static GROUP: Spec = spec(
         f!("service", "Services", List(&SERVICE)),
         f!("task", "Tasks", List(&TASK)),
         f!("volume", "Volumes", Custom(volumes)),
-        f!("scaling", "Scaling", Object(&SCALING)),
+        f!("scaling", "Scaling", Object(&GROUP_SCALING)),
         f!("consul", "Consul", Object(&CONSUL)),
         f!("disconnect", "Disconnect", Object(&DISCONNECT)),
         f!("vault", "Vault", Object(&VAULT)),
@@ -128,7 +131,7 @@ pub(crate) static TASK: Spec = spec(
         f!("action", "Actions", List(&ACTION)),
         f!("schedule", "Schedule", Generic),
         f!("csi_plugin", "CSIPluginConfig", Generic),
-        f!("scaling", "ScalingPolicies", List(&SCALING)),
+        f!("scaling", "ScalingPolicies", Custom(task_scaling)),
         f!("secret", "Secrets", Generic),
     ],
 );
@@ -332,16 +335,22 @@ static DISCONNECT: Spec = spec(
     ],
 );
 
-static SCALING: Spec = spec(
-    Label::Optional("Name"),
-    &[
-        f!("min", "Min", Int),
-        f!("max", "Max", Int),
-        f!("enabled", "Enabled", Bool),
-        f!("type", "Type", Str),
-        f!("policy", "Policy", Any),
-    ],
-);
+static GROUP_SCALING: Spec = Spec {
+    label: Label::None,
+    fields: SCALING_FIELDS,
+    finish: Some(group_scaling_finish),
+};
+
+/// A task's `scaling "cpu"` / `scaling "mem"` block (checked by `task_scaling`).
+pub(crate) static TASK_SCALING: Spec = spec(Label::One("Name"), SCALING_FIELDS);
+
+static SCALING_FIELDS: &[Field] = &[
+    f!("min", "Min", Int),
+    f!("max", "Max", Int),
+    f!("enabled", "Enabled", Bool),
+    f!("type", "Type", Str),
+    f!("policy", "Policy", Any),
+];
 
 pub(crate) static NETWORK: Spec = spec(
     Label::None,
@@ -456,7 +465,7 @@ static CHECK: Spec = spec(
         f!("notes", "Notes", Str),
         f!("tls_server_name", "TLSServerName", Str),
         f!("tls_skip_verify", "TLSSkipVerify", Bool),
-        f!("header", "Header", Any),
+        f!("header", "Header", StrListMap),
         f!("method", "Method", Str),
         f!("body", "Body", Str),
         f!("grpc_service", "GRPCService", Str),

@@ -4,7 +4,7 @@
 use hcl::eval::{Context, FuncArgs, FuncDef, ParamType};
 use hcl::{Map, Number, Value};
 
-type R = Result<Value, String>;
+pub(super) type R = Result<Value, String>;
 
 /// Declares every function of the library in `ctx`.
 pub(super) fn declare_all(ctx: &mut Context<'static>) {
@@ -403,26 +403,26 @@ pub(super) fn declare_all(ctx: &mut Context<'static>) {
     }
 }
 
-fn s(v: &Value) -> Result<&str, String> {
+pub(super) fn s(v: &Value) -> Result<&str, String> {
     v.as_str()
         .ok_or_else(|| format!("expected a string, got {v}"))
 }
 
-fn list(v: &Value) -> Result<&[Value], String> {
+pub(super) fn list(v: &Value) -> Result<&[Value], String> {
     match v {
         Value::Array(a) => Ok(a),
         other => Err(format!("expected a list, got {other}")),
     }
 }
 
-fn obj(v: &Value) -> Result<&Map<String, Value>, String> {
+pub(super) fn obj(v: &Value) -> Result<&Map<String, Value>, String> {
     match v {
         Value::Object(o) => Ok(o),
         other => Err(format!("expected a map, got {other}")),
     }
 }
 
-fn num(v: &Value) -> Result<f64, String> {
+pub(super) fn num(v: &Value) -> Result<f64, String> {
     match v {
         Value::Number(n) => n.as_f64().ok_or_else(|| "invalid number".to_string()),
         Value::String(t) => t
@@ -433,7 +433,7 @@ fn num(v: &Value) -> Result<f64, String> {
     }
 }
 
-fn int(v: &Value) -> Result<i64, String> {
+pub(super) fn int(v: &Value) -> Result<i64, String> {
     let f = num(v)?;
     if f.fract() != 0.0 {
         return Err(format!("expected a whole number, got {f}"));
@@ -441,7 +441,7 @@ fn int(v: &Value) -> Result<i64, String> {
     Ok(f as i64)
 }
 
-fn num_result(f: f64) -> R {
+pub(super) fn num_result(f: f64) -> R {
     if f.fract() == 0.0 && f.abs() < 9.0e15 {
         Ok(Value::from(f as i64))
     } else {
@@ -464,7 +464,7 @@ fn fold_num(a: &FuncArgs, f: fn(f64, f64) -> f64) -> R {
 }
 
 /// A primitive value as a string (numbers and bools as HCL writes them).
-fn stringify(v: &Value) -> Result<String, String> {
+pub(super) fn stringify(v: &Value) -> Result<String, String> {
     match v {
         Value::String(t) => Ok(t.clone()),
         Value::Number(n) => Ok(n.to_string()),
@@ -643,7 +643,7 @@ fn formatlist(a: FuncArgs) -> R {
 
 const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-fn base64_encode(bytes: &[u8]) -> String {
+pub(super) fn base64_encode(bytes: &[u8]) -> String {
     let mut out = String::new();
     for chunk in bytes.chunks(3) {
         let b = [

@@ -3,7 +3,12 @@
 //! does not know (`attr.kernel.name`, `node.unique.name`, `meta.rack`, `NOMAD_ALLOC_ID`,
 //! `env["X"]`) is kept as the text `${...}` for the client or scheduler to interpolate later.
 
+mod fs;
 mod funcs;
+mod more;
+pub(crate) mod types;
+
+pub(crate) use fs::FsScope;
 
 use hcl::eval::{Context, Evaluate};
 use hcl::expr::{
@@ -12,13 +17,20 @@ use hcl::expr::{
 };
 use hcl::template::{Directive, Element};
 use hcl::{ObjectKey, Template, Value};
-use std::collections::BTreeSet;
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Evaluates expressions with a fixed set of known names (`var`, `local`, iterators).
 #[derive(Debug, Clone)]
 pub(crate) struct Evaluator {
     ctx: Context<'static>,
     known: BTreeSet<String>,
+    /// Set while [`Evaluator::eval_strict`] runs: unknown names stay errors.
+    strict: Cell<bool>,
+    /// The attribute names of `var` and `local`, to name an undefined one in errors.
+    declared: BTreeMap<String, BTreeSet<String>>,
+    /// `var.x` / `local.x` references to undeclared names seen by the last rewrite.
+    missing: RefCell<Vec<String>>,
 }
 
 impl Default for Evaluator {
@@ -32,14 +44,23 @@ impl Evaluator {
     pub(crate) fn new() -> Self {
         let mut ctx = Context::new();
         funcs::declare_all(&mut ctx);
+        more::declare(&mut ctx);
+        fs::declare(&mut ctx);
         Evaluator {
             ctx,
             known: BTreeSet::new(),
+            strict: Cell::new(false),
+            declared: BTreeMap::new(),
+            missing: RefCell::new(Vec::new()),
         }
     }
 
     /// Declares (or replaces) a top-level name such as `var`, `local` or an iterator.
     pub(crate) fn declare(&mut self, name: &str, value: Value) {
+        if let Value::Object(o) = &value {
+            self.declared
+                .insert(name.to_string(), o.keys().cloned().collect());
+        }
         self.ctx.declare_var(name, value);
         self.known.insert(name.to_string());
     }
@@ -54,20 +75,74 @@ impl Evaluator {
     /// Evaluates an expression; unknown references become `${...}` text.
     pub(crate) fn eval(&self, expr: &Expression) -> Result<Value, String> {
         let mut bound = Vec::new();
-        guard(|| {
+        self.missing.borrow_mut().clear();
+        let result = guard(|| {
             let rewritten = self.rewrite(expr, &mut bound);
             rewritten.evaluate(&self.ctx).map_err(|e| e.to_string())
-        })
+        });
+        result.map_err(|e| self.explain(e))
+    }
+
+    /// Replaces HCL's "no such key" for `var.x` / `local.x` by what is missing and how to fix it.
+    fn explain(&self, e: String) -> String {
+        let missing = self.missing.borrow();
+        let Some(first) = missing.first() else {
+            return e;
+        };
+        let (kind, name) = first.split_once('.').unwrap_or(("var", first));
+        if kind == "var" {
+            format!(
+                "undefined variable var.{name}: the job file declares no variable \"{name}\" block (declare it, with a default or a -var value)"
+            )
+        } else {
+            format!("undefined local value local.{name}: no locals block sets {name:?}")
+        }
     }
 
     /// Evaluates an expression that must not depend on unknown names (variable defaults and
     /// values, `for_each`, validation conditions).
     pub(crate) fn eval_strict(&self, expr: &Expression) -> Result<Value, String> {
-        guard(|| expr.evaluate(&self.ctx).map_err(|e| e.to_string()))
+        self.strict.set(true);
+        self.missing.borrow_mut().clear();
+        let mut bound = Vec::new();
+        let result = guard(|| {
+            let rewritten = self.rewrite(expr, &mut bound);
+            rewritten.evaluate(&self.ctx).map_err(|e| e.to_string())
+        });
+        self.strict.set(false);
+        result.map_err(|e| self.explain(e))
     }
 
     fn is_known(&self, name: &str, bound: &[String]) -> bool {
-        self.known.contains(name) || bound.iter().any(|b| b == name)
+        self.strict.get() || self.known.contains(name) || bound.iter().any(|b| b == name)
+    }
+
+    /// Functions whose arguments are not plain values: `try` and `can` catch errors of their
+    /// arguments, `convert` takes a type. Returns `None` for an ordinary call.
+    fn special_form(&self, f: &FuncCall, bound: &mut Vec<String>) -> Option<Expression> {
+        let name = f.name.to_string();
+        match (name.as_str(), f.args.as_slice()) {
+            ("convert", [value, ty]) => {
+                let mut f2 = f.clone();
+                f2.args = vec![self.rewrite(value, bound), Expression::String(render(ty))];
+                Some(Expression::FuncCall(Box::new(f2)))
+            }
+            ("try", args) if bound.is_empty() && !args.is_empty() => {
+                for a in args {
+                    let e = self.rewrite(a, bound);
+                    if let Ok(v) = guard(|| e.evaluate(&self.ctx).map_err(|e| e.to_string())) {
+                        return Some(Expression::from(v));
+                    }
+                }
+                None
+            }
+            ("can", [a]) if bound.is_empty() => {
+                let e = self.rewrite(a, bound);
+                let ok = guard(|| e.evaluate(&self.ctx).map_err(|e| e.to_string())).is_ok();
+                Some(Expression::Bool(ok))
+            }
+            _ => None,
+        }
     }
 
     /// Replaces every reference to an unknown name by the string `${<reference>}`.
@@ -84,6 +159,18 @@ impl Evaluator {
                 if let Expression::Variable(v) = &t.expr {
                     if !self.is_known(v.as_str(), bound) {
                         return Expression::String(format!("${{{}}}", render(expr)));
+                    }
+                    if let (Some(names), Some(TraversalOperator::GetAttr(attr))) =
+                        (self.declared.get(v.as_str()), t.operators.first())
+                    {
+                        if !bound.iter().any(|b| b == v.as_str()) && !names.contains(attr.as_str())
+                        {
+                            self.missing.borrow_mut().push(format!(
+                                "{}.{}",
+                                v.as_str(),
+                                attr.as_str()
+                            ));
+                        }
                     }
                 }
                 let operators: Vec<TraversalOperator> = t
@@ -119,6 +206,9 @@ impl Evaluator {
             ),
             Expression::TemplateExpr(t) => self.rewrite_template_expr(expr, t, bound),
             Expression::FuncCall(f) => {
+                if let Some(e) = self.special_form(f, bound) {
+                    return e;
+                }
                 let mut f2: FuncCall = (**f).clone();
                 f2.args = f.args.iter().map(|e| self.rewrite(e, bound)).collect();
                 Expression::FuncCall(Box::new(f2))
