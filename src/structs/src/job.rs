@@ -51,6 +51,14 @@ pub struct Job {
     pub payload: Option<String>,
     pub consul_namespace: String,
     pub vault_namespace: String,
+    /// Deprecated job-level tokens, kept as Nomad's API keeps them.
+    pub consul_token: Option<String>,
+    pub vault_token: Option<String>,
+    /// The `multiregion` block, in the API's JSON form.
+    pub multiregion: Option<serde_json::Value>,
+    /// The `ui` block (`Description`, `Links`).
+    #[serde(rename = "UI")]
+    pub ui: Option<serde_json::Value>,
     pub status: String,
     pub status_description: String,
     pub stable: bool,
@@ -89,6 +97,10 @@ impl Default for Job {
             payload: None,
             consul_namespace: String::new(),
             vault_namespace: String::new(),
+            consul_token: None,
+            vault_token: None,
+            multiregion: None,
+            ui: None,
             status: String::new(),
             status_description: String::new(),
             stable: false,
@@ -191,6 +203,13 @@ pub struct Task {
     pub identities: Vec<serde_json::Value>,
     pub actions: Vec<serde_json::Value>,
     pub schedule: Option<serde_json::Value>,
+    /// The `csi_plugin` block.
+    #[serde(rename = "CSIPluginConfig")]
+    pub csi_plugin_config: Option<serde_json::Value>,
+    /// The `scaling "cpu"` / `scaling "mem"` blocks.
+    pub scaling_policies: Vec<serde_json::Value>,
+    /// The `secret` blocks.
+    pub secrets: Vec<serde_json::Value>,
 }
 
 impl Default for Task {
@@ -223,6 +242,9 @@ impl Default for Task {
             identities: vec![],
             actions: vec![],
             schedule: None,
+            csi_plugin_config: None,
+            scaling_policies: vec![],
+            secrets: vec![],
         }
     }
 }
@@ -470,6 +492,10 @@ pub struct Service {
     pub enable_tag_override: bool,
     pub check_restart: Option<serde_json::Value>,
     pub cluster: String,
+    /// The service's workload `identity` block.
+    pub identity: Option<serde_json::Value>,
+    /// The `weights` block (`Passing`, `Warning`).
+    pub weights: Option<serde_json::Value>,
 }
 
 impl Job {

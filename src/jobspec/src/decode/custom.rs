@@ -58,7 +58,10 @@ pub(crate) fn ports(
             return Err(d.rep.invalid(
                 it.pos,
                 path,
-                "port must be a block: port \"label\" { ... }",
+                format!(
+                    "unsupported argument {key:?}: did you mean to define a block of type {key:?}? ({key} \"label\" {{ static = 8080 }})",
+                    key = it.key
+                ),
             ));
         };
         let [label] = labels.as_slice() else {

@@ -129,10 +129,10 @@ pub(crate) static TASK: Spec = spec(
             Object(&DISPATCH_PAYLOAD)
         ),
         f!("action", "Actions", List(&ACTION)),
-        f!("schedule", "Schedule", Generic),
-        f!("csi_plugin", "CSIPluginConfig", Generic),
+        f!("schedule", "Schedule", Object(&SCHEDULE)),
+        f!("csi_plugin", "CSIPluginConfig", Object(&CSI_PLUGIN)),
         f!("scaling", "ScalingPolicies", Custom(task_scaling)),
-        f!("secret", "Secrets", Generic),
+        f!("secret", "Secrets", List(&SECRET)),
     ],
 );
 
@@ -359,7 +359,10 @@ pub(crate) static NETWORK: Spec = spec(
         f!("hostname", "Hostname", Str),
         f!("mbits", "MBits", Int),
         f!("device", "Device", Str),
+        f!("cidr", "CIDR", Str),
+        f!("ip", "IP", Str),
         f!("port", "Ports", Custom(ports)),
+        f!("reserved_ports", "ReservedPorts", Custom(ports)),
         f!("dns", "DNS", Object(&DNS)),
         f!("cni", "CNI", Object(&CNI)),
     ],
@@ -459,6 +462,7 @@ static CHECK: Spec = spec(
         f!("port", "PortLabel", Str),
         f!("expose", "Expose", Bool),
         f!("address_mode", "AddressMode", Str),
+        f!("advertise", "Advertise", Str),
         f!("interval", "Interval", Duration),
         f!("timeout", "Timeout", Duration),
         f!("initial_status", "InitialStatus", Str),
@@ -497,6 +501,7 @@ static ARTIFACT: Spec = spec(
         f!("options", "GetterOptions", StrMap),
         f!("headers", "GetterHeaders", StrMap),
         f!("chown", "Chown", Bool),
+        f!("insecure", "GetterInsecure", Bool),
     ],
 );
 
@@ -530,6 +535,7 @@ static CHANGE_SCRIPT: Spec = spec(
         f!("args", "Args", StrList),
         f!("timeout", "Timeout", Duration),
         f!("fail_on_error", "FailOnError", Bool),
+        f!("run_on_first_render", "RunOnFirstRender", Bool),
     ],
 );
 
@@ -549,6 +555,8 @@ static IDENTITY: Spec = spec(
         f!("file", "File", Bool),
         f!("filepath", "Filepath", Str),
         f!("ttl", "TTL", Duration),
+        f!("service_name", "ServiceName", Str),
+        f!("extra_claims", "ExtraClaims", StrList),
     ],
 );
 
@@ -590,4 +598,36 @@ static DISPATCH_PAYLOAD: Spec = spec(Label::None, &[f!("file", "File", Str)]);
 static ACTION: Spec = spec(
     Label::One("Name"),
     &[f!("command", "Command", Str), f!("args", "Args", StrList)],
+);
+
+static SECRET: Spec = spec(
+    Label::One("Name"),
+    &[
+        f!("provider", "Provider", Str),
+        f!("path", "Path", Str),
+        f!("config", "Config", Custom(config)),
+        f!("env", "Env", StrMap),
+    ],
+);
+
+static SCHEDULE: Spec = spec(Label::None, &[f!("cron", "Cron", Object(&SCHEDULE_CRON))]);
+
+static SCHEDULE_CRON: Spec = spec(
+    Label::None,
+    &[
+        f!("start", "Start", Str),
+        f!("end", "End", Str),
+        f!("timezone", "Timezone", Str),
+    ],
+);
+
+static CSI_PLUGIN: Spec = spec(
+    Label::None,
+    &[
+        f!("id", "ID", Str),
+        f!("type", "Type", Str),
+        f!("mount_dir", "MountDir", Str),
+        f!("stage_publish_base_dir", "StagePublishBaseDir", Str),
+        f!("health_timeout", "HealthTimeout", Duration),
+    ],
 );
