@@ -106,6 +106,7 @@ pub(crate) fn parse(src: &str, file: &str, inputs: &VarInputs) -> Result<Job, Jo
     };
     tasks_as_groups(&mut map);
     inherit_vault(&mut map);
+    crate::canonical::apply(&mut map);
     #[cfg(test)]
     let decoded = Json::Object(map.clone());
     let mut job: Job = serde_json::from_value(Json::Object(map))

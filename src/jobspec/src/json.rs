@@ -31,14 +31,15 @@ pub(crate) fn parse(src: &str) -> Result<Job, JobspecError> {
             })
         }
     };
-    let mut job: Job =
-        serde_json::from_value(caravan_structs::strip_nulls(job_value)).map_err(|e| {
-            JobspecError::Json {
-                line: 0,
-                col: 0,
-                message: format!("invalid job: {e}"),
-            }
-        })?;
+    let mut job_value = caravan_structs::strip_nulls(job_value);
+    if let Json::Object(m) = &mut job_value {
+        crate::canonical::apply(m);
+    }
+    let mut job: Job = serde_json::from_value(job_value).map_err(|e| JobspecError::Json {
+        line: 0,
+        col: 0,
+        message: format!("invalid job: {e}"),
+    })?;
     job.canonicalize();
     Ok(job)
 }

@@ -12,6 +12,7 @@
 //! assert_eq!(job.id, "example");
 //! ```
 
+mod canonical;
 mod decode;
 mod error;
 mod eval;

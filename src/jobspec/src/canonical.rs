@@ -1,0 +1,169 @@
+//! Nomad's defaults for partly written blocks, applied field by field before the job becomes a
+//! [`caravan_structs::Job`] (as Nomad's `api` package does in `Job.Canonicalize`): a group's
+//! `restart` fills the rest from the job type's default, a task's from its group's; `update`,
+//! `reschedule` and `migrate` take the job's block under the group's, then the defaults. Serde
+//! alone would fill a missing field from one fixed default whatever the job type, and would not
+//! inherit from the job or group at all.
+
+use caravan_structs::time::{MINUTE, SECOND};
+use caravan_structs::{ReschedulePolicy, RestartPolicy, UpdateStrategy};
+use serde_json::{json, Map, Value as Json};
+
+type JsonMap = Map<String, Json>;
+
+/// Fills in every key of `base` that `over` does not set (a null counts as not set).
+fn merge(base: &Json, over: Option<&Json>) -> Json {
+    let mut out = match base {
+        Json::Object(m) => m.clone(),
+        _ => JsonMap::new(),
+    };
+    if let Some(Json::Object(o)) = over {
+        for (k, v) in o {
+            if !v.is_null() {
+                out.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    Json::Object(out)
+}
+
+fn restart_json(r: &RestartPolicy) -> Json {
+    serde_json::to_value(r).unwrap_or(Json::Null)
+}
+
+fn reschedule_json(r: &ReschedulePolicy) -> Json {
+    serde_json::to_value(r).unwrap_or(Json::Null)
+}
+
+fn update_json(u: &UpdateStrategy) -> Json {
+    serde_json::to_value(u).unwrap_or(Json::Null)
+}
+
+/// Nomad's migrate defaults (`api.DefaultMigrateStrategy`).
+fn default_migrate() -> Json {
+    json!({
+        "MaxParallel": 1,
+        "HealthCheck": "checks",
+        "MinHealthyTime": 10 * SECOND,
+        "HealthyDeadline": 5 * MINUTE,
+    })
+}
+
+/// Applies the defaults to the job's groups and tasks, in the API's JSON form.
+pub(crate) fn apply(job: &mut JsonMap) {
+    let job_type = job
+        .get("Type")
+        .and_then(Json::as_str)
+        .filter(|t| !t.is_empty())
+        .unwrap_or("service")
+        .to_string();
+    let job_update = job.get("Update").filter(|v| v.is_object()).cloned();
+    let job_reschedule = job.get("Reschedule").filter(|v| v.is_object()).cloned();
+    let job_migrate = job.get("Migrate").filter(|v| v.is_object()).cloned();
+    let restart_default = restart_json(&RestartPolicy::default_for(match job_type.as_str() {
+        "service" | "system" => "service",
+        _ => "batch",
+    }));
+    let reschedule_default = ReschedulePolicy::default_for(&job_type).map(|r| reschedule_json(&r));
+    let Some(Json::Array(groups)) = job.get_mut("TaskGroups") else {
+        return;
+    };
+    for g in groups.iter_mut() {
+        let Json::Object(g) = g else { continue };
+
+        // update: the job's block under the group's, then Nomad's defaults.
+        let update = match (&job_update, g.get("Update").filter(|v| v.is_object())) {
+            (Some(j), Some(gu)) => Some(merge(j, Some(gu))),
+            (Some(j), None) => Some(j.clone()),
+            (None, Some(gu)) => Some(gu.clone()),
+            (None, None) => None,
+        };
+        if let Some(u) = update {
+            g.insert(
+                "Update".into(),
+                merge(&update_json(&UpdateStrategy::default()), Some(&u)),
+            );
+        }
+
+        // reschedule: the job's under the group's; system jobs have none by default.
+        let resched = match (
+            &job_reschedule,
+            g.get("ReschedulePolicy").filter(|v| v.is_object()),
+        ) {
+            (Some(j), Some(gr)) => Some(merge(j, Some(gr))),
+            (Some(j), None) => Some(j.clone()),
+            (None, Some(gr)) => Some(gr.clone()),
+            (None, None) => reschedule_default.clone(),
+        };
+        if let Some(r) = resched {
+            let full = match &reschedule_default {
+                Some(d) => merge(d, Some(&r)),
+                None => r,
+            };
+            g.insert("ReschedulePolicy".into(), full);
+        }
+
+        // migrate: the job's under the group's; service groups always get one.
+        let migrate = match (&job_migrate, g.get("Migrate").filter(|v| v.is_object())) {
+            (Some(j), Some(gm)) => Some(merge(j, Some(gm))),
+            (Some(j), None) => Some(j.clone()),
+            (None, Some(gm)) => Some(gm.clone()),
+            (None, None) if job_type == "service" => Some(json!({})),
+            (None, None) => None,
+        };
+        if let Some(m) = migrate {
+            g.insert("Migrate".into(), merge(&default_migrate(), Some(&m)));
+        }
+
+        // restart: the job type's default under the group's, then the group's under each task's.
+        let group_restart = merge(&restart_default, g.get("RestartPolicy"));
+        g.insert("RestartPolicy".into(), group_restart.clone());
+        if let Some(Json::Array(tasks)) = g.get_mut("Tasks") {
+            for t in tasks.iter_mut() {
+                let Json::Object(t) = t else { continue };
+                let restart = merge(&group_restart, t.get("RestartPolicy"));
+                t.insert("RestartPolicy".into(), restart);
+                // A task that reserves cores gets no default CPU shares.
+                if let Some(Json::Object(r)) = t.get_mut("Resources") {
+                    let cores = r.get("Cores").and_then(Json::as_i64).unwrap_or(0);
+                    if cores > 0 && r.get("CPU").is_none_or(Json::is_null) {
+                        r.insert("CPU".into(), json!(0));
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partial_blocks_inherit_field_by_field() {
+        let mut job = json!({
+            "Type": "batch",
+            "Reschedule": { "Attempts": 5 },
+            "TaskGroups": [{
+                "RestartPolicy": { "Attempts": 7 },
+                "ReschedulePolicy": { "Delay": 1 },
+                "Tasks": [{ "RestartPolicy": { "Mode": "delay" } }]
+            }]
+        });
+        let Json::Object(m) = &mut job else { panic!() };
+        apply(m);
+        let g = &job["TaskGroups"][0];
+        // Batch default interval (24h), the group's attempts.
+        assert_eq!(g["RestartPolicy"]["Interval"], json!(24 * 60 * MINUTE));
+        assert_eq!(g["RestartPolicy"]["Attempts"], json!(7));
+        // The task keeps its mode and takes the rest from the group.
+        assert_eq!(g["Tasks"][0]["RestartPolicy"]["Attempts"], json!(7));
+        assert_eq!(g["Tasks"][0]["RestartPolicy"]["Mode"], json!("delay"));
+        // Job reschedule under the group's, batch defaults under both.
+        assert_eq!(g["ReschedulePolicy"]["Attempts"], json!(5));
+        assert_eq!(g["ReschedulePolicy"]["Delay"], json!(1));
+        assert_eq!(g["ReschedulePolicy"]["DelayFunction"], json!("constant"));
+        // Batch groups get no migrate block.
+        assert!(g.get("Migrate").is_none());
+    }
+}
