@@ -18,6 +18,7 @@ mod error;
 mod eval;
 mod example;
 mod hcl_file;
+mod hcl_json;
 mod json;
 mod suggest;
 mod tree;
@@ -47,8 +48,14 @@ pub struct VarInputs {
     pub fs_base_dir: Option<PathBuf>,
 }
 
-/// Parses an HCL2 job file and applies `Job::canonicalize`.
+/// Parses an HCL2 job file and applies Nomad's defaults. Text starting with `{` is read as
+/// HCL's JSON syntax (`{"job": {"name": {...}}}`); errors then point into its HCL rewrite,
+/// named `<filename> (as HCL)`.
 pub fn parse_hcl(src: &str, filename: &str, vars: &VarInputs) -> Result<Job, JobspecError> {
+    if src.trim_start().starts_with('{') {
+        let native = hcl_json::to_hcl(src, filename)?;
+        return hcl_file::parse(&native, &format!("{filename} (as HCL)"), vars);
+    }
     hcl_file::parse(src, filename, vars)
 }
 
@@ -57,9 +64,10 @@ pub fn parse_json(src: &str) -> Result<Job, JobspecError> {
     json::parse(src)
 }
 
-/// Parses JSON when the trimmed text starts with `{`, HCL otherwise.
+/// Parses API JSON (`{"Job": {...}}` or a bare Job) when the trimmed text starts with `{`
+/// and is not HCL's JSON syntax (top-level `job`, `variable`, `locals`), HCL otherwise.
 pub fn parse(src: &str, filename: &str, vars: &VarInputs) -> Result<Job, JobspecError> {
-    if src.trim_start().starts_with('{') {
+    if src.trim_start().starts_with('{') && !hcl_json::looks_like_hcl_json(src) {
         parse_json(src)
     } else {
         parse_hcl(src, filename, vars)
