@@ -123,6 +123,7 @@ pub(crate) fn apply(job: &mut JsonMap) {
                 let Json::Object(t) = t else { continue };
                 let restart = merge(&group_restart, t.get("RestartPolicy"));
                 t.insert("RestartPolicy".into(), restart);
+                task_defaults(t);
                 // A task that reserves cores gets no default CPU shares.
                 if let Some(Json::Object(r)) = t.get_mut("Resources") {
                     let cores = r.get("Cores").and_then(Json::as_i64).unwrap_or(0);
@@ -131,6 +132,91 @@ pub(crate) fn apply(job: &mut JsonMap) {
                     }
                 }
             }
+        }
+    }
+}
+
+/// Fills each key of `defaults` that `m` lacks (or holds as null).
+fn fill(m: &mut JsonMap, defaults: Json) {
+    if let Json::Object(d) = defaults {
+        for (k, v) in d {
+            match m.get(&k) {
+                Some(x) if !x.is_null() => {}
+                _ => {
+                    m.insert(k, v);
+                }
+            }
+        }
+    }
+}
+
+/// Nomad's defaults inside a task: templates, change scripts, artifacts, vault (jobspec2's
+/// normalize step and the `api` package's Canonicalize), and the default identity moved out
+/// of the list.
+fn task_defaults(t: &mut JsonMap) {
+    if let Some(Json::Array(templates)) = t.get_mut("Templates") {
+        for tpl in templates.iter_mut() {
+            let Json::Object(tpl) = tpl else { continue };
+            fill(
+                tpl,
+                json!({
+                    "SourcePath": "", "DestPath": "", "EmbeddedTmpl": "",
+                    "ChangeMode": "restart", "Once": false, "Splay": 5 * SECOND,
+                    "Perms": "0644", "LeftDelim": "{{", "RightDelim": "}}",
+                    "Envvars": false, "ErrMissingKey": false, "VaultGrace": 0,
+                }),
+            );
+            let signal = match tpl.get("ChangeSignal").and_then(Json::as_str) {
+                Some(s) => s.to_uppercase(),
+                None if tpl.get("ChangeMode").and_then(Json::as_str) == Some("signal") => {
+                    "SIGHUP".into()
+                }
+                None => String::new(),
+            };
+            tpl.insert("ChangeSignal".into(), Json::String(signal));
+            if let Some(Json::Object(cs)) = tpl.get_mut("ChangeScript") {
+                fill(
+                    cs,
+                    json!({"Args": [], "Timeout": 5 * SECOND, "FailOnError": false, "RunOnFirstRender": false}),
+                );
+            }
+        }
+    }
+    if let Some(Json::Array(artifacts)) = t.get_mut("Artifacts") {
+        for a in artifacts.iter_mut() {
+            let Json::Object(a) = a else { continue };
+            fill(
+                a,
+                json!({"GetterMode": "any", "GetterInsecure": false, "GetterSource": ""}),
+            );
+            if a.get("RelativeDest").is_none_or(Json::is_null) {
+                let dest = if a.get("GetterMode").and_then(Json::as_str) == Some("file") {
+                    let src = a.get("GetterSource").and_then(Json::as_str).unwrap_or("");
+                    let base = src.rsplit('/').next().unwrap_or(src);
+                    format!("local/{base}")
+                } else {
+                    "local/".to_string()
+                };
+                a.insert("RelativeDest".into(), Json::String(dest));
+            }
+        }
+    }
+    if let Some(Json::Object(v)) = t.get_mut("Vault") {
+        fill(
+            v,
+            json!({"Env": true, "DisableFile": false, "ChangeMode": "restart"}),
+        );
+    }
+    if let Some(Json::Array(ids)) = t.get_mut("Identities") {
+        let default = ids.iter().position(|i| {
+            matches!(
+                i.get("Name").and_then(Json::as_str),
+                None | Some("") | Some("default")
+            )
+        });
+        if let Some(i) = default {
+            let id = ids.remove(i);
+            t.insert("Identity".into(), id);
         }
     }
 }

@@ -106,6 +106,7 @@ pub(crate) fn parse(src: &str, file: &str, inputs: &VarInputs) -> Result<Job, Jo
     };
     tasks_as_groups(&mut map);
     inherit_vault(&mut map);
+    inherit_secrets(&mut map);
     crate::canonical::apply(&mut map);
     #[cfg(test)]
     let decoded = Json::Object(map.clone());
@@ -213,6 +214,29 @@ fn inherit_vault(job: &mut JsonMap) {
         for t in tasks {
             if let Json::Object(t) = t {
                 t.entry("Vault").or_insert_with(|| vault.clone());
+            }
+        }
+    }
+}
+
+/// `secret` blocks on the job are added to every task's own (as jobspec2 does).
+fn inherit_secrets(job: &mut JsonMap) {
+    let Some(Json::Array(secrets)) = job.remove("Secrets") else {
+        return;
+    };
+    let Some(Json::Array(groups)) = job.get_mut("TaskGroups") else {
+        return;
+    };
+    for g in groups {
+        let Some(Json::Array(tasks)) = g.get_mut("Tasks") else {
+            continue;
+        };
+        for t in tasks {
+            if let Json::Object(t) = t {
+                let own = t.entry("Secrets").or_insert_with(|| Json::Array(vec![]));
+                if let Json::Array(own) = own {
+                    own.extend(secrets.iter().cloned());
+                }
             }
         }
     }

@@ -219,3 +219,81 @@ fn json_jobs_get_the_same_defaults() {
     let r = job.task_groups[0].restart_policy.as_ref().unwrap();
     assert_eq!((r.attempts, r.interval), (9, 24 * HOUR));
 }
+
+#[test]
+fn templates_artifacts_vault_identity_and_job_secrets_get_nomads_values() {
+    let job = hcl(r#"
+job "j" {
+  vault { policies = ["p"] }
+  secret "shared" {
+    provider = "nomad"
+    path     = "x"
+  }
+  group "g" {
+    task "t" {
+      driver = "exec"
+      template {
+        data        = "x"
+        destination = "local/x"
+        change_mode = "signal"
+      }
+      template {
+        data          = "y"
+        destination   = "local/y"
+        change_mode   = "script"
+        change_script { command = "/bin/true" }
+      }
+      artifact { source = "https://example.com/a.tgz" }
+      artifact {
+        source = "https://example.com/b.bin"
+        mode   = "file"
+      }
+      identity { env = true }
+      identity {
+        name = "vault_default"
+        aud  = ["vault.io"]
+      }
+    }
+  }
+}
+"#);
+    let t = &job.task_groups[0].tasks[0];
+    let a = &t.templates[0];
+    assert_eq!(
+        (
+            &a["ChangeSignal"],
+            &a["Splay"],
+            &a["Perms"],
+            &a["LeftDelim"],
+            &a["ErrMissingKey"]
+        ),
+        (
+            &json!("SIGHUP"),
+            &json!(5 * SECOND),
+            &json!("0644"),
+            &json!("{{"),
+            &json!(false)
+        )
+    );
+    let cs = &t.templates[1]["ChangeScript"];
+    assert_eq!(
+        (&cs["Timeout"], &cs["Args"]),
+        (&json!(5 * SECOND), &json!([]))
+    );
+    assert_eq!(t.artifacts[0]["RelativeDest"], json!("local/"));
+    assert_eq!(t.artifacts[0]["GetterMode"], json!("any"));
+    assert_eq!(t.artifacts[1]["RelativeDest"], json!("local/b.bin"));
+    let v = t.vault.clone().expect("job vault inherited");
+    assert_eq!(
+        (&v["Env"], &v["DisableFile"], &v["ChangeMode"]),
+        (&json!(true), &json!(false), &json!("restart"))
+    );
+    assert_eq!(
+        t.identity.clone().expect("default identity")["Env"],
+        json!(true)
+    );
+    assert_eq!(t.identities.len(), 1);
+    assert_eq!(t.identities[0]["Name"], json!("vault_default"));
+    assert_eq!(t.secrets.len(), 1, "job secrets reach every task");
+    assert_eq!(t.secrets[0]["Name"], json!("shared"));
+}

@@ -210,6 +210,9 @@ pub struct Task {
     pub scaling_policies: Vec<serde_json::Value>,
     /// The `secret` blocks.
     pub secrets: Vec<serde_json::Value>,
+    /// The default workload identity (an `identity` block without a name, or named
+    /// "default"); the others are in `identities`.
+    pub identity: Option<serde_json::Value>,
 }
 
 impl Default for Task {
@@ -245,6 +248,7 @@ impl Default for Task {
             csi_plugin_config: None,
             scaling_policies: vec![],
             secrets: vec![],
+            identity: None,
         }
     }
 }

@@ -55,6 +55,8 @@ pub(crate) static JOB: Spec = spec(
         f!("consul_namespace", "ConsulNamespace", Str),
         f!("vault_namespace", "VaultNamespace", Str),
         f!("group", "TaskGroups", List(&GROUP)),
+        // Applies to every task (jobspec2's job-level `secret`).
+        f!("secret", "Secrets", List(&SECRET)),
         // HCL1-era shorthand: a task directly in the job becomes a group of its own.
         f!("task", "Tasks", List(&TASK)),
     ],
