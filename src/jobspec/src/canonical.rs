@@ -65,11 +65,45 @@ pub(crate) fn apply(job: &mut JsonMap) {
         _ => "batch",
     }));
     let reschedule_default = ReschedulePolicy::default_for(&job_type).map(|r| reschedule_json(&r));
+    let job_name = job
+        .get("Name")
+        .or_else(|| job.get("ID"))
+        .and_then(Json::as_str)
+        .unwrap_or_default()
+        .to_string();
     let Some(Json::Array(groups)) = job.get_mut("TaskGroups") else {
         return;
     };
     for g in groups.iter_mut() {
         let Json::Object(g) = g else { continue };
+        let group_name = g
+            .get("Name")
+            .and_then(Json::as_str)
+            .unwrap_or_default()
+            .to_string();
+
+        // count: from the scaling block's min when not written; the policy's own defaults.
+        let scaling_min = g
+            .get("Scaling")
+            .and_then(|s| s.get("Min"))
+            .and_then(Json::as_i64);
+        if g.get("Count").is_none_or(Json::is_null) {
+            g.insert("Count".into(), json!(scaling_min.unwrap_or(1)));
+        }
+        let count = g.get("Count").and_then(Json::as_i64).unwrap_or(1);
+        if let Some(Json::Object(s)) = g.get_mut("Scaling") {
+            fill(
+                s,
+                json!({"Enabled": true, "Min": count, "Type": "horizontal"}),
+            );
+        }
+        if let Some(Json::Array(services)) = g.get_mut("Services") {
+            for s in services.iter_mut() {
+                if let Json::Object(s) = s {
+                    service_defaults(s, &format!("{job_name}-{group_name}"));
+                }
+            }
+        }
 
         // update: the job's block under the group's, then Nomad's defaults.
         let update = match (&job_update, g.get("Update").filter(|v| v.is_object())) {
@@ -124,6 +158,18 @@ pub(crate) fn apply(job: &mut JsonMap) {
                 let restart = merge(&group_restart, t.get("RestartPolicy"));
                 t.insert("RestartPolicy".into(), restart);
                 task_defaults(t);
+                let task_name = t
+                    .get("Name")
+                    .and_then(Json::as_str)
+                    .unwrap_or_default()
+                    .to_string();
+                if let Some(Json::Array(services)) = t.get_mut("Services") {
+                    for s in services.iter_mut() {
+                        if let Json::Object(s) = s {
+                            service_defaults(s, &format!("{job_name}-{group_name}-{task_name}"));
+                        }
+                    }
+                }
                 // A task that reserves cores gets no default CPU shares.
                 if let Some(Json::Object(r)) = t.get_mut("Resources") {
                     let cores = r.get("Cores").and_then(Json::as_i64).unwrap_or(0);
@@ -145,6 +191,51 @@ fn fill(m: &mut JsonMap, defaults: Json) {
                 _ => {
                     m.insert(k, v);
                 }
+            }
+        }
+    }
+}
+
+/// A service's defaults (`api.Service.Canonicalize`): its name from job, group and task,
+/// address mode, update behaviour, provider and cluster; each check inherits the service's
+/// `on_update` and `check_restart` (whose grace defaults to 1s).
+fn service_defaults(s: &mut JsonMap, default_name: &str) {
+    if s.get("Name")
+        .and_then(Json::as_str)
+        .is_none_or(str::is_empty)
+    {
+        s.insert("Name".into(), json!(default_name));
+    }
+    for (k, v) in [
+        ("AddressMode", "auto"),
+        ("OnUpdate", "require_healthy"),
+        ("Provider", "consul"),
+        ("Cluster", "default"),
+    ] {
+        if s.get(k).and_then(Json::as_str).is_none_or(str::is_empty) {
+            s.insert(k.into(), json!(v));
+        }
+    }
+    let on_update = s.get("OnUpdate").cloned().unwrap_or(Json::Null);
+    let service_restart = s.get("CheckRestart").filter(|v| v.is_object()).cloned();
+    if let Some(Json::Array(checks)) = s.get_mut("Checks") {
+        for c in checks.iter_mut() {
+            let Json::Object(c) = c else { continue };
+            if c.get("OnUpdate")
+                .and_then(Json::as_str)
+                .is_none_or(str::is_empty)
+            {
+                c.insert("OnUpdate".into(), on_update.clone());
+            }
+            let own = c.get("CheckRestart").filter(|v| v.is_object()).cloned();
+            let merged = match (&service_restart, own) {
+                (Some(sr), own) => Some(merge(sr, own.as_ref())),
+                (None, Some(own)) => Some(own),
+                (None, None) => None,
+            };
+            if let Some(Json::Object(mut r)) = merged {
+                fill(&mut r, json!({"Grace": SECOND}));
+                c.insert("CheckRestart".into(), Json::Object(r));
             }
         }
     }

@@ -297,3 +297,76 @@ job "j" {
     assert_eq!(t.secrets.len(), 1, "job secrets reach every task");
     assert_eq!(t.secrets[0]["Name"], json!("shared"));
 }
+
+#[test]
+fn services_checks_and_scaling_get_nomads_values() {
+    let job = hcl(r#"
+job "shop" {
+  group "web" {
+    scaling {
+      min = 3
+      max = 10
+    }
+    service {
+      port = "http"
+      check_restart { limit = 3 }
+      check {
+        type     = "http"
+        path     = "/"
+        interval = "10s"
+        timeout  = "2s"
+      }
+      check {
+        type      = "tcp"
+        interval  = "10s"
+        timeout   = "2s"
+        on_update = "ignore"
+        check_restart { grace = "30s" }
+      }
+    }
+    task "t" {
+      driver = "exec"
+      service {
+        name     = "named"
+        provider = "nomad"
+      }
+      service {}
+    }
+  }
+}
+"#);
+    let g = &job.task_groups[0];
+    assert_eq!(g.count, 3, "count comes from scaling.min");
+    let scaling = g.scaling.clone().unwrap();
+    assert_eq!(
+        (&scaling["Enabled"], &scaling["Type"]),
+        (&json!(true), &json!("horizontal"))
+    );
+    let s = &g.services[0];
+    assert_eq!(s.name, "shop-web");
+    assert_eq!(
+        (
+            s.address_mode.as_str(),
+            s.on_update.as_str(),
+            s.provider.as_str(),
+            s.cluster.as_str()
+        ),
+        ("auto", "require_healthy", "consul", "default")
+    );
+    assert_eq!(s.checks[0]["OnUpdate"], json!("require_healthy"));
+    assert_eq!(
+        s.checks[0]["CheckRestart"],
+        json!({"Limit": 3, "Grace": SECOND})
+    );
+    assert_eq!(s.checks[1]["OnUpdate"], json!("ignore"));
+    assert_eq!(
+        s.checks[1]["CheckRestart"],
+        json!({"Limit": 3, "Grace": 30 * SECOND})
+    );
+    let ts = &g.tasks[0].services;
+    assert_eq!(
+        (ts[0].name.as_str(), ts[0].provider.as_str()),
+        ("named", "nomad")
+    );
+    assert_eq!(ts[1].name, "shop-web-t");
+}
