@@ -33,6 +33,23 @@ pub enum JobspecError {
         col: usize,
         message: String,
     },
+    /// Several problems found in one reading, in file order; displayed one per line.
+    #[error("{}", Lines(.0))]
+    Multiple(Vec<JobspecError>),
+}
+
+struct Lines<'a>(&'a [JobspecError]);
+
+impl fmt::Display for Lines<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
 }
 
 struct PathPrefix<'a>(&'a str);
@@ -48,30 +65,59 @@ impl fmt::Display for PathPrefix<'_> {
 }
 
 impl JobspecError {
-    /// The 1-based line of the problem (0 when unknown).
+    /// The 1-based line of the (first) problem (0 when unknown).
     pub fn line(&self) -> usize {
         match self {
             JobspecError::Syntax { line, .. }
             | JobspecError::Invalid { line, .. }
             | JobspecError::Json { line, .. } => *line,
+            JobspecError::Multiple(all) => all.first().map_or(0, JobspecError::line),
         }
     }
 
-    /// The 1-based column of the problem (0 when unknown).
+    /// The 1-based column of the (first) problem (0 when unknown).
     pub fn column(&self) -> usize {
         match self {
             JobspecError::Syntax { col, .. }
             | JobspecError::Invalid { col, .. }
             | JobspecError::Json { col, .. } => *col,
+            JobspecError::Multiple(all) => all.first().map_or(0, JobspecError::column),
         }
     }
 
-    /// The message without location or path.
+    /// The message of the (first) problem, without location or path.
     pub fn message(&self) -> &str {
         match self {
             JobspecError::Syntax { message, .. }
             | JobspecError::Invalid { message, .. }
             | JobspecError::Json { message, .. } => message,
+            JobspecError::Multiple(all) => all.first().map_or("", JobspecError::message),
+        }
+    }
+
+    /// Every single problem, in order (one for a plain error).
+    pub fn problems(&self) -> Vec<&JobspecError> {
+        match self {
+            JobspecError::Multiple(all) => all.iter().flat_map(JobspecError::problems).collect(),
+            one => vec![one],
+        }
+    }
+
+    /// `Ok` for no errors, the error itself for one, `Multiple` (flattened, in file order)
+    /// for more.
+    pub(crate) fn combine(errors: Vec<JobspecError>) -> Result<(), JobspecError> {
+        let mut flat: Vec<JobspecError> = Vec::new();
+        for e in errors {
+            match e {
+                JobspecError::Multiple(inner) => flat.extend(inner),
+                one => flat.push(one),
+            }
+        }
+        flat.sort_by_key(|e| (e.line(), e.column()));
+        match flat.len() {
+            0 => Ok(()),
+            1 => Err(flat.remove(0)),
+            _ => Err(JobspecError::Multiple(flat)),
         }
     }
 }

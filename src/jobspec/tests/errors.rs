@@ -172,3 +172,18 @@ fn file_functions_are_off_unless_allowed() {
     assert_eq!(job.region, "moon");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn several_problems_are_reported_at_once() {
+    let e = err(
+        "job \"web\" {\n  prioritty = 5\n  group \"api\" {\n    count = \"x\"\n    task \"a\" {\n      drivr = \"exec\"\n    }\n  }\n}\n",
+    );
+    let all = e.problems();
+    assert_eq!(all.len(), 3, "{e}");
+    let lines: Vec<usize> = all.iter().map(|p| p.line()).collect();
+    assert_eq!(lines, vec![2, 4, 6]);
+    let s = e.to_string();
+    assert!(s.contains("did you mean \"priority\"?"), "{s}");
+    assert!(s.contains("did you mean \"driver\"?"), "{s}");
+    assert_eq!(s.lines().count(), 3, "{s}");
+}

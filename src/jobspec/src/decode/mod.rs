@@ -132,6 +132,8 @@ impl Decoder<'_> {
                 keys.push(&it.key);
             }
         }
+        // Every key is checked, so one run reports all the problems of a body.
+        let mut errors = Vec::new();
         for key in keys {
             let group: Vec<&Item> = items.iter().filter(|i| i.key == key).collect();
             let first = group[0];
@@ -146,15 +148,18 @@ impl Decoder<'_> {
                     Some(s) => format!("; did you mean {s:?}?"),
                     None => String::new(),
                 };
-                return Err(self.rep.invalid(
+                errors.push(self.rep.invalid(
                     first.pos,
                     path,
                     format!("unsupported {what} {key:?}{hint}"),
                 ));
+                continue;
             };
-            self.field(path, field, &group, out)?;
+            if let Err(e) = self.field(path, field, &group, out) {
+                errors.push(e);
+            }
         }
-        Ok(())
+        JobspecError::combine(errors)
     }
 
     fn field(
@@ -172,12 +177,18 @@ impl Decoder<'_> {
                     Some(Json::Array(a)) => a,
                     _ => Vec::new(),
                 };
+                let mut errors = Vec::new();
                 for it in group {
-                    self.expect_block(path, it)?;
-                    arr.push(Json::Object(self.block(path, it, spec)?));
+                    match self
+                        .expect_block(path, it)
+                        .and_then(|_| self.block(path, it, spec))
+                    {
+                        Ok(m) => arr.push(Json::Object(m)),
+                        Err(e) => errors.push(e),
+                    }
                 }
                 out.insert(field.json.to_string(), Json::Array(arr));
-                return Ok(());
+                return JobspecError::combine(errors);
             }
             _ => {}
         }
