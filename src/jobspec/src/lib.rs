@@ -1,7 +1,11 @@
 //! Reads Nomad job files into [`caravan_structs::Job`]: HCL2 (Nomad's jobspec2 language:
-//! blocks, variables, locals, functions, `dynamic` blocks, runtime `${...}` interpolation kept
-//! verbatim) and the API JSON form. Unknown arguments and blocks are errors that name their
-//! file, line, column and block path.
+//! blocks, typed variables with validation, locals, Nomad's function library, `dynamic`
+//! blocks, runtime `${...}` interpolation kept verbatim), HCL's JSON syntax, and the API JSON
+//! form, with Nomad's defaults applied field by field as its `api` package does. Unknown
+//! arguments and blocks are errors that name their file, line, column and block path
+//! (`job "web" -> group "api" -> task "server"`), with a "did you mean" for near misses; all
+//! the problems of a file are reported at once. Filesystem functions (`file()`, ...) work only
+//! when [`VarInputs::fs_base_dir`] is set, as the CLI should and a server must not.
 //!
 //! ```
 //! let job = caravan_jobspec::parse_hcl(
