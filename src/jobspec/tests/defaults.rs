@@ -370,3 +370,97 @@ job "shop" {
     );
     assert_eq!(ts[1].name, "shop-web-t");
 }
+
+#[test]
+fn connect_blocks_use_the_api_names() {
+    let job = hcl(r#"
+job "mesh" {
+  group "g" {
+    network { mode = "bridge" }
+    service {
+      name = "api"
+      port = "9001"
+      connect {
+        sidecar_service {
+          disable_default_tcp_check = true
+          proxy {
+            upstreams {
+              destination_name = "db"
+              local_bind_port  = 5432
+              config {
+                connect_timeout_ms = 9999
+              }
+            }
+            expose {
+              path {
+                path            = "/health"
+                protocol        = "http"
+                local_path_port = 9001
+                listener_port   = "expose"
+              }
+            }
+            transparent_proxy {
+              uid    = "101"
+              no_dns = true
+            }
+          }
+        }
+        sidecar_task {
+          kill_timeout = "7s"
+          logs { max_files = 2 }
+        }
+      }
+    }
+    service {
+      name = "ingress"
+      port = "8080"
+      connect {
+        gateway {
+          proxy {
+            connect_timeout = "3s"
+            envoy_gateway_bind_addresses "web" {
+              address = "0.0.0.0"
+              port    = 8080
+            }
+          }
+          ingress {
+            tls { enabled = true }
+            listener {
+              port     = 8080
+              protocol = "tcp"
+              service { name = "api" }
+            }
+          }
+        }
+      }
+    }
+    task "t" { driver = "exec" }
+  }
+}
+"#);
+    let c = job.task_groups[0].services[0].connect.clone().unwrap();
+    let ss = &c["SidecarService"];
+    assert_eq!(ss["DisableDefaultTCPCheck"], json!(true));
+    let up = &ss["Proxy"]["Upstreams"][0];
+    assert_eq!(up["DestinationName"], json!("db"));
+    assert_eq!(up["Config"]["connect_timeout_ms"], json!(9999));
+    assert_eq!(
+        ss["Proxy"]["Expose"]["Paths"][0]["LocalPathPort"],
+        json!(9001)
+    );
+    assert_eq!(ss["Proxy"]["TransparentProxy"]["UID"], json!("101"));
+    assert_eq!(ss["Proxy"]["TransparentProxy"]["NoDNS"], json!(true));
+    assert_eq!(c["SidecarTask"]["KillTimeout"], json!(7 * SECOND));
+    assert_eq!(c["SidecarTask"]["LogConfig"]["MaxFiles"], json!(2));
+    let gw = job.task_groups[0].services[1].connect.clone().unwrap()["Gateway"].clone();
+    assert_eq!(gw["Proxy"]["ConnectTimeout"], json!(3 * SECOND));
+    assert_eq!(
+        gw["Proxy"]["EnvoyGatewayBindAddresses"]["web"],
+        json!({"Name": "web", "Address": "0.0.0.0", "Port": 8080})
+    );
+    assert_eq!(gw["Ingress"]["TLS"]["Enabled"], json!(true));
+    assert_eq!(
+        gw["Ingress"]["Listeners"][0]["Services"][0]["Name"],
+        json!("api")
+    );
+}

@@ -1,7 +1,7 @@
 //! The few keys that need more than a table row: driver `config`, network ports, group
 //! volumes, and the constraint/affinity shorthands (`distinct_hosts = true`, `version = ...`).
 
-use super::specs::{TASK_SCALING, VOLUME};
+use super::specs::{BIND_ADDRESS, TASK_SCALING, VOLUME};
 use super::{Decoder, Field, JsonMap};
 use crate::error::JobspecError;
 use crate::tree::{join_path, Item, ItemKind};
@@ -28,9 +28,9 @@ pub(crate) fn config(
                     .rep
                     .invalid(it.pos, path, "a config block takes no labels"));
             }
-            d.free_form_body(&join_path(path, "config"), body, false)?
+            d.free_form_body(&join_path(path, "config"), body)?
         }
-        ItemKind::Attr(_) => d.free_form(path, it, false)?,
+        ItemKind::Attr(_) => d.free_form(path, it)?,
     };
     match value {
         Json::Object(_) => {
@@ -141,9 +141,32 @@ pub(crate) fn volumes(
     items: &[&Item],
     out: &mut JsonMap,
 ) -> Result<(), JobspecError> {
+    labelled_map(d, path, field, items, out, &VOLUME, "volume")
+}
+
+/// `envoy_gateway_bind_addresses "name" { ... }` blocks → map keyed by the label.
+pub(crate) fn bind_addresses(
+    d: &Decoder,
+    path: &str,
+    field: &Field,
+    items: &[&Item],
+    out: &mut JsonMap,
+) -> Result<(), JobspecError> {
+    labelled_map(d, path, field, items, out, &BIND_ADDRESS, "bind address")
+}
+
+fn labelled_map(
+    d: &Decoder,
+    path: &str,
+    field: &Field,
+    items: &[&Item],
+    out: &mut JsonMap,
+    spec: &super::Spec,
+    what: &str,
+) -> Result<(), JobspecError> {
     let mut map = JsonMap::new();
     for it in items {
-        let v = d.block(path, it, &VOLUME)?;
+        let v = d.block(path, it, spec)?;
         let name = v
             .get("Name")
             .and_then(Json::as_str)
@@ -152,7 +175,7 @@ pub(crate) fn volumes(
         if map.contains_key(&name) {
             return Err(d
                 .rep
-                .invalid(it.pos, path, format!("duplicate volume {name:?}")));
+                .invalid(it.pos, path, format!("duplicate {what} {name:?}")));
         }
         map.insert(name, Json::Object(v));
     }

@@ -36,9 +36,6 @@ pub(crate) enum Kind {
     StrListMap,
     /// Any value written as an argument, or a block converted free-form (keys kept).
     Any,
-    /// A free-form block or argument whose keys become PascalCase, for nested API structs that
-    /// Caravan stores as JSON without a full table yet (`connect`, `scaling` policy, ...).
-    Generic,
     /// One block → object (a second one is an error).
     Object(&'static Spec),
     /// Repeated blocks → array of objects.
@@ -207,8 +204,7 @@ impl Decoder<'_> {
             }
             Kind::StrMap => self.str_map(path, first, Kind::Str)?,
             Kind::StrListMap => self.str_map(path, first, Kind::StrList)?,
-            Kind::Any => self.free_form(path, first, false)?,
-            Kind::Generic => self.free_form(path, first, true)?,
+            Kind::Any => self.free_form(path, first)?,
             _ => {
                 let v = self.attr(path, first)?;
                 if v.is_null() {
@@ -317,34 +313,21 @@ impl Decoder<'_> {
         Ok(Json::Object(out))
     }
 
-    /// Converts an argument or block without a schema. Blocks become arrays of objects in
-    /// free-form mode (as Nomad hands driver `config` blocks to drivers); in `pascal` mode
-    /// keys become PascalCase and a block that appears once becomes an object.
-    pub(crate) fn free_form(
-        &self,
-        path: &str,
-        it: &Item,
-        pascal: bool,
-    ) -> Result<Json, JobspecError> {
+    /// Converts an argument or block without a schema (driver `config`, scaling `policy`,
+    /// proxy `config`): keys are kept as written and nested blocks become arrays of objects,
+    /// as Nomad hands them to drivers and plugins.
+    pub(crate) fn free_form(&self, path: &str, it: &Item) -> Result<Json, JobspecError> {
         match &it.kind {
-            ItemKind::Attr(_) => {
-                let v = self.attr(path, it)?;
-                Ok(if pascal { pascal_keys(v) } else { v })
-            }
+            ItemKind::Attr(_) => self.attr(path, it),
             ItemKind::Block { labels, body } => {
                 let here = join_path(path, &it.describe());
-                let inner = self.free_form_body(&here, body, pascal)?;
+                let inner = self.free_form_body(&here, body)?;
                 Ok(wrap_labels(labels, inner))
             }
         }
     }
 
-    pub(crate) fn free_form_body(
-        &self,
-        path: &str,
-        items: &[Item],
-        pascal: bool,
-    ) -> Result<Json, JobspecError> {
+    pub(crate) fn free_form_body(&self, path: &str, items: &[Item]) -> Result<Json, JobspecError> {
         let mut out = JsonMap::new();
         let mut keys: Vec<&str> = Vec::new();
         for it in items {
@@ -354,40 +337,19 @@ impl Decoder<'_> {
         }
         for key in keys {
             let group: Vec<&Item> = items.iter().filter(|i| i.key == key).collect();
-            let name = if pascal {
-                pascal_case(key)
-            } else {
-                key.to_string()
-            };
             if group[0].is_block() {
                 let mut arr = Vec::new();
                 for it in &group {
-                    arr.push(self.free_form(path, it, pascal)?);
+                    arr.push(self.free_form(path, it)?);
                 }
-                let value = if pascal && arr.len() == 1 && !PLURAL_BLOCKS.contains(&key) {
-                    arr.pop().unwrap_or(Json::Null)
-                } else {
-                    Json::Array(arr)
-                };
-                out.insert(name, value);
+                out.insert(key.to_string(), Json::Array(arr));
             } else {
-                out.insert(name, self.free_form(path, group[0], pascal)?);
+                out.insert(key.to_string(), self.free_form(path, group[0])?);
             }
         }
         Ok(Json::Object(out))
     }
 }
-
-/// Blocks that Nomad's API always holds as lists, even when written once.
-const PLURAL_BLOCKS: &[&str] = &[
-    "upstreams",
-    "listener",
-    "service",
-    "path",
-    "envoy_gateway_bind_addresses",
-    "header",
-    "secret",
-];
 
 fn wrap_labels(labels: &[String], inner: Json) -> Json {
     labels.iter().rev().fold(inner, |acc, l| {
@@ -395,31 +357,6 @@ fn wrap_labels(labels: &[String], inner: Json) -> Json {
         m.insert(l.clone(), acc);
         Json::Object(m)
     })
-}
-
-/// `local_bind_port` → `LocalBindPort`.
-pub(crate) fn pascal_case(s: &str) -> String {
-    s.split('_')
-        .map(|p| {
-            let mut c = p.chars();
-            match c.next() {
-                Some(f) => f.to_uppercase().chain(c).collect::<String>(),
-                None => String::new(),
-            }
-        })
-        .collect()
-}
-
-fn pascal_keys(v: Json) -> Json {
-    match v {
-        Json::Object(m) => Json::Object(
-            m.into_iter()
-                .map(|(k, v)| (pascal_case(&k), pascal_keys(v)))
-                .collect(),
-        ),
-        Json::Array(a) => Json::Array(a.into_iter().map(pascal_keys).collect()),
-        other => other,
-    }
 }
 
 /// Converts an evaluated value to the JSON a field of this kind holds.

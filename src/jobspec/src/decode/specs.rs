@@ -2,8 +2,8 @@
 //! fills (names from Nomad's `api` package). Add a row here to accept a new key.
 
 use super::custom::{
-    affinity_finish, config, constraint_finish, group_scaling_finish, periodic_finish, ports,
-    task_scaling, volumes,
+    affinity_finish, bind_addresses, config, constraint_finish, group_scaling_finish,
+    periodic_finish, ports, task_scaling, volumes,
 };
 use super::Kind::*;
 use super::{Field, Label, Spec};
@@ -393,7 +393,15 @@ static RESOURCES: Spec = spec(
         f!("secrets", "SecretsMB", Int),
         f!("network", "Networks", List(&NETWORK)),
         f!("device", "Devices", List(&DEVICE)),
-        f!("numa", "NUMA", Generic),
+        f!("numa", "NUMA", Object(&NUMA)),
+    ],
+);
+
+static NUMA: Spec = spec(
+    Label::None,
+    &[
+        f!("affinity", "Affinity", Str),
+        f!("devices", "Devices", StrList),
     ],
 );
 
@@ -441,7 +449,7 @@ pub(crate) static SERVICE: Spec = spec(
         f!("kind", "Kind", Str),
         f!("check", "Checks", List(&CHECK)),
         f!("check_restart", "CheckRestart", Object(&CHECK_RESTART)),
-        f!("connect", "Connect", Generic),
+        f!("connect", "Connect", Object(&CONNECT)),
         f!("identity", "Identity", Object(&IDENTITY)),
         f!("weights", "Weights", Object(&WEIGHTS)),
     ],
@@ -633,3 +641,235 @@ static CSI_PLUGIN: Spec = spec(
         f!("health_timeout", "HealthTimeout", Duration),
     ],
 );
+
+// Consul Connect (`service { connect { ... } }`), names from Nomad's `api` package.
+
+pub(crate) static CONNECT: Spec = spec(
+    Label::None,
+    &[
+        f!("native", "Native", Bool),
+        f!("gateway", "Gateway", Object(&GATEWAY)),
+        f!(
+            "sidecar_service",
+            "SidecarService",
+            Object(&SIDECAR_SERVICE)
+        ),
+        f!("sidecar_task", "SidecarTask", Object(&SIDECAR_TASK)),
+    ],
+);
+
+static SIDECAR_SERVICE: Spec = spec(
+    Label::None,
+    &[
+        f!("tags", "Tags", StrList),
+        f!("port", "Port", Str),
+        f!("proxy", "Proxy", Object(&PROXY)),
+        f!("disable_default_tcp_check", "DisableDefaultTCPCheck", Bool),
+        f!("meta", "Meta", StrMap),
+    ],
+);
+
+static PROXY: Spec = spec(
+    Label::None,
+    &[
+        f!("local_service_address", "LocalServiceAddress", Str),
+        f!("local_service_port", "LocalServicePort", Int),
+        f!("expose", "Expose", Object(&EXPOSE)),
+        f!("upstreams", "Upstreams", List(&UPSTREAM)),
+        f!(
+            "transparent_proxy",
+            "TransparentProxy",
+            Object(&TRANSPARENT_PROXY)
+        ),
+        f!("config", "Config", Any),
+    ],
+);
+
+static EXPOSE: Spec = spec(Label::None, &[f!("path", "Paths", List(&EXPOSE_PATH))]);
+
+static EXPOSE_PATH: Spec = spec(
+    Label::None,
+    &[
+        f!("path", "Path", Str),
+        f!("protocol", "Protocol", Str),
+        f!("local_path_port", "LocalPathPort", Int),
+        f!("listener_port", "ListenerPort", Str),
+    ],
+);
+
+static UPSTREAM: Spec = spec(
+    Label::None,
+    &[
+        f!("destination_name", "DestinationName", Str),
+        f!("destination_namespace", "DestinationNamespace", Str),
+        f!("destination_peer", "DestinationPeer", Str),
+        f!("destination_partition", "DestinationPartition", Str),
+        f!("destination_type", "DestinationType", Str),
+        f!("local_bind_port", "LocalBindPort", Int),
+        f!("datacenter", "Datacenter", Str),
+        f!("local_bind_address", "LocalBindAddress", Str),
+        f!("local_bind_socket_path", "LocalBindSocketPath", Str),
+        f!("local_bind_socket_mode", "LocalBindSocketMode", Str),
+        f!("mesh_gateway", "MeshGateway", Object(&MESH_GATEWAY)),
+        f!("config", "Config", Any),
+    ],
+);
+
+static MESH_GATEWAY: Spec = spec(Label::None, &[f!("mode", "Mode", Str)]);
+
+static TRANSPARENT_PROXY: Spec = spec(
+    Label::None,
+    &[
+        f!("uid", "UID", Str),
+        f!("outbound_port", "OutboundPort", Int),
+        f!("exclude_inbound_ports", "ExcludeInboundPorts", StrList),
+        f!("exclude_outbound_ports", "ExcludeOutboundPorts", Any),
+        f!("exclude_outbound_cidrs", "ExcludeOutboundCIDRs", StrList),
+        f!("exclude_uids", "ExcludeUIDs", StrList),
+        f!("no_dns", "NoDNS", Bool),
+    ],
+);
+
+static SIDECAR_TASK: Spec = spec(
+    Label::None,
+    &[
+        f!("name", "Name", Str),
+        f!("driver", "Driver", Str),
+        f!("user", "User", Str),
+        f!("config", "Config", Custom(config)),
+        f!("env", "Env", StrMap),
+        f!("resources", "Resources", Object(&RESOURCES)),
+        f!("meta", "Meta", StrMap),
+        f!("kill_timeout", "KillTimeout", Duration),
+        f!("logs", "LogConfig", Object(&LOGS)),
+        f!("shutdown_delay", "ShutdownDelay", Duration),
+        f!("kill_signal", "KillSignal", Str),
+        f!("volume_mount", "VolumeMounts", List(&VOLUME_MOUNT)),
+        f!("identity", "Identities", List(&IDENTITY)),
+    ],
+);
+
+static GATEWAY: Spec = spec(
+    Label::None,
+    &[
+        f!("proxy", "Proxy", Object(&GATEWAY_PROXY)),
+        f!("ingress", "Ingress", Object(&INGRESS)),
+        f!("terminating", "Terminating", Object(&TERMINATING)),
+        f!("mesh", "Mesh", Object(&MESH)),
+    ],
+);
+
+static GATEWAY_PROXY: Spec = spec(
+    Label::None,
+    &[
+        f!("connect_timeout", "ConnectTimeout", Duration),
+        f!(
+            "envoy_gateway_bind_tagged_addresses",
+            "EnvoyGatewayBindTaggedAddresses",
+            Bool
+        ),
+        f!(
+            "envoy_gateway_bind_addresses",
+            "EnvoyGatewayBindAddresses",
+            Custom(bind_addresses)
+        ),
+        f!(
+            "envoy_gateway_no_default_bind",
+            "EnvoyGatewayNoDefaultBind",
+            Bool
+        ),
+        f!("envoy_dns_discovery_type", "EnvoyDNSDiscoveryType", Str),
+        f!("config", "Config", Any),
+    ],
+);
+
+/// `envoy_gateway_bind_addresses "name" { address, port }` (collected by label).
+pub(crate) static BIND_ADDRESS: Spec = spec(
+    Label::One("Name"),
+    &[f!("address", "Address", Str), f!("port", "Port", Int)],
+);
+
+static INGRESS: Spec = spec(
+    Label::None,
+    &[
+        f!("tls", "TLS", Object(&GATEWAY_TLS)),
+        f!("listener", "Listeners", List(&LISTENER)),
+    ],
+);
+
+static GATEWAY_TLS: Spec = spec(
+    Label::None,
+    &[
+        f!("enabled", "Enabled", Bool),
+        f!("tls_min_version", "TLSMinVersion", Str),
+        f!("tls_max_version", "TLSMaxVersion", Str),
+        f!("cipher_suites", "CipherSuites", StrList),
+        f!("sds", "SDS", Object(&SDS)),
+    ],
+);
+
+static SDS: Spec = spec(
+    Label::None,
+    &[
+        f!("cluster_name", "ClusterName", Str),
+        f!("cert_resource", "CertResource", Str),
+    ],
+);
+
+static LISTENER: Spec = spec(
+    Label::None,
+    &[
+        f!("port", "Port", Int),
+        f!("protocol", "Protocol", Str),
+        f!("service", "Services", List(&INGRESS_SERVICE)),
+    ],
+);
+
+static INGRESS_SERVICE: Spec = spec(
+    Label::None,
+    &[
+        f!("name", "Name", Str),
+        f!("hosts", "Hosts", StrList),
+        f!("tls", "TLS", Object(&GATEWAY_TLS)),
+        f!(
+            "request_headers",
+            "RequestHeaders",
+            Object(&HEADER_MODIFIERS)
+        ),
+        f!(
+            "response_headers",
+            "ResponseHeaders",
+            Object(&HEADER_MODIFIERS)
+        ),
+        f!("max_connections", "MaxConnections", Int),
+        f!("max_pending_requests", "MaxPendingRequests", Int),
+        f!("max_concurrent_requests", "MaxConcurrentRequests", Int),
+    ],
+);
+
+static HEADER_MODIFIERS: Spec = spec(
+    Label::None,
+    &[
+        f!("add", "Add", StrMap),
+        f!("set", "Set", StrMap),
+        f!("remove", "Remove", StrList),
+    ],
+);
+
+static TERMINATING: Spec = spec(
+    Label::None,
+    &[f!("service", "Services", List(&LINKED_SERVICE))],
+);
+
+static LINKED_SERVICE: Spec = spec(
+    Label::None,
+    &[
+        f!("name", "Name", Str),
+        f!("ca_file", "CAFile", Str),
+        f!("cert_file", "CertFile", Str),
+        f!("key_file", "KeyFile", Str),
+        f!("sni", "SNI", Str),
+    ],
+);
+
+static MESH: Spec = spec(Label::None, &[]);
