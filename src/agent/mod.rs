@@ -122,6 +122,21 @@ async fn serve(
                 http_addr: format!("{}:{}", cfg.advertise_ip(), cfg.http_port),
                 reserved: cfg.reserved.clone(),
                 gc: client_gc_settings(&cfg),
+                host_volumes: cfg
+                    .file
+                    .client
+                    .iter()
+                    .flat_map(|c| c.host_volume.0.iter())
+                    .map(|(name, v)| {
+                        (
+                            name.clone(),
+                            crate::client::HostVolumeConfig {
+                                path: v.path.clone().unwrap_or_default().into(),
+                                read_only: v.read_only.unwrap_or(false),
+                            },
+                        )
+                    })
+                    .collect(),
                 ..Default::default()
             },
             drivers,

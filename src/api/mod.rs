@@ -17,6 +17,8 @@ mod nodes;
 mod operator;
 #[cfg(test)]
 mod operator_tests;
+#[cfg(test)]
+mod volume_tests;
 mod query;
 mod search;
 mod system;

@@ -61,6 +61,19 @@ async fn start_nodes(n: usize) -> TestAgent {
 /// As `start_nodes`, with the given server and client settings (each client gets its own
 /// data dir and name).
 pub(super) async fn start_with(n: usize, server: ServerConfig, client: ClientConfig) -> TestAgent {
+    start_with_drivers(n, server, client, || {
+        vec![Arc::new(caravan_driver_raw_exec::RawExecDriver::new(true))]
+    })
+    .await
+}
+
+/// As `start_with`, each client with the drivers `drivers` makes.
+pub(super) async fn start_with_drivers(
+    n: usize,
+    server: ServerConfig,
+    client: ClientConfig,
+    drivers: impl Fn() -> Vec<Arc<dyn caravan_driver::Driver>>,
+) -> TestAgent {
     let data_dir =
         std::env::temp_dir().join(format!("caravan-api-test-{}", caravan_structs::new_id()));
     let server = Server::new(server);
@@ -77,7 +90,7 @@ pub(super) async fn start_with(n: usize, server: ServerConfig, client: ClientCon
                 },
                 ..client.clone()
             },
-            vec![Arc::new(caravan_driver_raw_exec::RawExecDriver::new(true))],
+            drivers(),
             Arc::new(InProcess(server.clone())),
         )
         .await
@@ -148,7 +161,7 @@ impl TestAgent {
             .unwrap_or_default()
     }
 
-    async fn running(&self, job: &str) -> Vec<Value> {
+    pub(super) async fn running(&self, job: &str) -> Vec<Value> {
         self.allocs(job)
             .await
             .into_iter()

@@ -42,6 +42,7 @@ impl AllocRunner {
             unrunnable: Mutex::new(BTreeMap::new()),
             destroyed,
         });
+        shared.register_runner(&ar);
         let runner = ar.clone();
         tokio::spawn(async move { runner.run(shared).await });
         ar
@@ -130,6 +131,16 @@ impl AllocRunner {
         let (changed_tx, mut changed_rx) = mpsc::unbounded_channel();
         if let Err(e) = self.alloc_dir.build() {
             tracing::error!(alloc = %alloc.id, "cannot build alloc dir: {e}");
+        }
+        if super::migrate::wants_previous(&alloc, &group) {
+            super::migrate::take_over(
+                shared.runner(&alloc.previous_allocation),
+                &shared.config.data_dir,
+                &alloc,
+                &group,
+                &self.alloc_dir,
+            )
+            .await;
         }
 
         let mut health = HealthTracker::new(&alloc, &group);

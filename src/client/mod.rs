@@ -7,6 +7,7 @@ pub mod allocdir;
 pub mod fingerprint;
 pub mod gc;
 pub mod health;
+pub mod migrate;
 pub mod hooks;
 pub mod restarts;
 pub mod rpc;
@@ -39,6 +40,15 @@ pub struct ClientConfig {
     pub max_dynamic_port: u16,
     /// When finished allocations' directories are collected.
     pub gc: gc::GcSettings,
+    /// `client { host_volume "name" { path, read_only } }`.
+    pub host_volumes: BTreeMap<String, HostVolumeConfig>,
+}
+
+/// One host volume the client offers to jobs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostVolumeConfig {
+    pub path: PathBuf,
+    pub read_only: bool,
 }
 
 impl Default for ClientConfig {
@@ -56,6 +66,7 @@ impl Default for ClientConfig {
             min_dynamic_port: 20000,
             max_dynamic_port: 32000,
             gc: gc::GcSettings::default(),
+            host_volumes: BTreeMap::new(),
         }
     }
 }
@@ -66,6 +77,8 @@ pub struct ClientShared {
     pub drivers: BTreeMap<String, Arc<dyn Driver>>,
     node: RwLock<Arc<Node>>,
     updates: mpsc::UnboundedSender<Allocation>,
+    /// Every allocation runner started here, for a replacement to find its predecessor.
+    runners: Mutex<HashMap<String, std::sync::Weak<AllocRunner>>>,
 }
 
 impl ClientShared {
@@ -73,6 +86,22 @@ impl ClientShared {
         match self.node.read() {
             Ok(g) => g.clone(),
             Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    pub fn register_runner(&self, r: &Arc<AllocRunner>) {
+        let mut g = match self.runners.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        g.retain(|_, w| w.strong_count() > 0);
+        g.insert(r.alloc_id.clone(), Arc::downgrade(r));
+    }
+
+    pub fn runner(&self, alloc_id: &str) -> Option<std::sync::Weak<AllocRunner>> {
+        match self.runners.lock() {
+            Ok(g) => g.get(alloc_id).cloned(),
+            Err(p) => p.into_inner().get(alloc_id).cloned(),
         }
     }
 
@@ -110,6 +139,7 @@ impl Client {
                 .collect(),
             node: RwLock::new(Arc::new(node)),
             updates: tx,
+            runners: Mutex::new(HashMap::new()),
         });
         let client = Arc::new(Client {
             shared,
@@ -332,6 +362,33 @@ impl Client {
     }
 }
 
+/// The node's `HostVolumes` (Nomad's `ClientHostVolumeConfig`); every path must be an
+/// existing directory.
+fn host_volumes(
+    vols: &BTreeMap<String, HostVolumeConfig>,
+) -> anyhow::Result<BTreeMap<String, serde_json::Value>> {
+    let mut out = BTreeMap::new();
+    for (name, v) in vols {
+        if !v.path.is_absolute() {
+            anyhow::bail!(
+                "host_volume {name:?}: path {} must be absolute",
+                v.path.display()
+            );
+        }
+        if !v.path.is_dir() {
+            anyhow::bail!(
+                "host_volume {name:?}: path {} does not exist or is not a directory",
+                v.path.display()
+            );
+        }
+        out.insert(
+            name.clone(),
+            serde_json::json!({"Name": name, "Path": v.path, "ReadOnly": v.read_only}),
+        );
+    }
+    Ok(out)
+}
+
 async fn build_node(config: &ClientConfig, drivers: &[Arc<dyn Driver>]) -> anyhow::Result<Node> {
     let facts = fingerprint::fingerprint(&config.data_dir, &config.network_ip);
     let id_path = config.data_dir.join("client").join("client-id");
@@ -371,6 +428,7 @@ async fn build_node(config: &ClientConfig, drivers: &[Arc<dyn Driver>]) -> anyho
         node_pool: config.node_pool.clone(),
         meta: config.meta.clone(),
         reserved_resources: config.reserved.clone(),
+        host_volumes: host_volumes(&config.host_volumes)?,
         ..Default::default()
     };
     node.node_resources.cpu = NodeCpuResources {

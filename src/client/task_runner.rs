@@ -183,6 +183,9 @@ impl TaskRunner {
             stderr_path: PathBuf::new(),
             events: vec![],
             task_env: Some(Arc::new(prestart_env)),
+            node: cfg.node.clone(),
+            driver_mounts: cfg.driver.supports_mounts(),
+            mounts: vec![],
         };
         let mut control = self.control.subscribe();
 
@@ -285,6 +288,7 @@ impl TaskRunner {
                     memory_mb: cfg.task.resources.memory_mb,
                     memory_max_mb: cfg.task.resources.memory_max_mb,
                 },
+                mounts: ctx.mounts.clone(),
             };
             let decision = match cfg.driver.start(task_cfg).await {
                 Err(e) => {

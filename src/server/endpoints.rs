@@ -402,11 +402,24 @@ fn check_features(job: &Job) -> Result<(), ServerError> {
                     t.name
                 ));
             }
-            if !t.volume_mounts.is_empty() {
-                errs.push(format!(
-                    "task {:?}: volume_mount is not available in Caravan yet",
-                    t.name
-                ));
+            for (i, vm) in t.volume_mounts.iter().enumerate() {
+                let name = vm.get("Volume").and_then(|v| v.as_str()).unwrap_or_default();
+                let dest = vm
+                    .get("Destination")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or_default();
+                if !tg.volumes.contains_key(name) {
+                    errs.push(format!(
+                        "task {:?}: volume_mount {i} references undefined volume {name:?}",
+                        t.name
+                    ));
+                }
+                if dest.is_empty() {
+                    errs.push(format!(
+                        "task {:?}: volume_mount {i} has no destination",
+                        t.name
+                    ));
+                }
             }
             if !t.resources.devices.is_empty() {
                 errs.push(format!(
@@ -415,11 +428,20 @@ fn check_features(job: &Job) -> Result<(), ServerError> {
                 ));
             }
         }
-        if !tg.volumes.is_empty() {
-            errs.push(format!(
-                "group {:?}: volumes are not available in Caravan yet",
-                tg.name
-            ));
+        for (name, v) in &tg.volumes {
+            let kind = v.get("Type").and_then(|t| t.as_str()).unwrap_or_default();
+            let source = v.get("Source").and_then(|t| t.as_str()).unwrap_or_default();
+            if kind != "host" {
+                errs.push(format!(
+                    "group {:?}: volume {name:?} of type {kind:?}: only host volumes are available in Caravan (CSI is not)",
+                    tg.name
+                ));
+            } else if source.is_empty() {
+                errs.push(format!(
+                    "group {:?}: volume {name:?} has no source (the client's host_volume name)",
+                    tg.name
+                ));
+            }
         }
     }
     if errs.is_empty() {

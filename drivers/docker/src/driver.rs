@@ -489,6 +489,10 @@ impl Driver for DockerDriver {
         self.flavor.name
     }
 
+    fn supports_mounts(&self) -> bool {
+        true
+    }
+
     async fn fingerprint(&self) -> Fingerprint {
         let mut fp = Fingerprint::default();
         let attrs = match self.engine() {

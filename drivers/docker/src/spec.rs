@@ -131,6 +131,11 @@ pub fn build(
     for v in &tc.volumes {
         binds.push(volume_bind(v, task, tc, plugin)?);
     }
+    // Host volumes from the task's `volume_mount` blocks.
+    for m in &task.mounts {
+        let ro = if m.readonly { ":ro" } else { "" };
+        binds.push(format!("{}:{}{ro}", m.host_path.display(), m.task_path));
+    }
     let mounts = tc
         .all_mounts()
         .map(|m| mount(m, task, plugin))

@@ -38,6 +38,12 @@ pub trait Driver: Send + Sync {
     /// The driver's name as job files spell it (`raw_exec`, `docker`).
     fn name(&self) -> &str;
 
+    /// Whether the driver can bind host paths into a task ([`crate::TaskConfig::mounts`]);
+    /// Nomad's `MountConfigs` capability. Drivers without isolation (raw_exec) cannot.
+    fn supports_mounts(&self) -> bool {
+        false
+    }
+
     /// Node attributes and health for the client's fingerprint.
     async fn fingerprint(&self) -> Fingerprint;
 

@@ -23,6 +23,6 @@ pub use logs::{LogMon, RotatingWriter};
 pub use signal::{parse_signal, signal_name};
 pub use stats::{CpuStats, MemoryStats, ResourceUsage, TaskResourceUsage};
 pub use task::{
-    ExecResult, ExitResult, TaskConfig, TaskHandle, TaskResources, TaskState, TaskStatus,
-    HANDLE_VERSION,
+    ExecResult, ExitResult, MountConfig, TaskConfig, TaskHandle, TaskResources, TaskState,
+    TaskStatus, HANDLE_VERSION,
 };

@@ -46,6 +46,19 @@ pub struct TaskConfig {
     /// Where the task's stderr goes: normally a FIFO read by [`crate::LogMon`].
     pub stderr_path: PathBuf,
     pub resources: TaskResources,
+    /// Host paths bound into the task (`volume_mount` of host volumes); only drivers whose
+    /// [`crate::Driver::supports_mounts`] is true get any.
+    #[serde(default)]
+    pub mounts: Vec<MountConfig>,
+}
+
+/// One host path bind-mounted into the task.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MountConfig {
+    pub host_path: PathBuf,
+    /// Where the task sees it: absolute inside the task's root (containers, chroots).
+    pub task_path: String,
+    pub readonly: bool,
 }
 
 /// What a driver returns from `start` and needs for `recover`; the client persists it.

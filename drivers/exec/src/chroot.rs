@@ -38,6 +38,8 @@ pub struct TaskDirs<'a> {
     pub alloc_dir: &'a Path,
     pub local_dir: &'a Path,
     pub secrets_dir: &'a Path,
+    /// Host volumes bound in at their `volume_mount` destinations.
+    pub volumes: &'a [caravan_driver::MountConfig],
 }
 
 fn cstr(p: &Path) -> Result<CString, DriverError> {
@@ -221,6 +223,23 @@ fn plan_into(
         ensure_mountpoint(root, &target, true, made)?;
         p.mounts
             .push(bind(host, target, false, format!("{host:?} at /{dest}"))?);
+    }
+    // Host volumes (`volume_mount`), after the dirs they may sit under.
+    for m in dirs.volumes {
+        let meta = std::fs::metadata(&m.host_path).map_err(|e| {
+            DriverError::InvalidConfig(format!(
+                "host volume path {:?} is not usable: {e}",
+                m.host_path
+            ))
+        })?;
+        let target = inside(root, &m.task_path)?;
+        ensure_mountpoint(root, &target, meta.is_dir(), made)?;
+        p.mounts.push(bind(
+            &m.host_path,
+            target,
+            m.readonly,
+            format!("host volume {:?} at {}", m.host_path, m.task_path),
+        )?);
     }
     // /dev: a small tmpfs with the usual device nodes bound from the host.
     let dev = root.join("dev");
@@ -426,6 +445,7 @@ mod tests {
             alloc_dir: Path::new("/d/alloc/a1/alloc"),
             local_dir: Path::new("/d/alloc/a1/web/local"),
             secrets_dir: Path::new("/d/alloc/a1/web/secrets"),
+            volumes: &[],
         };
         let env = BTreeMap::from([
             (
@@ -479,6 +499,7 @@ mod tests {
             alloc_dir: &alloc,
             local_dir: &root.join("local"),
             secrets_dir: &root.join("secrets"),
+            volumes: &[],
         };
         let env = vec![
             ("/usr".to_string(), "/usr".to_string()),

@@ -373,6 +373,7 @@ fn task_dirs(cfg: &TaskConfig) -> TaskDirs<'_> {
         alloc_dir: &cfg.alloc_dir,
         local_dir: &cfg.local_dir,
         secrets_dir: &cfg.secrets_dir,
+        volumes: &cfg.mounts,
     }
 }
 
@@ -479,6 +480,10 @@ fn parse_state(handle: &TaskHandle) -> Result<ExecState, DriverError> {
 impl Driver for ExecDriver {
     fn name(&self) -> &str {
         DRIVER_NAME
+    }
+
+    fn supports_mounts(&self) -> bool {
+        true
     }
 
     async fn fingerprint(&self) -> Fingerprint {

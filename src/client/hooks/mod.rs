@@ -16,11 +16,12 @@
 mod artifact;
 mod logmon;
 mod task_dir;
+mod volumes;
 
 use super::allocdir::AllocDir;
 use super::taskenv::TaskEnv;
 use caravan_driver::async_trait;
-use caravan_structs::{Allocation, Task, TaskEvent};
+use caravan_structs::{Allocation, Node, Task, TaskEvent};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -38,6 +39,12 @@ pub struct HookContext {
     pub events: Vec<TaskEvent>,
     /// The task's environment, for `${...}` interpolation of job-file values.
     pub task_env: Option<Arc<TaskEnv>>,
+    /// The node the task runs on (its host volumes, attributes).
+    pub node: Arc<Node>,
+    /// Whether the task's driver can bind host paths into the task.
+    pub driver_mounts: bool,
+    /// Host paths to bind into the task (filled by the volumes hook).
+    pub mounts: Vec<caravan_driver::MountConfig>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +83,7 @@ pub trait TaskHook: Send + Sync {
 pub fn task_hooks() -> Vec<Box<dyn TaskHook>> {
     vec![
         Box::new(task_dir::TaskDirHook),
+        Box::new(volumes::VolumeHook),
         Box::new(artifact::ArtifactHook::default()),
         Box::new(logmon::LogMonHook::default()),
     ]

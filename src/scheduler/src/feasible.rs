@@ -11,6 +11,8 @@ use std::collections::HashMap;
 
 /// Nomad's filter reason for a node without a needed driver.
 pub const FILTER_MISSING_DRIVERS: &str = "missing drivers";
+/// Nomad's filter reason for a node without the host volumes a group asks for.
+pub const FILTER_MISSING_HOST_VOLUMES: &str = "missing compatible host volumes";
 
 /// A `distinct_property` constraint and the counts of its values among placements.
 #[derive(Debug, Clone)]
@@ -47,6 +49,8 @@ pub struct GroupChecks {
     pub drivers: Vec<String>,
     pub distinct_hosts_job: bool,
     pub distinct_hosts_group: bool,
+    /// `volume { type = "host" }` requests: (source, read_only).
+    pub host_volumes: Vec<(String, bool)>,
 }
 
 fn is_true(c: &Constraint) -> bool {
@@ -81,12 +85,27 @@ impl GroupChecks {
             cs.iter()
                 .any(|c| c.operand == OP_DISTINCT_HOSTS && is_true(c))
         };
+        let host_volumes = tg
+            .volumes
+            .values()
+            .filter(|v| v.get("Type").and_then(|t| t.as_str()) == Some("host"))
+            .map(|v| {
+                (
+                    v.get("Source")
+                        .and_then(|s| s.as_str())
+                        .unwrap_or_default()
+                        .to_string(),
+                    v.get("ReadOnly").and_then(|r| r.as_bool()).unwrap_or(false),
+                )
+            })
+            .collect();
         GroupChecks {
             job_constraints,
             group_constraints,
             drivers,
             distinct_hosts_job: dh(&job.constraints),
             distinct_hosts_group: dh(&tg.constraints),
+            host_volumes,
         }
     }
 
@@ -103,6 +122,16 @@ impl GroupChecks {
         for c in &self.group_constraints {
             if !meets_constraint(cache, c, node) {
                 return Err(c.to_string());
+            }
+        }
+        for (source, read_only) in &self.host_volumes {
+            let Some(v) = node.host_volumes.get(source) else {
+                return Err(FILTER_MISSING_HOST_VOLUMES.into());
+            };
+            // A read-only host volume cannot serve a read-write request.
+            let node_ro = v.get("ReadOnly").and_then(|r| r.as_bool()).unwrap_or(false);
+            if node_ro && !read_only {
+                return Err(FILTER_MISSING_HOST_VOLUMES.into());
             }
         }
         Ok(())

@@ -234,7 +234,17 @@ fn place_one(
         }
     }
 
-    let (choice, mut metrics) = stack.select(tg, &penalty);
+    // A sticky ephemeral disk keeps its data by staying on the previous node when it can.
+    let preferred = match &p.previous {
+        Some(prev) if tg.ephemeral_disk.sticky && p.kind != PlaceKind::Reschedule => {
+            Some(prev.node_id.clone())
+        }
+        _ => None,
+    };
+    let (choice, mut metrics) = match &preferred {
+        Some(node_id) => stack.select_preferring(tg, node_id, &penalty),
+        None => stack.select(tg, &penalty),
+    };
     let Some(choice) = choice else {
         if let (Some(_), Some(prev)) = (stop_desc, &p.previous) {
             pop_stop(plan, prev);

@@ -191,6 +191,34 @@ impl<'a> Stack<'a> {
         g
     }
 
+    /// As [`Stack::select`], trying `node_id` first (a sticky ephemeral disk's previous node):
+    /// when it can take the allocation it is chosen, otherwise every node is considered.
+    pub fn select_preferring(
+        &mut self,
+        tg: &TaskGroup,
+        node_id: &str,
+        penalty: &HashSet<String>,
+    ) -> (Option<Ranked>, AllocMetric) {
+        if let Some(idx) = self.nodes.iter().position(|n| n.id == node_id) {
+            let start = Instant::now();
+            let mut g = match self.groups.remove(&tg.name) {
+                Some(g) => g,
+                None => self.build_group(tg),
+            };
+            let mut metrics = Metrics::default();
+            metrics.m.nodes_available = self.by_dc.clone();
+            metrics.m.nodes_in_pool = self.nodes.len() as u64;
+            metrics.evaluate_node();
+            let ranked = self.rank_node(idx, tg, &mut g, penalty, &mut metrics);
+            self.groups.insert(tg.name.clone(), g);
+            if ranked.is_some() {
+                let elapsed = start.elapsed().as_nanos() as i64;
+                return (ranked, metrics.finish(elapsed));
+            }
+        }
+        self.select(tg, penalty)
+    }
+
     /// Picks a node for one allocation of `tg`, avoiding `penalty` nodes where possible.
     /// Returns the choice (if any) and the metrics of the attempt.
     pub fn select(

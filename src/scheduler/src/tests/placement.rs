@@ -563,3 +563,52 @@ fn synthetic_cluster_places_everything() {
         "evaluated {max_eval} nodes for one placement"
     );
 }
+
+#[test]
+fn host_volumes_must_exist_and_be_writable_when_asked() {
+    let mut snap = MemSnapshot::new();
+    let mut rw = node("rw", "dc1");
+    rw.host_volumes.insert(
+        "shared".into(),
+        serde_json::json!({"Name": "shared", "Path": "/srv/shared", "ReadOnly": false}),
+    );
+    let mut ro = node("ro", "dc1");
+    ro.host_volumes.insert(
+        "shared".into(),
+        serde_json::json!({"Name": "shared", "Path": "/srv/shared", "ReadOnly": true}),
+    );
+    snap.upsert_node(rw);
+    snap.upsert_node(ro);
+    snap.upsert_node(node("none", "dc1"));
+    let volume = |read_only: bool| serde_json::json!({"Name": "data", "Type": "host", "Source": "shared", "ReadOnly": read_only});
+
+    // Read-write: only the node with a writable volume.
+    // One allocation per node fits (3000 of 4000 MHz).
+    let mut j = job("writer", 3);
+    j.task_groups[0]
+        .volumes
+        .insert("data".into(), volume(false));
+    j.task_groups[0].tasks[0].resources.cpu = 3000;
+    snap.upsert_job(j.clone());
+    let o = run(&snap, &j);
+    let p = placed(&o);
+    assert_eq!(p.len(), 1, "one node fits; the rest fail");
+    assert_eq!(p[0].node_id, "rw");
+    let m = &o.failed_tg_allocs["web"];
+    assert_eq!(
+        m.constraint_filtered
+            .get(crate::feasible::FILTER_MISSING_HOST_VOLUMES),
+        Some(&2),
+        "{m:?}"
+    );
+
+    // Read-only requests may use either volume.
+    let mut j = job("reader", 2);
+    j.task_groups[0].volumes.insert("data".into(), volume(true));
+    j.task_groups[0].tasks[0].resources.cpu = 3000;
+    snap.upsert_job(j.clone());
+    let o = run(&snap, &j);
+    let mut nodes: Vec<String> = placed(&o).iter().map(|a| a.node_id.clone()).collect();
+    nodes.sort();
+    assert_eq!(nodes, vec!["ro".to_string(), "rw".to_string()]);
+}

@@ -506,3 +506,35 @@ impl MemSnapshot {
         crate::StateSnapshot::latest_deployment(self, "default", job_id)
     }
 }
+
+/// Rounds of destructive updates that left the previous alloc's node.
+fn moves_over_updates(sticky: bool) -> usize {
+    let mut j = job("app", 1);
+    j.task_groups[0].ephemeral_disk.sticky = sticky;
+    j.task_groups[0].tasks[0].resources.cpu = 100;
+    let mut snap = deployed(5, &j);
+    let before = snap.all_allocs()[0].clone();
+    let mut moved = 0;
+    for round in 0..8 {
+        let mut next = j.clone();
+        next.task_groups[0].tasks[0]
+            .env
+            .insert("ROUND".into(), round.to_string());
+        let next = new_version(&mut snap, next);
+        let o = run(&snap, &next);
+        let p = placed(&o);
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].previous_allocation, before.id);
+        if p[0].node_id != before.node_id {
+            moved += 1;
+        }
+    }
+    moved
+}
+
+#[test]
+fn sticky_ephemeral_disk_keeps_destructive_updates_on_their_node() {
+    assert_eq!(moves_over_updates(true), 0);
+    // Without it the choice among equally empty nodes is the shuffle's.
+    assert!(moves_over_updates(false) > 0);
+}
