@@ -17,13 +17,13 @@ mod nodes;
 mod operator;
 #[cfg(test)]
 mod operator_tests;
-#[cfg(test)]
-mod volume_tests;
 mod query;
 mod search;
 mod system;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod volume_tests;
 
 use crate::client::Client;
 use crate::server::{Server, ServerError};

@@ -403,7 +403,10 @@ fn check_features(job: &Job) -> Result<(), ServerError> {
                 ));
             }
             for (i, vm) in t.volume_mounts.iter().enumerate() {
-                let name = vm.get("Volume").and_then(|v| v.as_str()).unwrap_or_default();
+                let name = vm
+                    .get("Volume")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or_default();
                 let dest = vm
                     .get("Destination")
                     .and_then(|v| v.as_str())
