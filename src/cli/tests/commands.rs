@@ -710,3 +710,20 @@ fn alloc_task_arguments() {
         ]
     );
 }
+
+#[test]
+fn file_function_reads_next_to_the_job_file() {
+    let job = "job \"files\" {\n  meta {\n    motd = trimspace(file(\"motd.txt\"))\n  }\n  group \"g\" {\n    task \"t\" {\n      driver = \"raw_exec\"\n      config {\n        command = \"/bin/true\"\n      }\n    }\n  }\n}\n";
+    let file = temp_file("files.nomad.hcl", job);
+    let dir = std::path::Path::new(&file).parent().unwrap().to_path_buf();
+    std::fs::write(dir.join("motd.txt"), "hello from a file\n").unwrap();
+    let (code, out, err) = cli("http://127.0.0.1:1", &["run", "-output", &file]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["Job"]["Meta"]["motd"], "hello from a file");
+    // A missing file is an error naming it.
+    std::fs::remove_file(dir.join("motd.txt")).unwrap();
+    let (code, _, err) = cli("http://127.0.0.1:1", &["run", "-output", &file]);
+    assert_eq!(code, 1);
+    assert!(err.contains("motd.txt"), "{err}");
+}

@@ -70,6 +70,16 @@ fn load_job(ctx: &mut Ctx<'_>) -> Result<Job, String> {
         inputs.var_files.push((f.clone(), contents));
     }
     inputs.env = ctx.env.clone();
+    // file() and friends read relative to the job file, as Nomad's CLI does.
+    inputs.fs_base_dir = Some(if path == "-" {
+        std::path::PathBuf::from(".")
+    } else {
+        std::path::Path::new(&path)
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map(|p| p.to_path_buf())
+            .unwrap_or_else(|| std::path::PathBuf::from("."))
+    });
     let filename = if path == "-" {
         "<stdin>"
     } else {
