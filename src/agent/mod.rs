@@ -2,6 +2,7 @@
 //! serves the HTTP API until a signal stops it.
 
 pub mod config;
+mod consul;
 mod exec_driver;
 mod reload;
 mod shutdown;
@@ -103,6 +104,7 @@ async fn serve(
         ..Default::default()
     });
     server.start();
+    let consul = consul::from_config(&cfg)?;
 
     let client = if cfg.client {
         let mut drivers: Vec<Arc<dyn Driver>> = vec![Arc::new(
@@ -137,6 +139,7 @@ async fn serve(
                         )
                     })
                     .collect(),
+                consul: Some(consul.clone()),
                 ..Default::default()
             },
             drivers,
@@ -148,6 +151,7 @@ async fn serve(
         None
     };
 
+    let consul_ids = consul::advertise(&cfg, &consul);
     print_banner(&cfg, &http_addr, &rpc_addr, client.as_ref());
     let state = AppState {
         server: server.clone(),
@@ -177,6 +181,7 @@ async fn serve(
         .with_graceful_shutdown(shutdown)
         .await
         .context("HTTP server failed")?;
+    consul::withdraw(&consul, &consul_ids).await;
 
     if let Some(c) = client {
         if cfg.dev {

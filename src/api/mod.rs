@@ -5,6 +5,8 @@
 mod agent;
 mod allocs;
 mod client_fs;
+#[cfg(test)]
+mod consul_tests;
 mod deployments;
 mod evals;
 #[cfg(test)]

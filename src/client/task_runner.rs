@@ -50,6 +50,8 @@ pub struct TaskRunnerConfig {
     pub handle_path: PathBuf,
     /// Nudged on every state change so the alloc runner reports it.
     pub changed: mpsc::UnboundedSender<()>,
+    /// The local Consul agent, for the service hook.
+    pub consul: Option<Arc<super::consul::Consul>>,
 }
 
 impl TaskRunner {
@@ -186,6 +188,7 @@ impl TaskRunner {
             node: cfg.node.clone(),
             driver_mounts: cfg.driver.supports_mounts(),
             mounts: vec![],
+            consul: cfg.consul.clone(),
         };
         let mut control = self.control.subscribe();
 

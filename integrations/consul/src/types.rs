@@ -395,6 +395,10 @@ pub struct AgentSelf {
     pub member: AgentMember,
     #[serde(rename = "Meta", deserialize_with = "null_default")]
     pub meta: HashMap<String, String>,
+    /// The agent's full runtime configuration (`ConnectEnabled`, `GRPCPort`, ...), untyped:
+    /// its shape changes between Consul versions.
+    #[serde(rename = "DebugConfig")]
+    pub debug_config: serde_json::Value,
 }
 
 /// JSON `null` reads as the type's default (Go encodes empty slices and maps as null).

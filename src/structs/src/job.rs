@@ -502,6 +502,57 @@ pub struct Service {
     pub weights: Option<serde_json::Value>,
 }
 
+/// Every service (and check) port label must name a port of the group's network or of its
+/// task's `resources { network {} }`, unless it is a number, interpolated, or resolved by the
+/// driver (`address_mode = "driver"`).
+fn validate_service_ports(tg: &TaskGroup, errs: &mut Vec<String>) {
+    let labels = |nets: &[crate::NetworkResource]| -> Vec<String> {
+        nets.iter()
+            .flat_map(|n| n.reserved_ports.iter().chain(n.dynamic_ports.iter()))
+            .map(|p| p.label.clone())
+            .collect()
+    };
+    let group_ports = labels(&tg.networks);
+    let mut check = |owner: String, svc: &Service, known: &[String]| {
+        let mut wanted = vec![(svc.port_label.clone(), svc.address_mode.clone())];
+        for c in &svc.checks {
+            let field = |k: &str| c.get(k).and_then(|v| v.as_str()).unwrap_or_default();
+            wanted.push((
+                field("PortLabel").to_string(),
+                field("AddressMode").to_string(),
+            ));
+        }
+        for (label, mode) in wanted {
+            let resolved_elsewhere = label.is_empty()
+                || label.parse::<u16>().is_ok()
+                || label.contains("${")
+                || mode == "driver"
+                || mode == "alloc";
+            if !resolved_elsewhere && !known.contains(&label) {
+                errs.push(format!(
+                    "{owner}: service {:?}: port label {label:?} does not exist in the network (known ports: {})",
+                    svc.name,
+                    if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                ));
+            }
+        }
+    };
+    for svc in &tg.services {
+        check(format!("Task group {}", tg.name), svc, &group_ports);
+    }
+    for task in &tg.tasks {
+        let mut known = group_ports.clone();
+        known.extend(labels(&task.resources.networks));
+        for svc in &task.services {
+            check(
+                format!("Task {} in group {}", task.name, tg.name),
+                svc,
+                &known,
+            );
+        }
+    }
+}
+
 impl Job {
     /// Applies Nomad's defaults that depend on the job's type or on other fields. Idempotent.
     pub fn canonicalize(&mut self) {
@@ -682,6 +733,7 @@ impl Job {
                     ));
                 }
             }
+            validate_service_ports(tg, &mut errs);
             if let Some(rp) = &tg.restart_policy {
                 if rp.mode != RESTART_MODE_FAIL && rp.mode != RESTART_MODE_DELAY {
                     errs.push(format!(
@@ -823,5 +875,52 @@ mod tests {
         assert!(!Job::group_needs_destructive_update(&a, &b));
         b.tasks[0].env.insert("A".into(), "B".into());
         assert!(Job::group_needs_destructive_update(&a, &b));
+    }
+
+    #[test]
+    fn service_port_labels_must_exist() {
+        let mut job = Job {
+            id: "web".into(),
+            ..Default::default()
+        };
+        let svc = |port: &str| Service {
+            name: "api".into(),
+            port_label: port.into(),
+            ..Default::default()
+        };
+        job.task_groups.push(TaskGroup {
+            name: "g".into(),
+            networks: vec![crate::NetworkResource {
+                dynamic_ports: vec![crate::Port {
+                    label: "http".into(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            services: vec![svc("http"), svc("8080")],
+            tasks: vec![Task {
+                name: "t".into(),
+                driver: "raw_exec".into(),
+                services: vec![svc("http")],
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+        job.canonicalize();
+        assert!(job.validate().is_ok(), "{:?}", job.validate());
+        job.task_groups[0].tasks[0].services.push(svc("admin"));
+        job.task_groups[0].services[0].checks =
+            vec![serde_json::json!({"Type": "tcp", "PortLabel": "metrics"})];
+        let errs = job.validate().unwrap_err();
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert!(
+            errs[0].contains("\"metrics\"") && errs[0].contains("Task group g"),
+            "{errs:?}"
+        );
+        assert!(
+            errs[1].contains("\"admin\"") && errs[1].contains("Task t in group g"),
+            "{errs:?}"
+        );
+        assert!(errs[1].contains("known ports: http"), "{errs:?}");
     }
 }

@@ -1,0 +1,262 @@
+//! Consul integration through the API: an in-process agent whose client talks to the
+//! in-process Consul test server (`caravan-consul-test-server`). Job services and their http
+//! and tcp checks land in Consul with Nomad's IDs, pass, and go away on job stop; stale
+//! `_nomad-task-` registrations are removed at client start; a Consul that comes up late is
+//! fingerprinted once it answers.
+
+use super::tests::start_with;
+use crate::client::consul::{Consul, ConsulTiming};
+use crate::client::ClientConfig;
+use crate::server::ServerConfig;
+use caravan_consul::{AgentServiceRegistration, ConsulClient, ConsulConfig, WriteOptions};
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn quick() -> ConsulTiming {
+    ConsulTiming {
+        sync_interval: Duration::from_secs(1),
+        fingerprint_interval: Duration::from_secs(1),
+        min_backoff: Duration::from_millis(200),
+        max_backoff: Duration::from_secs(1),
+    }
+}
+
+fn consul_at(addr: &str) -> (ConsulClient, Arc<Consul>) {
+    let cfg = ConsulConfig {
+        address: format!("http://{addr}"),
+        ..Default::default()
+    };
+    let direct = ConsulClient::new(cfg.clone()).expect("consul client");
+    let link = Consul::new(
+        ConsulClient::new(cfg).expect("consul client"),
+        "default",
+        quick(),
+    );
+    (direct, link)
+}
+
+async fn task_services(c: &ConsulClient) -> Vec<caravan_consul::AgentService> {
+    let mut v: Vec<_> = c
+        .agent_services()
+        .await
+        .unwrap_or_default()
+        .into_values()
+        .filter(|s| s.id.starts_with("_nomad-task-"))
+        .collect();
+    v.sort_by(|a, b| a.id.cmp(&b.id));
+    v
+}
+
+async fn node_attr(a: &super::tests::TestAgent, key: &str) -> Option<String> {
+    let id = a.clients[0].node_id();
+    a.get(&format!("/v1/node/{id}")).await["Attributes"][key]
+        .as_str()
+        .map(String::from)
+}
+
+fn web_job() -> Value {
+    json!({"Job": {
+        "ID": "shop",
+        "TaskGroups": [{
+            "Name": "front", "Count": 1,
+            "Networks": [{"DynamicPorts": [{"Label": "http"}]}],
+            "RestartPolicy": {"Attempts": 0, "Interval": 60_000_000_000i64, "Delay": 100_000_000, "Mode": "fail"},
+            "Services": [{
+                "Name": "${NOMAD_JOB_NAME}-edge", "PortLabel": "http", "Tags": ["group"],
+                "Checks": [{"Type": "tcp", "Interval": 1_000_000_000i64, "Timeout": 1_000_000_000i64}]
+            }],
+            "Tasks": [{
+                "Name": "web", "Driver": "raw_exec",
+                "Config": {"command": "/usr/bin/python3",
+                           "args": ["-m", "http.server", "--bind", "127.0.0.1", "${NOMAD_PORT_http}"]},
+                "Resources": {"CPU": 20, "MemoryMB": 30},
+                "KillTimeout": 1_000_000_000,
+                "Services": [{
+                    "Name": "${NOMAD_JOB_NAME}-web", "PortLabel": "http",
+                    "Tags": ["v1", "${NOMAD_GROUP_NAME}"], "Meta": {"owner": "${NOMAD_TASK_NAME}"},
+                    "EnableTagOverride": true,
+                    "Checks": [{"Type": "http", "Path": "/", "Interval": 1_000_000_000i64,
+                                "Timeout": 1_000_000_000i64, "Header": {"X-Probe": ["caravan"]}}]
+                }]
+            }]
+        }]
+    }})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn job_services_register_pass_and_deregister() {
+    if !std::path::Path::new("/usr/bin/python3").exists() {
+        eprintln!("SKIP: /usr/bin/python3 is needed as the task's HTTP server");
+        return;
+    }
+    let (addr, _consul_server) = caravan_consul_test_server::spawn_for_test()
+        .await
+        .expect("consul test server");
+    let (direct, link) = consul_at(&addr.to_string());
+    let a = start_with(
+        1,
+        ServerConfig::default(),
+        ClientConfig {
+            consul: Some(link),
+            ..Default::default()
+        },
+    )
+    .await;
+    // The fingerprint satisfies Nomad's implied `${attr.consul.version}` constraint.
+    assert_eq!(
+        node_attr(&a, "consul.version").await.as_deref(),
+        Some("1.20.0")
+    );
+    assert_eq!(
+        node_attr(&a, "consul.datacenter").await.as_deref(),
+        Some("dc1")
+    );
+    assert_eq!(
+        node_attr(&a, "consul.server").await.as_deref(),
+        Some("true")
+    );
+    assert!(node_attr(&a, "unique.consul.name").await.is_some());
+
+    let (code, body) = a.put("/v1/jobs", &web_job()).await;
+    assert_eq!(code, 200, "{body}");
+    crate::wait_for!(a
+        .allocs("shop")
+        .await
+        .iter()
+        .any(|x| x["ClientStatus"] == "running"));
+    let alloc = a.allocs("shop").await.remove(0);
+    let alloc_id = alloc["ID"].as_str().unwrap().to_string();
+    let full = a.get(&format!("/v1/allocation/{alloc_id}")).await;
+    let port = full["AllocatedResources"]["Shared"]["Ports"][0]["Value"]
+        .as_u64()
+        .expect("allocated http port") as u16;
+
+    crate::wait_for!(task_services(&direct).await.len() == 2);
+    let services = task_services(&direct).await;
+    let group = &services[0];
+    let task = &services[1];
+    assert_eq!(
+        group.id,
+        format!("_nomad-task-{alloc_id}-group-front-shop-edge-http")
+    );
+    assert_eq!(group.service, "shop-edge");
+    assert_eq!(group.tags, vec!["group"]);
+    assert_eq!(task.id, format!("_nomad-task-{alloc_id}-web-shop-web-http"));
+    assert_eq!(task.service, "shop-web");
+    assert_eq!(task.tags, vec!["v1", "front"]);
+    assert_eq!(task.meta["owner"], "web");
+    assert_eq!(task.meta["external-source"], "nomad");
+    assert!(task.enable_tag_override);
+    for s in [group, task] {
+        assert_eq!(s.address, "127.0.0.1");
+        assert_eq!(s.port, port);
+    }
+
+    // Consul runs the checks against the task's server: both pass.
+    let statuses = || async {
+        let mut v: Vec<(String, String, String)> = direct
+            .agent_checks()
+            .await
+            .unwrap_or_default()
+            .into_values()
+            .filter(|c| c.service_id.starts_with("_nomad-task-"))
+            .map(|c| (c.service_id, c.check_type, c.status))
+            .collect();
+        v.sort();
+        v
+    };
+    crate::wait_for!(statuses().await.iter().filter(|c| c.2 == "passing").count() == 2);
+    let checks = statuses().await;
+    assert_eq!(checks[0].1.to_lowercase(), "tcp");
+    assert_eq!(checks[1].1.to_lowercase(), "http");
+    let (healthy, _) = direct
+        .health_service("shop-web", true, &Default::default())
+        .await
+        .expect("health query");
+    assert_eq!(healthy.len(), 1);
+
+    // Job stop: both registrations go away.
+    let r = a
+        .http
+        .delete(format!("{}/v1/job/shop", a.base))
+        .send()
+        .await
+        .expect("stop job");
+    assert_eq!(r.status().as_u16(), 200);
+    crate::wait_for!(task_services(&direct).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_registrations_are_removed_at_client_start() {
+    let (addr, _consul_server) = caravan_consul_test_server::spawn_for_test()
+        .await
+        .expect("consul test server");
+    let (direct, link) = consul_at(&addr.to_string());
+    let w = WriteOptions::default();
+    let stale = "_nomad-task-00000000-1111-2222-3333-444444444444-web-old-http";
+    for (id, name) in [(stale, "old"), ("keep-me", "keep-me")] {
+        direct
+            .agent_service_register(
+                &AgentServiceRegistration {
+                    id: Some(id.into()),
+                    name: name.into(),
+                    port: Some(8080),
+                    ..Default::default()
+                },
+                false,
+                &w,
+            )
+            .await
+            .expect("pre-register");
+    }
+    let _a = start_with(
+        1,
+        ServerConfig::default(),
+        ClientConfig {
+            consul: Some(link),
+            ..Default::default()
+        },
+    )
+    .await;
+    crate::wait_for!(!direct
+        .agent_services()
+        .await
+        .unwrap_or_default()
+        .contains_key(stale));
+    assert!(
+        direct
+            .agent_services()
+            .await
+            .unwrap_or_default()
+            .contains_key("keep-me"),
+        "services Caravan does not own are left alone"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consul_down_at_start_is_fingerprinted_when_it_comes_up() {
+    // Reserve a port, then leave it closed: Consul is "down".
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = probe.local_addr().expect("addr");
+    drop(probe);
+    let (_direct, link) = consul_at(&addr.to_string());
+    let a = start_with(
+        1,
+        ServerConfig::default(),
+        ClientConfig {
+            consul: Some(link),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(node_attr(&a, "consul.version").await, None);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .expect("rebind the consul port");
+    tokio::spawn(caravan_consul_test_server::serve(
+        listener,
+        caravan_consul_test_server::ServerConfig::default(),
+    ));
+    crate::wait_for!(node_attr(&a, "consul.version").await.as_deref() == Some("1.20.0"));
+}
