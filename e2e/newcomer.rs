@@ -298,13 +298,13 @@ fn sighup_reloads_log_level_and_meta_without_restarting_tasks() {
         std::fs::write(
             dir.join("agent.hcl"),
             format!(
-                "log_level = \"{level}\"\nclient {{\n  node_class = \"{class}\"\n  meta {{\n    rack = \"{rack}\"\n  }}\n}}\n"
+                "log_level = \"{level}\"\nclient {{\n  node_class = \"{class}\"\n  meta {{\n    rack = \"{rack}\"\n  }}\n  artifact {{\n    http_max_size = \"{rack}MB\"\n  }}\n}}\n"
             ),
         )
         .expect("write config");
     };
     let agent = start_agent_with(|dir| {
-        write_config(dir, "INFO", "r1", "a");
+        write_config(dir, "INFO", "1", "a");
         vec![format!("-config={}", dir.join("agent.hcl").display())]
     });
     let job = agent.dir.join("sleeper.nomad.hcl");
@@ -362,13 +362,14 @@ fn sighup_reloads_log_level_and_meta_without_restarting_tasks() {
         agent.log()
     );
 
-    write_config(&agent.dir, "DEBUG", "r2", "b");
+    write_config(&agent.dir, "DEBUG", "2", "b");
     assert_eq!(nix_kill(agent.child.id(), libc::SIGHUP), 0);
     wait_until("the reload to be logged", Duration::from_secs(10), || {
         agent.log().contains("reloaded: logging (level DEBUG")
     });
     let log = agent.log();
     assert!(log.contains("reloaded: client meta"), "{log}");
+    assert!(log.contains("reloaded: client artifact settings"), "{log}");
     assert!(
         log.contains("not reloadable, restart the agent to change it: client.node_class (a -> b)"),
         "{log}"
@@ -377,7 +378,7 @@ fn sighup_reloads_log_level_and_meta_without_restarting_tasks() {
     let node_id = stdout(&agent.cli(&["node", "status", "-t", "{{range .}}{{.ID}}{{end}}"]));
     let node_path = format!("/v1/node/{}", node_id.trim());
     wait_until("the node meta to change", Duration::from_secs(10), || {
-        stdout(&agent.cli(&["operator", "api", &node_path])).contains("\"rack\":\"r2\"")
+        stdout(&agent.cli(&["operator", "api", &node_path])).contains("\"rack\":\"2\"")
     });
     // Debug logging is live: an unchanged re-run logs at DEBUG.
     let o = agent.cli(&["job", "run", "-detach", &job_path]);

@@ -1,6 +1,7 @@
 //! `caravan agent`: reads flags and config, starts the server and client in one process, and
 //! serves the HTTP API until a signal stops it.
 
+mod artifact;
 pub mod config;
 mod consul;
 mod exec_driver;
@@ -124,6 +125,7 @@ async fn serve(
                 http_addr: format!("{}:{}", cfg.advertise_ip(), cfg.http_port),
                 reserved: cfg.reserved.clone(),
                 gc: client_gc_settings(&cfg),
+                artifact: artifact::getter_config(&cfg)?,
                 host_volumes: cfg
                     .file
                     .client

@@ -1,5 +1,6 @@
 //! SIGHUP: re-reads the agent's flags and config files and applies what may change while the
-//! agent runs (log level, format, file and syslog outputs; client `meta`), logging every other
+//! agent runs (log level, format, file and syslog outputs; client `meta` and `artifact {}`
+//! settings), logging every other
 //! change as needing a restart. Running tasks are never touched.
 
 use super::config::{self, AgentConfig};
@@ -84,6 +85,13 @@ impl Reloader {
                     .unwrap_or_else(|| "none".into())
             ));
         }
+        let new_artifact = super::artifact::getter_config(&new)?;
+        if format!("{new_artifact:?}") != format!("{:?}", super::artifact::getter_config(&cur)?) {
+            if let Some(c) = &self.client {
+                c.reload_artifact(new_artifact);
+                out.applied.push("client artifact settings".into());
+            }
+        }
         if new.meta != cur.meta {
             if let Some(c) = &self.client {
                 c.reload_meta(&cur.meta, &new.meta).await;
@@ -144,7 +152,7 @@ fn restart_only_changes(old: &AgentConfig, new: &AgentConfig) -> Vec<String> {
         new.num_schedulers.to_string(),
     );
     let section = |c: &AgentConfig, f: Render| f(&c.file);
-    let sections: [(&str, Render); 9] = [
+    let sections: [(&str, Render); 8] = [
         ("client.options", |f| {
             format!("{:?}", f.client.as_ref().map(|c| &c.options))
         }),
@@ -153,9 +161,6 @@ fn restart_only_changes(old: &AgentConfig, new: &AgentConfig) -> Vec<String> {
         }),
         ("client.host_volume", |f| {
             format!("{:?}", f.client.as_ref().map(|c| &c.host_volume))
-        }),
-        ("client.artifact", |f| {
-            format!("{:?}", f.client.as_ref().map(|c| &c.artifact))
         }),
         ("client.template", |f| {
             format!("{:?}", f.client.as_ref().map(|c| &c.template))

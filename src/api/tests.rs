@@ -748,3 +748,32 @@ async fn wrong_artifact_checksum_fails_the_task_with_the_reason() {
         .unwrap_or_default();
     assert!(left.is_empty(), "{left:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_artifact_limits_apply_to_downloads() {
+    let (url, _hits) = serve_artifact("/big.bin", vec![7u8; 4096]);
+    let client = ClientConfig {
+        artifact: caravan_getter::GetterConfig {
+            http_max_size: 1000,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let a = start_with(1, ServerConfig::default(), client).await;
+    let mut job = sleeper_job("limited", 1);
+    let task = &mut job["Job"]["TaskGroups"][0]["Tasks"][0];
+    task["Artifacts"] = json!([{"GetterSource": url, "RelativeDest": "local/"}]);
+    job["Job"]["TaskGroups"][0]["RestartPolicy"]["Attempts"] = json!(0);
+    let (status, text) = a.put("/v1/jobs", &job).await;
+    assert_eq!(status, 200, "{text}");
+    wait_for!(a
+        .allocs("limited")
+        .await
+        .first()
+        .map(|x| x["TaskStates"]["t"]["Events"]
+            .to_string()
+            .contains("Failed Artifact Download"))
+        .unwrap_or(false));
+    let events = a.allocs("limited").await[0]["TaskStates"]["t"]["Events"].to_string();
+    assert!(events.contains("1000"), "the limit is named: {events}");
+}

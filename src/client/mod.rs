@@ -4,7 +4,6 @@
 
 pub mod alloc_runner;
 pub mod allocdir;
-pub mod consul;
 pub mod fingerprint;
 pub mod gc;
 pub mod health;
@@ -43,8 +42,8 @@ pub struct ClientConfig {
     pub gc: gc::GcSettings,
     /// `client { host_volume "name" { path, read_only } }`.
     pub host_volumes: BTreeMap<String, HostVolumeConfig>,
-    /// The local Consul agent (`consul {}`): fingerprint, service registration.
-    pub consul: Option<Arc<consul::Consul>>,
+    /// `client { artifact {} }`: download limits and sandboxing.
+    pub artifact: caravan_getter::GetterConfig,
 }
 
 /// One host volume the client offers to jobs.
@@ -70,7 +69,7 @@ impl Default for ClientConfig {
             max_dynamic_port: 32000,
             gc: gc::GcSettings::default(),
             host_volumes: BTreeMap::new(),
-            consul: None,
+            artifact: caravan_getter::GetterConfig::default(),
         }
     }
 }
@@ -83,6 +82,8 @@ pub struct ClientShared {
     updates: mpsc::UnboundedSender<Allocation>,
     /// Every allocation runner started here, for a replacement to find its predecessor.
     runners: Mutex<HashMap<String, std::sync::Weak<AllocRunner>>>,
+    /// The `artifact {}` settings in force (replaced on reload).
+    pub artifact: hooks::SharedGetterConfig,
 }
 
 impl ClientShared {
@@ -135,6 +136,7 @@ impl Client {
         let node = build_node(&config, &drivers).await?;
         let (tx, rx) = mpsc::unbounded_channel();
         let config_gc = config.gc.clone();
+        let artifact_cfg = Arc::new(RwLock::new(config.artifact.clone()));
         let shared = Arc::new(ClientShared {
             config,
             drivers: drivers
@@ -144,6 +146,7 @@ impl Client {
             node: RwLock::new(Arc::new(node)),
             updates: tx,
             runners: Mutex::new(HashMap::new()),
+            artifact: artifact_cfg,
         });
         let client = Arc::new(Client {
             shared,
@@ -151,12 +154,7 @@ impl Client {
             runners: Mutex::new(HashMap::new()),
             gc: gc::Collector::new(config_gc),
         });
-        let consul_up = consul::initial_fingerprint(&client, Duration::from_secs(2)).await;
-        if let Some(c) = &client.shared.config.consul {
-            c.spawn_sync();
-        }
         let ttl = client.register().await;
-        consul::spawn_fingerprint(client.clone(), consul_up);
         tokio::spawn(client.clone().heartbeat_loop(ttl));
         tokio::spawn(client.clone().watch_allocs());
         tokio::spawn(client.clone().send_updates(rx));
@@ -205,6 +203,14 @@ impl Client {
             *guard = Arc::new(node);
         }
         self.register().await;
+    }
+
+    /// A config reload changed `artifact {}`: downloads from now on use the new settings.
+    pub fn reload_artifact(&self, config: caravan_getter::GetterConfig) {
+        match self.shared.artifact.write() {
+            Ok(mut g) => *g = config,
+            Err(p) => *p.into_inner() = config,
+        }
     }
 
     async fn register(&self) -> Duration {

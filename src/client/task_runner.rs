@@ -50,8 +50,8 @@ pub struct TaskRunnerConfig {
     pub handle_path: PathBuf,
     /// Nudged on every state change so the alloc runner reports it.
     pub changed: mpsc::UnboundedSender<()>,
-    /// The local Consul agent, for the service hook.
-    pub consul: Option<Arc<super::consul::Consul>>,
+    /// The client's `artifact {}` settings.
+    pub artifact: super::hooks::SharedGetterConfig,
 }
 
 impl TaskRunner {
@@ -160,7 +160,7 @@ impl TaskRunner {
     }
 
     async fn run(self: Arc<Self>, cfg: TaskRunnerConfig) {
-        let hooks = task_hooks();
+        let hooks = task_hooks(cfg.artifact.clone());
         let job = cfg.alloc.job.clone().unwrap_or_default();
         let group = job
             .lookup_group(&cfg.alloc.task_group)
@@ -188,7 +188,6 @@ impl TaskRunner {
             node: cfg.node.clone(),
             driver_mounts: cfg.driver.supports_mounts(),
             mounts: vec![],
-            consul: cfg.consul.clone(),
         };
         let mut control = self.control.subscribe();
 

@@ -15,18 +15,31 @@ use std::sync::Mutex;
 pub const TASK_EVENT_DOWNLOADING_ARTIFACTS: &str = "Downloading Artifacts";
 pub const TASK_EVENT_ARTIFACT_DOWNLOAD_FAILED: &str = "Failed Artifact Download";
 
-/// The hook; `config` is the client's `artifact {}` settings (Nomad's defaults until the agent
-/// passes its own).
+/// The hook; `config` is the client's `artifact {}` settings, read at each fetch so a SIGHUP
+/// reload applies to the next download.
 #[derive(Default)]
 pub struct ArtifactHook {
-    config: Option<GetterConfig>,
+    config: Option<super::SharedGetterConfig>,
     /// Indexes of the artifacts already in place.
     done: Mutex<BTreeSet<usize>>,
 }
 
 impl ArtifactHook {
+    pub fn new(config: super::SharedGetterConfig) -> Self {
+        ArtifactHook {
+            config: Some(config),
+            done: Mutex::new(BTreeSet::new()),
+        }
+    }
+
     fn getter_config(&self, ctx: &HookContext) -> GetterConfig {
-        let mut cfg = self.config.clone().unwrap_or_default();
+        let mut cfg = match &self.config {
+            Some(shared) => match shared.read() {
+                Ok(c) => c.clone(),
+                Err(p) => p.into_inner().clone(),
+            },
+            None => GetterConfig::default(),
+        };
         if cfg.cache_dir.is_none() {
             // <data_dir>/alloc/<id> → <data_dir>/artifact-cache, shared by the node's allocations.
             cfg.cache_dir = ctx

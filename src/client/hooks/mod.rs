@@ -15,7 +15,6 @@
 
 mod artifact;
 mod logmon;
-pub mod services;
 mod task_dir;
 mod volumes;
 
@@ -46,8 +45,6 @@ pub struct HookContext {
     pub driver_mounts: bool,
     /// Host paths to bind into the task (filled by the volumes hook).
     pub mounts: Vec<caravan_driver::MountConfig>,
-    /// The local Consul agent, when the client has one (service registration).
-    pub consul: Option<Arc<super::consul::Consul>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -82,13 +79,15 @@ pub trait TaskHook: Send + Sync {
     }
 }
 
+/// The client's `artifact {}` settings, replaced on reload.
+pub type SharedGetterConfig = Arc<std::sync::RwLock<caravan_getter::GetterConfig>>;
+
 /// The hooks of one task, in the order they run.
-pub fn task_hooks() -> Vec<Box<dyn TaskHook>> {
+pub fn task_hooks(artifact: SharedGetterConfig) -> Vec<Box<dyn TaskHook>> {
     vec![
         Box::new(task_dir::TaskDirHook),
         Box::new(volumes::VolumeHook),
-        Box::new(artifact::ArtifactHook::default()),
+        Box::new(artifact::ArtifactHook::new(artifact)),
         Box::new(logmon::LogMonHook::default()),
-        Box::new(services::ServiceHook::default()),
     ]
 }
