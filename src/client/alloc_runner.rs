@@ -144,6 +144,8 @@ impl AllocRunner {
         }
 
         let mut health = HealthTracker::new(&alloc, &group);
+        let mut group_services =
+            super::hooks::services::GroupServices::new(shared.config.consul.clone());
         let mut alloc_rx = self.alloc.subscribe();
         let spawn_task = |task: &Task| -> Option<Arc<TaskRunner>> {
             let Some(driver) = shared.drivers.get(&task.driver).cloned() else {
@@ -159,6 +161,7 @@ impl AllocRunner {
                 handle_path: self.handles_dir.join(format!("{}.handle.json", task.name)),
                 changed: changed_tx.clone(),
                 artifact: shared.artifact.clone(),
+                consul: shared.config.consul.clone(),
             });
             self.lock_tasks().insert(task.name.clone(), tr.clone());
             Some(tr)
@@ -294,6 +297,10 @@ impl AllocRunner {
             let states = self.task_states();
             let healthy = health.observe(&states, &group);
             let status = client_status(&group, &states);
+            let running = status.0 == ALLOC_CLIENT_RUNNING && !stopping;
+            group_services
+                .sync(&self.current(), &shared.node(), running)
+                .await;
             let report = (status.0.clone(), states.clone(), healthy);
             if last_report.as_ref() != Some(&report) {
                 let mut a = (*self.current()).clone();
@@ -345,6 +352,9 @@ impl AllocRunner {
                 continue;
             }
         }
+        group_services
+            .sync(&self.current(), &shared.node(), false)
+            .await;
         tracing::debug!(alloc = %self.alloc_id, "alloc runner finished");
     }
 }

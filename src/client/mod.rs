@@ -4,6 +4,7 @@
 
 pub mod alloc_runner;
 pub mod allocdir;
+pub mod consul;
 pub mod fingerprint;
 pub mod gc;
 pub mod health;
@@ -44,6 +45,8 @@ pub struct ClientConfig {
     pub host_volumes: BTreeMap<String, HostVolumeConfig>,
     /// `client { artifact {} }`: download limits and sandboxing.
     pub artifact: caravan_getter::GetterConfig,
+    /// The local Consul agent (`consul {}`): fingerprint, service registration.
+    pub consul: Option<Arc<consul::Consul>>,
 }
 
 /// One host volume the client offers to jobs.
@@ -70,6 +73,7 @@ impl Default for ClientConfig {
             gc: gc::GcSettings::default(),
             host_volumes: BTreeMap::new(),
             artifact: caravan_getter::GetterConfig::default(),
+            consul: None,
         }
     }
 }
@@ -154,7 +158,12 @@ impl Client {
             runners: Mutex::new(HashMap::new()),
             gc: gc::Collector::new(config_gc),
         });
+        let consul_up = consul::initial_fingerprint(&client, Duration::from_secs(2)).await;
+        if let Some(c) = &client.shared.config.consul {
+            c.spawn_sync();
+        }
         let ttl = client.register().await;
+        consul::spawn_fingerprint(client.clone(), consul_up);
         tokio::spawn(client.clone().heartbeat_loop(ttl));
         tokio::spawn(client.clone().watch_allocs());
         tokio::spawn(client.clone().send_updates(rx));

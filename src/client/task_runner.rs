@@ -52,6 +52,8 @@ pub struct TaskRunnerConfig {
     pub changed: mpsc::UnboundedSender<()>,
     /// The client's `artifact {}` settings.
     pub artifact: super::hooks::SharedGetterConfig,
+    /// The local Consul agent, for the service hook.
+    pub consul: Option<Arc<super::consul::Consul>>,
 }
 
 impl TaskRunner {
@@ -188,6 +190,7 @@ impl TaskRunner {
             node: cfg.node.clone(),
             driver_mounts: cfg.driver.supports_mounts(),
             mounts: vec![],
+            consul: cfg.consul.clone(),
         };
         let mut control = self.control.subscribe();
 

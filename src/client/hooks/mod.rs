@@ -15,6 +15,7 @@
 
 mod artifact;
 mod logmon;
+pub mod services;
 mod task_dir;
 mod volumes;
 
@@ -45,6 +46,8 @@ pub struct HookContext {
     pub driver_mounts: bool,
     /// Host paths to bind into the task (filled by the volumes hook).
     pub mounts: Vec<caravan_driver::MountConfig>,
+    /// The local Consul agent, when the client has one (service registration).
+    pub consul: Option<Arc<super::consul::Consul>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -89,5 +92,6 @@ pub fn task_hooks(artifact: SharedGetterConfig) -> Vec<Box<dyn TaskHook>> {
         Box::new(volumes::VolumeHook),
         Box::new(artifact::ArtifactHook::new(artifact)),
         Box::new(logmon::LogMonHook::default()),
+        Box::new(services::ServiceHook::default()),
     ]
 }
