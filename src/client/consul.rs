@@ -13,6 +13,8 @@ use std::time::Duration;
 pub const TASK_SERVICE_PREFIX: &str = "_nomad-task-";
 /// Prefix of the Consul check IDs of job service checks (Nomad's `nomadCheckPrefix`).
 pub const CHECK_PREFIX: &str = "_nomad-check-";
+/// The longest a hook waits on one Consul call before leaving it to the sync loop.
+const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How often the sync loop and the fingerprint run, and the back-off while Consul is away.
 #[derive(Debug, Clone)]
@@ -72,6 +74,15 @@ impl Consul {
         }
     }
 
+    fn timeout(&self, method: &str, path: &str) -> ConsulError {
+        ConsulError::Timeout {
+            address: self.client.address(),
+            method: method.into(),
+            path: path.into(),
+            timeout: CALL_TIMEOUT,
+        }
+    }
+
     /// Whether Caravan currently wants `service_id` registered.
     pub fn owns(&self, service_id: &str) -> bool {
         self.lock().contains_key(service_id)
@@ -83,18 +94,27 @@ impl Consul {
         let id = reg.id.clone().unwrap_or_else(|| reg.name.clone());
         // Owned before it exists in Consul, so a concurrent sync never removes it.
         self.lock().insert(id.clone(), reg.clone());
-        match self
-            .client
-            .agent_service_register(&reg, true, &WriteOptions::default())
-            .await
-        {
+        // Bounded, so a hanging Consul never holds up a task's hooks; the sync loop retries.
+        let attempt = tokio::time::timeout(
+            CALL_TIMEOUT,
+            self.client
+                .agent_service_register(&reg, true, &WriteOptions::default()),
+        )
+        .await
+        .unwrap_or_else(|_| Err(self.timeout("PUT", "/v1/agent/service/register")));
+        match attempt {
             Ok(()) => tracing::debug!(service = %id, "registered service in Consul"),
             Err(e) => {
-                tracing::warn!(
-                    service = %id,
-                    consul = %self.client.address(),
-                    "could not register service in Consul, will retry: {e}"
-                );
+                // An unreachable Consul is reported once by the sync loop.
+                if e.is_retryable() {
+                    tracing::debug!(service = %id, "could not register service in Consul, will retry: {e}");
+                } else {
+                    tracing::warn!(
+                        service = %id,
+                        consul = %self.client.address(),
+                        "could not register service in Consul, will retry: {e}"
+                    );
+                }
                 self.nudge.notify_one();
             }
         }
@@ -104,11 +124,14 @@ impl Consul {
     /// to Consul's owner.
     pub async fn deregister(&self, service_id: &str) {
         self.lock().remove(service_id);
-        match self
-            .client
-            .agent_service_deregister(service_id, &WriteOptions::default())
-            .await
-        {
+        let attempt = tokio::time::timeout(
+            CALL_TIMEOUT,
+            self.client
+                .agent_service_deregister(service_id, &WriteOptions::default()),
+        )
+        .await
+        .unwrap_or_else(|_| Err(self.timeout("PUT", "/v1/agent/service/deregister")));
+        match attempt {
             Ok(()) => tracing::debug!(service = %service_id, "deregistered service from Consul"),
             Err(e) if e.status() == Some(404) => {}
             Err(e) => {
