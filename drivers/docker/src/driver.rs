@@ -720,7 +720,11 @@ impl Driver for DockerDriver {
                 TaskState::Running
             },
             started_at: task.handle.started_at,
-            completed_at: exited.as_ref().map(|e| e.completed_at),
+            // The handle's start time is taken after the engine answers; a short container may
+            // have finished (by the engine's clock) before it.
+            completed_at: exited
+                .as_ref()
+                .map(|e| e.completed_at.max(task.handle.started_at)),
             exit_result: exited.map(|e| e.result),
         })
     }
