@@ -444,3 +444,83 @@ fn sighup_reloads_log_level_and_meta_without_restarting_tasks() {
     );
     assert_eq!(task_pids(&alloc_id), pids_before);
 }
+
+/// SIGHUP with new client `options`: turning raw_exec off refuses new placements while the
+/// running task keeps its PID; turning it on again places them.
+#[test]
+fn sighup_reloads_client_options_without_stopping_running_tasks() {
+    let write_config = |dir: &Path, enable: &str| {
+        std::fs::write(
+            dir.join("agent.hcl"),
+            format!("client {{\n  options {{\n    \"driver.raw_exec.enable\" = \"{enable}\"\n  }}\n}}\n"),
+        )
+        .expect("write config");
+    };
+    let agent = start_agent_with(|dir| {
+        write_config(dir, "1");
+        vec![format!("-config={}", dir.join("agent.hcl").display())]
+    });
+    let job_file = |name: &str| {
+        let p = agent.dir.join(format!("{name}.nomad.hcl"));
+        std::fs::write(
+            &p,
+            format!(
+                "job \"{name}\" {{\n  group \"g\" {{\n    task \"t\" {{\n      driver = \"raw_exec\"\n      config {{\n        command = \"/bin/sleep\"\n        args    = [\"600\"]\n      }}\n      resources {{\n        cpu    = 20\n        memory = 16\n      }}\n    }}\n  }}\n}}\n"
+            ),
+        )
+        .expect("job file");
+        p.display().to_string()
+    };
+    let first = job_file("first");
+    let o = agent.cli(&["job", "run", "-detach", &first]);
+    assert!(o.status.success(), "{}", all_output(&o));
+    let mut alloc_id = String::new();
+    wait_until("the first task running", Duration::from_secs(30), || {
+        let o = agent.cli(&[
+            "job",
+            "allocs",
+            "-t",
+            "{{range .}}{{.ID}} {{.ClientStatus}}{{end}}",
+            "first",
+        ]);
+        if let Some((id, status)) = stdout(&o).trim().split_once(' ') {
+            alloc_id = id.to_string();
+            return status == "running" && !task_pids(id).is_empty();
+        }
+        false
+    });
+    let pids = task_pids(&alloc_id);
+
+    write_config(&agent.dir, "0");
+    assert_eq!(nix_kill(agent.child.id(), libc::SIGHUP), 0);
+    wait_until("the options reload", Duration::from_secs(10), || {
+        agent
+            .log()
+            .contains("reloaded: client options (drivers updated: raw_exec)")
+    });
+    let second = job_file("second");
+    let o = agent.cli(&["job", "run", "-detach", &second]);
+    assert!(o.status.success(), "{}", all_output(&o));
+    wait_until("the placement failure", Duration::from_secs(15), || {
+        stdout(&agent.cli(&["job", "status", "second"])).contains("missing drivers")
+    });
+    assert_eq!(task_pids(&alloc_id), pids, "the running task was disturbed");
+
+    write_config(&agent.dir, "1");
+    assert_eq!(nix_kill(agent.child.id(), libc::SIGHUP), 0);
+    wait_until(
+        "the blocked job placed once raw_exec is back",
+        Duration::from_secs(30),
+        || {
+            stdout(&agent.cli(&[
+                "job",
+                "allocs",
+                "-t",
+                "{{range .}}{{.ClientStatus}}{{end}}",
+                "second",
+            ]))
+            .contains("running")
+        },
+    );
+    assert_eq!(task_pids(&alloc_id), pids);
+}

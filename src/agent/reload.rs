@@ -1,6 +1,6 @@
 //! SIGHUP: re-reads the agent's flags and config files and applies what may change while the
-//! agent runs (log level, format, file and syslog outputs; client `meta` and `artifact {}`
-//! settings), logging every other
+//! agent runs (log level, format, file and syslog outputs; client `meta`, `options` and
+//! `artifact {}` settings), logging every other
 //! change as needing a restart. Running tasks are never touched.
 
 use super::config::{self, AgentConfig};
@@ -92,6 +92,33 @@ impl Reloader {
                 out.applied.push("client artifact settings".into());
             }
         }
+        let options = |c: &AgentConfig| {
+            let mut o = c
+                .file
+                .client
+                .as_ref()
+                .map(|cl| cl.options.clone())
+                .unwrap_or_default();
+            // raw_exec may be enabled by its plugin block or -dev too: pass the effective value.
+            o.insert(
+                "driver.raw_exec.enable".into(),
+                c.raw_exec_enabled.to_string(),
+            );
+            o
+        };
+        if options(&new) != options(&cur) {
+            if let Some(c) = &self.client {
+                let drivers = c.reload_options(&options(&new)).await;
+                out.applied.push(format!(
+                    "client options (drivers updated: {})",
+                    if drivers.is_empty() {
+                        "none".to_string()
+                    } else {
+                        drivers.join(", ")
+                    }
+                ));
+            }
+        }
         if new.meta != cur.meta {
             if let Some(c) = &self.client {
                 c.reload_meta(&cur.meta, &new.meta).await;
@@ -152,10 +179,7 @@ fn restart_only_changes(old: &AgentConfig, new: &AgentConfig) -> Vec<String> {
         new.num_schedulers.to_string(),
     );
     let section = |c: &AgentConfig, f: Render| f(&c.file);
-    let sections: [(&str, Render); 8] = [
-        ("client.options", |f| {
-            format!("{:?}", f.client.as_ref().map(|c| &c.options))
-        }),
+    let sections: [(&str, Render); 7] = [
         ("client.reserved", |f| {
             format!("{:?}", f.client.as_ref().map(|c| &c.reserved))
         }),

@@ -214,6 +214,52 @@ impl Client {
         self.register().await;
     }
 
+    /// A config reload changed the client's `options`: each driver takes what concerns it
+    /// (`driver.raw_exec.enable`, `user.denylist`, ...); drivers that changed are fingerprinted
+    /// again and the node re-registered. Returns the drivers that changed.
+    pub async fn reload_options(&self, options: &BTreeMap<String, String>) -> Vec<String> {
+        let changed: Vec<Arc<dyn Driver>> = self
+            .shared
+            .drivers
+            .values()
+            .filter(|d| d.reload_options(options))
+            .cloned()
+            .collect();
+        if changed.is_empty() {
+            return vec![];
+        }
+        let mut infos = Vec::new();
+        for d in &changed {
+            infos.push((d.name().to_string(), d.fingerprint().await));
+        }
+        {
+            let mut guard = match self.shared.node.write() {
+                Ok(g) => g,
+                Err(p) => p.into_inner(),
+            };
+            let mut node = (**guard).clone();
+            for (name, fp) in &infos {
+                node.attributes
+                    .retain(|k, _| !k.starts_with(&format!("driver.{name}")));
+                node.attributes.extend(fp.attributes.clone());
+                node.drivers.insert(
+                    name.clone(),
+                    DriverInfo {
+                        attributes: fp.attributes.clone(),
+                        detected: fp.detected,
+                        healthy: fp.healthy,
+                        health_description: fp.health_description.clone(),
+                        update_time: crate::util::rfc3339(time::now_nanos()),
+                    },
+                );
+            }
+            node.compute_class();
+            *guard = Arc::new(node);
+        }
+        self.register().await;
+        infos.into_iter().map(|(n, _)| n).collect()
+    }
+
     /// A config reload changed `artifact {}`: downloads from now on use the new settings.
     pub fn reload_artifact(&self, config: caravan_getter::GetterConfig) {
         match self.shared.artifact.write() {

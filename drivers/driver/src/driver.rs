@@ -44,6 +44,12 @@ pub trait Driver: Send + Sync {
         false
     }
 
+    /// The client's `options` changed (a config reload). Returns whether the driver's own
+    /// settings changed, so the client re-fingerprints it. Tasks already running keep going.
+    fn reload_options(&self, _options: &std::collections::BTreeMap<String, String>) -> bool {
+        false
+    }
+
     /// Node attributes and health for the client's fingerprint.
     async fn fingerprint(&self) -> Fingerprint;
 

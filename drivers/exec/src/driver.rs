@@ -107,6 +107,8 @@ struct Resolved {
 struct Inner {
     config: ExecDriverConfig,
     layout: Option<CgroupLayout>,
+    /// `user.denylist` as in force now (a config reload may change it).
+    denylist: std::sync::RwLock<Vec<String>>,
 }
 
 /// Runs tasks isolated in namespaces, a chroot and cgroups (Nomad's `exec`).
@@ -121,7 +123,11 @@ impl ExecDriver {
     pub fn new(config: ExecDriverConfig) -> Self {
         let layout = CgroupLayout::detect(&config.cgroup_root);
         ExecDriver {
-            inner: Arc::new(Inner { config, layout }),
+            inner: Arc::new(Inner {
+                denylist: std::sync::RwLock::new(config.user_denylist.clone()),
+                config,
+                layout,
+            }),
             tasks: Mutex::new(HashMap::new()),
         }
     }
@@ -225,7 +231,12 @@ impl Inner {
         } else {
             cfg.user.as_str()
         };
-        let denied = |name: &str| self.config.user_denylist.iter().any(|d| d == name);
+        let denylist = self
+            .denylist
+            .read()
+            .map(|d| d.clone())
+            .unwrap_or_else(|e| e.into_inner().clone());
+        let denied = |name: &str| denylist.iter().any(|d| d == name);
         if denied(user) {
             return Err(DriverError::InvalidConfig(format!(
                 "running as user {user:?} is disallowed for the exec driver by the client's \
@@ -483,6 +494,26 @@ impl Driver for ExecDriver {
     }
 
     fn supports_mounts(&self) -> bool {
+        true
+    }
+
+    /// `user.denylist` and `user.checked_drivers` apply to tasks started from now on.
+    fn reload_options(&self, options: &std::collections::BTreeMap<String, String>) -> bool {
+        let mut cfg = self.inner.config.clone();
+        cfg.user_denylist = ExecDriverConfig::default().user_denylist;
+        cfg.apply_user_options(
+            options.get("user.denylist").map(String::as_str),
+            options.get("user.checked_drivers").map(String::as_str),
+        );
+        let mut cur = self
+            .inner
+            .denylist
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        if *cur == cfg.user_denylist {
+            return false;
+        }
+        *cur = cfg.user_denylist;
         true
     }
 

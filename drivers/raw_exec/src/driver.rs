@@ -50,7 +50,7 @@ impl Task {
 
 /// Runs tasks directly on the host (Nomad's `raw_exec`).
 pub struct RawExecDriver {
-    enabled: bool,
+    enabled: std::sync::atomic::AtomicBool,
     tasks: Mutex<HashMap<String, Arc<Task>>>,
 }
 
@@ -58,14 +58,14 @@ impl RawExecDriver {
     /// A raw_exec driver; when not `enabled` it fingerprints as undetected and refuses tasks.
     pub fn new(enabled: bool) -> Self {
         RawExecDriver {
-            enabled,
+            enabled: std::sync::atomic::AtomicBool::new(enabled),
             tasks: Mutex::new(HashMap::new()),
         }
     }
 
     /// Whether the operator enabled the driver.
     pub fn enabled(&self) -> bool {
-        self.enabled
+        self.enabled.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn tasks(&self) -> MutexGuard<'_, HashMap<String, Arc<Task>>> {
@@ -136,9 +136,19 @@ impl Driver for RawExecDriver {
         DRIVER_NAME
     }
 
+    /// `driver.raw_exec.enable`: turning the driver off refuses new tasks; running ones keep
+    /// going until they stop.
+    fn reload_options(&self, options: &std::collections::BTreeMap<String, String>) -> bool {
+        let Some(v) = options.get("driver.raw_exec.enable") else {
+            return false;
+        };
+        let on = matches!(v.as_str(), "true" | "1");
+        self.enabled.swap(on, std::sync::atomic::Ordering::Relaxed) != on
+    }
+
     async fn fingerprint(&self) -> Fingerprint {
         let mut fp = Fingerprint::default();
-        if self.enabled {
+        if self.enabled() {
             fp.attributes
                 .insert(format!("driver.{DRIVER_NAME}"), "1".to_string());
             fp.detected = true;
@@ -151,7 +161,7 @@ impl Driver for RawExecDriver {
     }
 
     async fn start(&self, cfg: TaskConfig) -> Result<TaskHandle, DriverError> {
-        if !self.enabled {
+        if !self.enabled() {
             return Err(DriverError::Disabled(DRIVER_NAME.to_string()));
         }
         if cfg.id.is_empty() {
@@ -346,7 +356,7 @@ impl Driver for RawExecDriver {
     }
 
     async fn recover(&self, handle: TaskHandle) -> Result<(), DriverError> {
-        if !self.enabled {
+        if !self.enabled() {
             return Err(DriverError::Disabled(DRIVER_NAME.to_string()));
         }
         if handle.driver != DRIVER_NAME {
