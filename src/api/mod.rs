@@ -8,6 +8,8 @@ mod client_fs;
 #[cfg(test)]
 mod consul_tests;
 mod deployments;
+#[cfg(test)]
+mod driver_tests;
 mod evals;
 #[cfg(test)]
 mod gc_tests;

@@ -45,6 +45,8 @@ pub struct ClientConfig {
     pub host_volumes: BTreeMap<String, HostVolumeConfig>,
     /// `client { artifact {} }`: download limits and sandboxing.
     pub artifact: caravan_getter::GetterConfig,
+    /// How often drivers are fingerprinted again (a container engine started after the agent).
+    pub driver_fingerprint_period: Duration,
     /// The local Consul agent (`consul {}`): fingerprint, service registration.
     pub consul: Option<Arc<consul::Consul>>,
 }
@@ -73,6 +75,7 @@ impl Default for ClientConfig {
             gc: gc::GcSettings::default(),
             host_volumes: BTreeMap::new(),
             artifact: caravan_getter::GetterConfig::default(),
+            driver_fingerprint_period: Duration::from_secs(15),
             consul: None,
         }
     }
@@ -168,6 +171,7 @@ impl Client {
         tokio::spawn(client.clone().watch_allocs());
         tokio::spawn(client.clone().send_updates(rx));
         tokio::spawn(client.clone().gc_loop());
+        tokio::spawn(client.clone().driver_fingerprint_loop());
         Ok(client)
     }
 
@@ -228,10 +232,17 @@ impl Client {
         if changed.is_empty() {
             return vec![];
         }
+        self.refingerprint(&changed, true).await
+    }
+
+    /// Fingerprints `drivers` again and records what changed in the node (re-registering it
+    /// when anything did, or always with `force`). Returns the drivers whose facts changed.
+    async fn refingerprint(&self, drivers: &[Arc<dyn Driver>], force: bool) -> Vec<String> {
         let mut infos = Vec::new();
-        for d in &changed {
+        for d in drivers {
             infos.push((d.name().to_string(), d.fingerprint().await));
         }
+        let mut changed = Vec::new();
         {
             let mut guard = match self.shared.node.write() {
                 Ok(g) => g,
@@ -239,6 +250,16 @@ impl Client {
             };
             let mut node = (**guard).clone();
             for (name, fp) in &infos {
+                let same = node.drivers.get(name).is_some_and(|old| {
+                    old.detected == fp.detected
+                        && old.healthy == fp.healthy
+                        && old.health_description == fp.health_description
+                        && old.attributes == fp.attributes
+                });
+                if same && !force {
+                    continue;
+                }
+                changed.push(name.clone());
                 node.attributes
                     .retain(|k, _| !k.starts_with(&format!("driver.{name}")));
                 node.attributes.extend(fp.attributes.clone());
@@ -253,11 +274,28 @@ impl Client {
                     },
                 );
             }
-            node.compute_class();
-            *guard = Arc::new(node);
+            if !changed.is_empty() {
+                node.compute_class();
+                *guard = Arc::new(node);
+            }
         }
-        self.register().await;
-        infos.into_iter().map(|(n, _)| n).collect()
+        if !changed.is_empty() || force {
+            self.register().await;
+        }
+        changed
+    }
+
+    /// Drivers come and go (a container engine started after the agent): every
+    /// `driver_fingerprint_period` their facts are read again and the node updated on change.
+    async fn driver_fingerprint_loop(self: Arc<Self>) {
+        let drivers: Vec<Arc<dyn Driver>> = self.shared.drivers.values().cloned().collect();
+        loop {
+            tokio::time::sleep(self.shared.config.driver_fingerprint_period).await;
+            let changed = self.refingerprint(&drivers, false).await;
+            if !changed.is_empty() {
+                tracing::info!(drivers = ?changed, "driver fingerprint changed");
+            }
+        }
     }
 
     /// A config reload changed `artifact {}`: downloads from now on use the new settings.
