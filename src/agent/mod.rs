@@ -111,7 +111,15 @@ async fn serve(
         let mut drivers: Vec<Arc<dyn Driver>> = vec![Arc::new(
             caravan_driver_raw_exec::RawExecDriver::new(cfg.raw_exec_enabled),
         )];
-        drivers.push(Arc::new(exec_driver::exec_driver(&cfg)?));
+        let exec = exec_driver::exec_driver(&cfg)?;
+        // java runs through the exec driver's isolation, with the same options.
+        let client_options = cfg.file.client.as_ref().map(|c| c.options.clone());
+        let java = caravan_driver_java::JavaDriver::from_exec_config(
+            exec.config().clone(),
+            &client_options.unwrap_or_default(),
+        );
+        drivers.push(Arc::new(exec));
+        drivers.push(Arc::new(java));
         drivers.extend(container_drivers(&cfg)?);
         let c = Client::start(
             ClientConfig {
