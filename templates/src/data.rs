@@ -1,0 +1,126 @@
+//! Where template data comes from: one [`DataSource`] trait over [`Dependency`] values. The
+//! renderer asks the source for each data function's dependency; a dependency the source has
+//! not fetched yet is recorded as missing (the render is incomplete, as consul-template's),
+//! and every dependency a render used is recorded so a watcher can re-render when it changes.
+
+use serde_json::Value;
+use std::collections::HashMap;
+use std::fmt;
+
+/// One piece of data a template reads, named as consul-template names it in Nomad's
+/// "Missing: ..." events.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Dependency {
+    /// A Consul KV key. `block`: `key` waits for it to exist; `keyOrDefault`/`keyExists` do not.
+    Kv {
+        key: String,
+        dc: Option<String>,
+        block: bool,
+    },
+    /// Every key under a Consul KV prefix (`ls`, `tree`, `safeLs`, `safeTree`).
+    KvList { prefix: String, dc: Option<String> },
+    /// Healthy (or `any`) instances of a Consul service (`service`).
+    Service {
+        name: String,
+        tag: Option<String>,
+        dc: Option<String>,
+        passing: bool,
+    },
+    /// The Consul catalog's services and their tags (`services`).
+    Services { dc: Option<String> },
+}
+
+impl fmt::Display for Dependency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let at = |dc: &Option<String>| dc.as_ref().map(|d| format!("@{d}")).unwrap_or_default();
+        match self {
+            Dependency::Kv { key, dc, block } => {
+                let kind = if *block { "block" } else { "get" };
+                write!(f, "kv.{kind}({key}{})", at(dc))
+            }
+            Dependency::KvList { prefix, dc } => write!(f, "kv.list({prefix}{})", at(dc)),
+            Dependency::Service {
+                name,
+                tag,
+                dc,
+                passing,
+            } => {
+                let tag = tag.as_ref().map(|t| format!("{t}.")).unwrap_or_default();
+                let filter = if *passing { "passing" } else { "any" };
+                write!(f, "health.service({tag}{name}{}|{filter})", at(dc))
+            }
+            Dependency::Services { dc } => write!(f, "catalog.services({})", at(dc)),
+        }
+    }
+}
+
+/// What a source knows of a dependency: `None` until fetched. Values, once fetched:
+/// - `Kv`: the key's value as a string, or `Null` when the key does not exist;
+/// - `KvList`: an array of `{"Key", "Value", "CreateIndex", "ModifyIndex", "Flags"}` objects
+///   for every key under the prefix, full key names;
+/// - `Service`: an array of consul-template `HealthService` objects (`Node`, `Address`, `ID`,
+///   `Name`, `Tags`, `Port`, `Status`, `ServiceMeta`, `NodeMeta`, ...);
+/// - `Services`: an object of service name → tags.
+pub trait DataSource {
+    fn get(&self, dep: &Dependency) -> Option<Value>;
+}
+
+/// A source backed by a map: a fake for tests, and the cache a watcher fills.
+#[derive(Debug, Clone, Default)]
+pub struct MapSource {
+    pub values: HashMap<Dependency, Value>,
+}
+
+impl MapSource {
+    pub fn new() -> MapSource {
+        MapSource::default()
+    }
+
+    /// Records a dependency's value; returns whether it changed.
+    pub fn set(&mut self, dep: Dependency, value: Value) -> bool {
+        match self.values.get(&dep) {
+            Some(old) if *old == value => false,
+            _ => {
+                self.values.insert(dep, value);
+                true
+            }
+        }
+    }
+}
+
+impl DataSource for MapSource {
+    fn get(&self, dep: &Dependency) -> Option<Value> {
+        // `key` and `keyOrDefault` read the same key: either fetch answers both.
+        if let Some(v) = self.values.get(dep) {
+            return Some(v.clone());
+        }
+        if let Dependency::Kv { key, dc, block } = dep {
+            return self
+                .values
+                .get(&Dependency::Kv {
+                    key: key.clone(),
+                    dc: dc.clone(),
+                    block: !block,
+                })
+                .cloned();
+        }
+        None
+    }
+}
+
+/// Splits `name@dc`.
+pub(crate) fn split_dc(s: &str) -> (String, Option<String>) {
+    match s.rsplit_once('@') {
+        Some((n, dc)) if !dc.is_empty() => (n.to_string(), Some(dc.to_string())),
+        _ => (s.to_string(), None),
+    }
+}
+
+/// Parses `service`'s argument `[tag.]name[@dc]`.
+pub(crate) fn parse_service(s: &str) -> (String, Option<String>, Option<String>) {
+    let (rest, dc) = split_dc(s);
+    match rest.split_once('.') {
+        Some((tag, name)) => (name.to_string(), Some(tag.to_string()), dc),
+        None => (rest, None, dc),
+    }
+}
