@@ -7,6 +7,8 @@ mod allocs;
 mod client_fs;
 #[cfg(test)]
 mod consul_tests;
+#[cfg(test)]
+mod template_tests;
 mod deployments;
 #[cfg(test)]
 mod driver_tests;

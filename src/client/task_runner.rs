@@ -130,13 +130,18 @@ impl TaskRunner {
 
     /// Restarts the task without counting against its restart policy.
     pub fn restart(&self) -> Result<(), String> {
+        self.restart_with(TaskEvent::new(
+            TASK_EVENT_RESTART_SIGNAL,
+            "User requested restart",
+        ))
+    }
+
+    /// Restarts the task, recording `ev` as the reason.
+    pub fn restart_with(&self, ev: TaskEvent) -> Result<(), String> {
         if self.is_done() {
             return Err(format!("task {:?} is not running", self.name));
         }
-        self.event(TaskEvent::new(
-            TASK_EVENT_RESTART_SIGNAL,
-            "User requested restart",
-        ));
+        self.event(ev);
         self.control.send_replace(Control::Restart);
         Ok(())
     }
@@ -191,6 +196,7 @@ impl TaskRunner {
             driver_mounts: cfg.driver.supports_mounts(),
             mounts: vec![],
             consul: cfg.consul.clone(),
+            control: Some(self.clone() as Arc<dyn super::hooks::TaskControl>),
         };
         let mut control = self.control.subscribe();
 
@@ -515,5 +521,21 @@ fn persist_handle(path: &PathBuf, handle: &TaskHandle) {
             }
         }
         Err(e) => tracing::warn!("could not encode task handle: {e}"),
+    }
+}
+
+#[caravan_driver::async_trait]
+impl super::hooks::TaskControl for TaskRunner {
+    fn event(&self, ev: TaskEvent) {
+        TaskRunner::event(self, ev)
+    }
+    fn is_running(&self) -> bool {
+        self.state().state == TASK_STATE_RUNNING
+    }
+    fn restart(&self, ev: TaskEvent) -> Result<(), String> {
+        self.restart_with(ev)
+    }
+    async fn signal(&self, sig: &str) -> Result<(), String> {
+        TaskRunner::signal(self, sig).await
     }
 }

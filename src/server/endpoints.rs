@@ -396,11 +396,10 @@ fn check_features(job: &Job) -> Result<(), ServerError> {
                     errs.push(format!("task {:?}: artifact {i}: {e}", t.name));
                 }
             }
-            if !t.templates.is_empty() {
-                errs.push(format!(
-                    "task {:?}: template blocks are not available in Caravan yet",
-                    t.name
-                ));
+            for (i, tmpl) in t.templates.iter().enumerate() {
+                if let Some(e) = template_unsupported(tmpl) {
+                    errs.push(format!("task {:?}: template {i}: {e}", t.name));
+                }
             }
             for (i, vm) in t.volume_mounts.iter().enumerate() {
                 let name = vm
@@ -452,4 +451,44 @@ fn check_features(job: &Job) -> Result<(), ServerError> {
     } else {
         Err(ServerError::BadRequest(format_multi(&errs)))
     }
+}
+
+/// Why a `template` block cannot run in Caravan yet, if it cannot: `change_mode = "script"`,
+/// and data functions whose source Caravan lacks (Vault, Nomad services and Variables, ...).
+fn template_unsupported(tmpl: &serde_json::Value) -> Option<String> {
+    let s = |k: &str| tmpl.get(k).and_then(|v| v.as_str()).unwrap_or_default();
+    if s("ChangeMode") == "script" {
+        return Some(
+            "change_mode \"script\" is not available in Caravan yet (use restart, signal or noop)"
+                .into(),
+        );
+    }
+    let (ld, rd) = match (s("LeftDelim"), s("RightDelim")) {
+        ("", _) | (_, "") => ("{{", "}}"),
+        (l, r) => (l, r),
+    };
+    // Only the actions' text can call functions.
+    let mut data = String::new();
+    let mut rest = s("EmbeddedTmpl");
+    while let Some(i) = rest.find(ld) {
+        rest = &rest[i + ld.len()..];
+        let end = rest.find(rd).unwrap_or(rest.len());
+        data.push_str(&rest[..end]);
+        data.push(' ');
+        rest = &rest[end..];
+    }
+    for (func, feature) in caravan_templates::unavailable_functions() {
+        let used = data.match_indices(func).any(|(at, _)| {
+            let before = data[..at].chars().next_back();
+            let after = data[at + func.len()..].chars().next();
+            !before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '.' || c == '$')
+                && !after.is_some_and(|c| c.is_alphanumeric() || c == '_')
+        });
+        if used {
+            return Some(format!(
+                "the {func} function needs {feature}, which Caravan does not have yet"
+            ));
+        }
+    }
+    None
 }

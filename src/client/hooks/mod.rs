@@ -17,6 +17,7 @@ mod artifact;
 mod logmon;
 pub mod services;
 mod task_dir;
+mod template;
 mod volumes;
 
 use super::allocdir::AllocDir;
@@ -48,6 +49,19 @@ pub struct HookContext {
     pub mounts: Vec<caravan_driver::MountConfig>,
     /// The local Consul agent, when the client has one (service registration).
     pub consul: Option<Arc<super::consul::Consul>>,
+    /// The running task, for hooks that act on it later (templates restart or signal it).
+    pub control: Option<Arc<dyn TaskControl>>,
+}
+
+/// What a hook may do to its task after prestart (the task runner implements it).
+#[async_trait]
+pub trait TaskControl: Send + Sync {
+    /// Records a task event now.
+    fn event(&self, ev: TaskEvent);
+    fn is_running(&self) -> bool;
+    /// Restarts the task (not counted by the restart policy), recording `ev`.
+    fn restart(&self, ev: TaskEvent) -> Result<(), String>;
+    async fn signal(&self, sig: &str) -> Result<(), String>;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -91,6 +105,7 @@ pub fn task_hooks(artifact: SharedGetterConfig) -> Vec<Box<dyn TaskHook>> {
         Box::new(task_dir::TaskDirHook),
         Box::new(volumes::VolumeHook),
         Box::new(artifact::ArtifactHook::new(artifact)),
+        Box::new(template::TemplateHook::default()),
         Box::new(logmon::LogMonHook::default()),
         Box::new(services::ServiceHook::default()),
     ]

@@ -1,0 +1,219 @@
+//! Templates through the API, against the in-process Consul test server: a raw_exec task
+//! waits for its Consul KV key ("Missing: kv.block(...)" event), starts with the rendered file
+//! and `env = true` variables, and a KV change re-renders the file within seconds; with
+//! `change_mode = "restart"` the task restarts (a new start line from a new PID), with
+//! `"noop"` it keeps running untouched.
+
+use super::tests::start_with;
+use crate::client::consul::{Consul, ConsulTiming};
+use crate::client::ClientConfig;
+use crate::server::ServerConfig;
+use caravan_consul::{ConsulClient, ConsulConfig, WriteOptions};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+fn job(id: &str, prefix: &str, mode: &str) -> Value {
+    json!({"Job": {
+        "ID": id,
+        "TaskGroups": [{
+            "Name": "g", "Count": 1,
+            "RestartPolicy": {"Attempts": 0, "Interval": 60_000_000_000i64, "Delay": 100_000_000, "Mode": "fail"},
+            "Tasks": [{
+                "Name": "web", "Driver": "raw_exec",
+                "Config": {"command": "/bin/sh",
+                           "args": ["-c", "echo \"start $$ $APP_MODE\" >> \"$NOMAD_ALLOC_DIR/starts.log\"; exec sleep 300"]},
+                "Resources": {"CPU": 20, "MemoryMB": 30},
+                "KillTimeout": 1_000_000_000,
+                "Templates": [
+                    {"EmbeddedTmpl": format!("port={{{{ key \"{prefix}/port\" }}}}\nname={{{{ env \"NOMAD_TASK_NAME\" }}}}\n"),
+                     "DestPath": "local/app.conf", "ChangeMode": mode, "Perms": "0640"},
+                    {"EmbeddedTmpl": format!("APP_MODE=[[ key \"{prefix}/mode\" ]]\n"),
+                     "DestPath": "local/app.env", "Envvars": true, "ChangeMode": "noop",
+                     "LeftDelim": "[[", "RightDelim": "]]"}
+                ]
+            }]
+        }]
+    }})
+}
+
+fn find(dir: &Path, tail: &str) -> Option<PathBuf> {
+    for e in std::fs::read_dir(dir).ok()?.flatten() {
+        let p = e.path();
+        if p.to_string_lossy().ends_with(tail) {
+            return Some(p);
+        }
+        if p.is_dir() {
+            if let Some(f) = find(&p, tail) {
+                return Some(f);
+            }
+        }
+    }
+    None
+}
+
+fn read(p: &Path) -> String {
+    std::fs::read_to_string(p).unwrap_or_default()
+}
+
+async fn events(a: &super::tests::TestAgent, alloc: &str) -> Vec<(String, String)> {
+    let v = a.get(&format!("/v1/allocation/{alloc}")).await;
+    v["TaskStates"]["web"]["Events"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|e| {
+            (
+                e["Type"].as_str().unwrap_or_default().to_string(),
+                e["DisplayMessage"]
+                    .as_str()
+                    .filter(|s| !s.is_empty())
+                    .or(e["Message"].as_str())
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        })
+        .collect()
+}
+
+async fn put(c: &ConsulClient, k: &str, v: &str) {
+    assert!(c
+        .kv_put(k, v.as_bytes(), 0, &WriteOptions::default())
+        .await
+        .expect("kv put"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn template_renders_consul_kv_and_rerenders_on_change() {
+    let (addr, _consul_server) = caravan_consul_test_server::spawn_for_test()
+        .await
+        .expect("consul test server");
+    let cfg = ConsulConfig {
+        address: format!("http://{addr}"),
+        ..Default::default()
+    };
+    let direct = ConsulClient::new(cfg.clone()).expect("consul client");
+    let link = Consul::new(
+        ConsulClient::new(cfg).expect("consul client"),
+        "default",
+        ConsulTiming::default(),
+    );
+    let a = start_with(
+        1,
+        ServerConfig::default(),
+        ClientConfig {
+            consul: Some(link),
+            ..Default::default()
+        },
+    )
+    .await;
+
+    // change_mode = "restart": the key is missing at first.
+    let (code, body) = a
+        .put("/v1/jobs", &job("tmpl-restart", "app", "restart"))
+        .await;
+    assert_eq!(code, 200, "{body}");
+    crate::wait_for!(!a.allocs("tmpl-restart").await.is_empty());
+    let alloc = a.allocs("tmpl-restart").await[0]["ID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    crate::wait_for!(events(&a, &alloc)
+        .await
+        .iter()
+        .any(|(t, m)| t == "Template" && m.contains("Missing: kv.block(app/port)")));
+    assert!(
+        a.running("tmpl-restart").await.is_empty(),
+        "started before its data"
+    );
+    put(&direct, "app/port", "8080").await;
+    put(&direct, "app/mode", "prod").await;
+    crate::wait_for!(!a.running("tmpl-restart").await.is_empty());
+    let conf = find(&a.data_dir, &format!("{alloc}/web/local/app.conf")).expect("app.conf");
+    assert_eq!(read(&conf), "port=8080\nname=web\n");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&conf).unwrap().permissions().mode() & 0o777,
+        0o640
+    );
+    let starts = conf
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("alloc/starts.log");
+    crate::wait_for!(read(&starts).lines().count() == 1);
+    assert!(
+        read(&starts).trim_end().ends_with(" prod"),
+        "env from the template: {}",
+        read(&starts)
+    );
+
+    let t0 = Instant::now();
+    put(&direct, "app/port", "9090").await;
+    crate::wait_for!(read(&conf) == "port=9090\nname=web\n");
+    eprintln!("KV write to re-rendered file: {:?}", t0.elapsed());
+    crate::wait_for!(read(&starts).lines().count() == 2);
+    let lines: Vec<String> = read(&starts).lines().map(String::from).collect();
+    assert_ne!(lines[0], lines[1], "a new process (PID) after the restart");
+    crate::wait_for!(events(&a, &alloc)
+        .await
+        .iter()
+        .any(|(t, m)| t == "Restart Signaled" && m.contains("Template")));
+
+    // change_mode = "noop": the file changes, the task keeps running untouched.
+    put(&direct, "quiet/port", "1").await;
+    put(&direct, "quiet/mode", "dev").await;
+    let (code, body) = a.put("/v1/jobs", &job("tmpl-noop", "quiet", "noop")).await;
+    assert_eq!(code, 200, "{body}");
+    crate::wait_for!(!a.running("tmpl-noop").await.is_empty());
+    let alloc2 = a.allocs("tmpl-noop").await[0]["ID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let conf2 = find(&a.data_dir, &format!("{alloc2}/web/local/app.conf")).expect("app.conf");
+    let starts2 = conf2
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("alloc/starts.log");
+    crate::wait_for!(read(&starts2).lines().count() == 1);
+    put(&direct, "quiet/port", "2").await;
+    crate::wait_for!(read(&conf2) == "port=2\nname=web\n");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(read(&starts2).lines().count(), 1, "noop must not restart");
+    assert!(!events(&a, &alloc2)
+        .await
+        .iter()
+        .any(|(t, _)| t == "Restart Signaled"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsupported_templates_are_refused_with_the_reason() {
+    let a = start_with(1, ServerConfig::default(), ClientConfig::default()).await;
+    let mut j = job("tmpl-bad", "x", "script");
+    let (code, body) = a.put("/v1/jobs", &j).await;
+    assert_eq!(code, 400, "{body}");
+    assert!(
+        body.contains("change_mode \\\"script\\\"") || body.contains("change_mode \"script\""),
+        "{body}"
+    );
+    j["Job"]["TaskGroups"][0]["Tasks"][0]["Templates"][0] = json!({"EmbeddedTmpl": "# the node list\n{{ with secret \"kv/db\" }}{{ .Data }}{{ end }}", "DestPath": "local/x"});
+    let (code, body) = a.put("/v1/jobs", &j).await;
+    assert_eq!(code, 400, "{body}");
+    assert!(
+        body.contains("secret function needs Vault integration"),
+        "{body}"
+    );
+    // Plain text that merely mentions a function name is not refused.
+    j["Job"]["TaskGroups"][0]["Tasks"][0]["Templates"][0] =
+        json!({"EmbeddedTmpl": "secret node list\n", "DestPath": "local/x"});
+    let (code, body) = a.put("/v1/jobs", &j).await;
+    assert_eq!(code, 200, "{body}");
+}

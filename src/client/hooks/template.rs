@@ -1,0 +1,538 @@
+//! Renders the task's `template` blocks (Nomad's `template_hook.go`) with `caravan-templates`:
+//! every template is rendered once before the task starts (while Consul data is missing the
+//! task gets Nomad's "Missing: kv.block(app/config)" events), then each Consul dependency is
+//! watched with a blocking query and a change re-renders the templates; a template whose text
+//! changed applies its `change_mode` (`restart`, `signal` with `change_signal`, `noop`).
+//! Destinations and `source` files stay inside the allocation directory. `env = true` files
+//! are merged into the task environment at the first start. Not here yet: `change_mode =
+//! "script"`, `wait`/`splay`, `once`, `uid`/`gid`, re-reading `source` files.
+
+use super::{HookContext, HookError, TaskControl, TaskHook};
+use crate::client::allocdir::resolve_within;
+use caravan_consul::{ConsulClient, QueryOptions};
+use caravan_driver::async_trait;
+use caravan_structs::TaskEvent;
+use caravan_templates::{
+    render, DataSource, Dependency, MapSource, RenderOptions, DEFAULT_DENYLIST,
+};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// Nomad's event type while template data is missing, and on a re-render restart/signal.
+pub const TASK_EVENT_TEMPLATE: &str = "Template";
+/// How long a watcher's blocking query waits before it asks again.
+const BLOCK_WAIT: Duration = Duration::from_secs(60);
+/// The longest first-render wait between checks, and between "Missing" events.
+const MISSING_EVENT_EVERY: Duration = Duration::from_secs(3);
+
+/// One `template` block, as the job's JSON carries it.
+#[derive(Debug, Clone)]
+struct Spec {
+    data: Option<String>,
+    source: Option<PathBuf>,
+    dest: PathBuf,
+    change_mode: String,
+    change_signal: String,
+    perms: u32,
+    env: bool,
+    left: String,
+    right: String,
+    error_on_missing_key: bool,
+}
+
+fn spec_of(ctx: &HookContext, i: usize, t: &Value) -> Result<Spec, String> {
+    let s = |k: &str| {
+        t.get(k)
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let interp = |v: String| match &ctx.task_env {
+        Some(env) => env.interpolate(&v),
+        None => v,
+    };
+    let task_rel = |p: &str| format!("{}/{}", ctx.task.name, p.trim_start_matches('/'));
+    let dest_raw = interp(s("DestPath"));
+    if dest_raw.is_empty() {
+        return Err(format!("template {i}: destination is required"));
+    }
+    let dest = resolve_within(&ctx.alloc_dir.root, &task_rel(&dest_raw))
+        .map_err(|e| format!("template {i}: destination {dest_raw:?}: {e}"))?;
+    let source = match interp(s("SourcePath")) {
+        p if p.is_empty() => None,
+        p => Some(
+            resolve_within(&ctx.alloc_dir.root, &task_rel(&p))
+                .map_err(|e| format!("template {i}: source {p:?}: {e}"))?,
+        ),
+    };
+    let data = Some(s("EmbeddedTmpl")).filter(|d| !d.is_empty());
+    if data.is_none() && source.is_none() {
+        return Err(format!("template {i}: one of data or source is required"));
+    }
+    let perms_s = s("Perms");
+    let perms = if perms_s.is_empty() {
+        0o644
+    } else {
+        u32::from_str_radix(&perms_s, 8)
+            .map_err(|_| format!("template {i}: perms {perms_s:?} is not an octal mode"))?
+    };
+    let mut change_mode = s("ChangeMode");
+    if change_mode.is_empty() {
+        change_mode = "restart".into();
+    }
+    Ok(Spec {
+        data,
+        source,
+        dest,
+        change_mode,
+        change_signal: s("ChangeSignal"),
+        perms,
+        env: t.get("Envvars").and_then(|v| v.as_bool()).unwrap_or(false),
+        left: s("LeftDelim"),
+        right: s("RightDelim"),
+        error_on_missing_key: t
+            .get("ErrMissingKey")
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false),
+    })
+}
+
+/// Reads one dependency from Consul (a blocking query from `index`); the value in the shape
+/// `caravan-templates` expects and Consul's index.
+async fn fetch(
+    c: &ConsulClient,
+    dep: &Dependency,
+    index: u64,
+    wait: Duration,
+) -> Result<(Value, u64), caravan_consul::ConsulError> {
+    let q = |dc: &Option<String>| QueryOptions {
+        datacenter: dc.clone(),
+        wait_index: index,
+        wait_time: Some(wait),
+        ..Default::default()
+    };
+    Ok(match dep {
+        Dependency::Kv { key, dc, .. } => {
+            let (pair, meta) = c.kv_get(key, &q(dc)).await?;
+            let v = match pair {
+                Some(p) => Value::String(p.value_str()),
+                None => Value::Null,
+            };
+            (v, meta.last_index)
+        }
+        Dependency::KvList { prefix, dc } => {
+            let (pairs, meta) = c.kv_list(prefix, &q(dc)).await?;
+            let list = pairs
+                .into_iter()
+                .map(|p| {
+                    json!({"Key": p.key, "CreateIndex": p.create_index, "ModifyIndex": p.modify_index,
+                           "LockIndex": p.lock_index, "Flags": p.flags,
+                           "Value": p.value_str()})
+                })
+                .collect();
+            (Value::Array(list), meta.last_index)
+        }
+        Dependency::Service {
+            name,
+            tag,
+            dc,
+            passing,
+        } => {
+            let mut o = q(dc);
+            o.tags = tag.iter().cloned().collect();
+            let (entries, meta) = c.health_service(name, *passing, &o).await?;
+            let list = entries
+                .into_iter()
+                .map(|e| {
+                    let status = format!("{:?}", e.aggregated_status()).to_lowercase();
+                    let addr = if e.service.address.is_empty() {
+                        e.node.address.clone()
+                    } else {
+                        e.service.address.clone()
+                    };
+                    json!({"Node": e.node.node, "NodeID": e.node.id, "NodeAddress": e.node.address,
+                           "NodeDatacenter": e.node.datacenter, "NodeMeta": e.node.meta,
+                           "Address": addr, "ID": e.service.id, "Name": e.service.service,
+                           "Tags": e.service.tags, "ServiceMeta": e.service.meta,
+                           "Port": e.service.port, "Status": status})
+                })
+                .collect();
+            (Value::Array(list), meta.last_index)
+        }
+        Dependency::Services { dc } => {
+            let (m, meta) = c.catalog_services(&q(dc)).await?;
+            (
+                serde_json::to_value(m).unwrap_or(Value::Null),
+                meta.last_index,
+            )
+        }
+    })
+}
+
+/// The templates of one task and the data they were last rendered from.
+struct Renderer {
+    specs: Vec<Spec>,
+    opts: Vec<RenderOptions>,
+    cache: MapSource,
+    /// The text last written to each destination.
+    written: Vec<Option<String>>,
+}
+
+/// What one pass over the templates found.
+struct Pass {
+    deps: Vec<Dependency>,
+    missing: Vec<Dependency>,
+    /// Indexes of the templates whose file changed.
+    changed: Vec<usize>,
+}
+
+impl Renderer {
+    /// Renders every template; writes those complete whose text changed.
+    fn pass(&mut self, write_incomplete_too: bool) -> Result<Pass, String> {
+        let mut out = Pass {
+            deps: vec![],
+            missing: vec![],
+            changed: vec![],
+        };
+        let mut texts = vec![];
+        for (i, spec) in self.specs.iter().enumerate() {
+            let src = match (&spec.data, &spec.source) {
+                (Some(d), _) => d.clone(),
+                (None, Some(p)) => std::fs::read_to_string(p)
+                    .map_err(|e| format!("template {i}: reading source {}: {e}", p.display()))?,
+                (None, None) => String::new(),
+            };
+            let r = render(&src, &self.opts[i], &self.cache as &dyn DataSource)
+                .map_err(|e| format!("template {i}: {e}"))?;
+            for d in &r.deps {
+                if !out.deps.contains(d) {
+                    out.deps.push(d.clone());
+                }
+            }
+            for d in &r.missing {
+                if !out.missing.contains(d) {
+                    out.missing.push(d.clone());
+                }
+            }
+            texts.push((r.complete(), r.text));
+        }
+        // Nothing is written until every template has its data (consul-template's
+        // all-or-nothing first render).
+        if !out.missing.is_empty() && !write_incomplete_too {
+            return Ok(out);
+        }
+        for (i, (complete, text)) in texts.into_iter().enumerate() {
+            if !complete || self.written[i].as_deref() == Some(text.as_str()) {
+                continue;
+            }
+            write_file(&self.specs[i].dest, &text, self.specs[i].perms).map_err(|e| {
+                format!(
+                    "template {i}: writing {}: {e}",
+                    self.specs[i].dest.display()
+                )
+            })?;
+            self.written[i] = Some(text);
+            out.changed.push(i);
+        }
+        Ok(out)
+    }
+}
+
+fn write_file(path: &Path, text: &str, perms: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    // Written beside and renamed over, so the task never reads half a file.
+    let tmp = path.with_extension(format!("caravan-tmp-{}", std::process::id()));
+    std::fs::write(&tmp, text)?;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(perms))?;
+    std::fs::rename(&tmp, path)
+}
+
+/// `KEY=value` lines of an `env = true` template (blank lines and `#` comments skipped).
+fn parse_env(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(|l| {
+            let l = l.strip_prefix("export ").unwrap_or(l);
+            let (k, v) = l.split_once('=')?;
+            let v = v.trim();
+            let v = v
+                .strip_prefix('"')
+                .and_then(|x| x.strip_suffix('"'))
+                .unwrap_or(v);
+            Some((k.trim().to_string(), v.to_string()))
+        })
+        .collect()
+}
+
+/// Nomad's "Missing: a, b, c, and N more" text.
+fn missing_message(missing: &[Dependency]) -> String {
+    let names: Vec<String> = missing.iter().take(3).map(|d| d.to_string()).collect();
+    let mut msg = format!("Missing: {}", names.join(", "));
+    if missing.len() > 3 {
+        msg.push_str(&format!(", and {} more", missing.len() - 3));
+    }
+    msg
+}
+
+fn setup_failure(message: String) -> HookError {
+    HookError {
+        hook: "template",
+        message,
+        recoverable: false,
+    }
+}
+
+#[derive(Default)]
+pub struct TemplateHook {
+    watcher: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    renderer: Arc<tokio::sync::Mutex<Option<Renderer>>>,
+}
+
+#[async_trait]
+impl TaskHook for TemplateHook {
+    fn name(&self) -> &'static str {
+        "template"
+    }
+
+    async fn prestart(&self, ctx: &mut HookContext) -> Result<(), HookError> {
+        if ctx.task.templates.is_empty() || self.renderer.lock().await.is_some() {
+            return Ok(());
+        }
+        let specs: Vec<Spec> = ctx
+            .task
+            .templates
+            .iter()
+            .enumerate()
+            .map(|(i, t)| spec_of(ctx, i, t))
+            .collect::<Result<_, _>>()
+            .map_err(setup_failure)?;
+        let env = ctx
+            .task_env
+            .as_ref()
+            .map(|e| e.env.clone())
+            .unwrap_or_default();
+        let task_dir = ctx.alloc_dir.task_dir(&ctx.task.name);
+        let opts = specs
+            .iter()
+            .enumerate()
+            .map(|(i, s)| RenderOptions {
+                name: format!("template {i}"),
+                left_delimiter: s.left.clone(),
+                right_delimiter: s.right.clone(),
+                error_on_missing_key: s.error_on_missing_key,
+                env: env.clone(),
+                file_root: Some(task_dir.clone()),
+                denylist: DEFAULT_DENYLIST.iter().map(|s| s.to_string()).collect(),
+            })
+            .collect();
+        let mut r = Renderer {
+            written: vec![None; specs.len()],
+            specs,
+            opts,
+            cache: MapSource::new(),
+        };
+        let mut indexes: std::collections::HashMap<Dependency, u64> = Default::default();
+        let mut last_event: Option<Instant> = None;
+        // First render: fetch what is missing until every template is complete.
+        loop {
+            let pass = r.pass(false).map_err(setup_failure)?;
+            if pass.missing.is_empty() {
+                break;
+            }
+            let Some(consul) = ctx.consul.clone() else {
+                return Err(setup_failure(format!(
+                    "templates read Consul ({}), but this client has no consul block",
+                    missing_message(&pass.missing)
+                )));
+            };
+            if last_event.is_none_or(|t| t.elapsed() >= MISSING_EVENT_EVERY) {
+                let ev = TaskEvent::new(TASK_EVENT_TEMPLATE, missing_message(&pass.missing));
+                match &ctx.control {
+                    Some(c) => c.event(ev),
+                    None => ctx.events.push(ev),
+                }
+                last_event = Some(Instant::now());
+            }
+            for dep in &pass.missing {
+                let index = indexes.get(dep).copied().unwrap_or(0);
+                match fetch(&consul.client, dep, index, MISSING_EVENT_EVERY).await {
+                    Ok((v, idx)) => {
+                        indexes.insert(dep.clone(), idx);
+                        r.cache.set(dep.clone(), v);
+                    }
+                    Err(e) => {
+                        tracing::warn!(task = %ctx.task.name, "template: reading {dep} from Consul: {e}");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        }
+        for (i, spec) in r.specs.iter().enumerate() {
+            if spec.env {
+                if let Some(text) = &r.written[i] {
+                    ctx.env.extend(parse_env(text));
+                }
+            }
+        }
+        let deps = r.pass(true).map_err(setup_failure)?.deps;
+        *self.renderer.lock().await = Some(r);
+        if let (Some(consul), Some(control)) = (ctx.consul.clone(), ctx.control.clone()) {
+            let renderer = self.renderer.clone();
+            let task = ctx.task.name.clone();
+            let handle = tokio::spawn(watch(consul.client.clone(), renderer, control, deps, task));
+            if let Ok(mut g) = self.watcher.lock() {
+                *g = Some(handle);
+            }
+        }
+        Ok(())
+    }
+
+    async fn stop(&self, _ctx: &HookContext) -> Result<(), HookError> {
+        if let Some(h) = self.watcher.lock().ok().and_then(|mut g| g.take()) {
+            h.abort();
+        }
+        Ok(())
+    }
+}
+
+/// Watches each dependency with blocking queries; a change re-renders and applies the
+/// templates' change modes.
+async fn watch(
+    client: ConsulClient,
+    renderer: Arc<tokio::sync::Mutex<Option<Renderer>>>,
+    control: Arc<dyn TaskControl>,
+    deps: Vec<Dependency>,
+    task: String,
+) {
+    let (tx, mut rx) = mpsc::unbounded_channel::<(Dependency, Value)>();
+    let mut watched: HashSet<Dependency> = HashSet::new();
+    let mut tasks = vec![];
+    let spawn_watch = |dep: Dependency, tasks: &mut Vec<tokio::task::JoinHandle<()>>| {
+        let (client, tx) = (client.clone(), tx.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut index = 0u64;
+            let mut backoff = caravan_consul::blocking::Backoff::new(
+                Duration::from_millis(500),
+                Duration::from_secs(30),
+            );
+            loop {
+                match fetch(&client, &dep, index, BLOCK_WAIT).await {
+                    Ok((v, idx)) => {
+                        backoff.reset();
+                        index = caravan_consul::blocking::next_wait_index(index, idx);
+                        if tx.send((dep.clone(), v)).is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::debug!("template watch of {dep}: {e}");
+                        tokio::time::sleep(backoff.next_delay()).await;
+                    }
+                }
+            }
+        }));
+    };
+    for d in deps {
+        watched.insert(d.clone());
+        spawn_watch(d, &mut tasks);
+    }
+    struct AbortAll(Vec<tokio::task::JoinHandle<()>>);
+    impl Drop for AbortAll {
+        fn drop(&mut self) {
+            for t in &self.0 {
+                t.abort();
+            }
+        }
+    }
+    let mut guard = AbortAll(tasks);
+    while let Some((dep, v)) = rx.recv().await {
+        let mut g = renderer.lock().await;
+        let Some(r) = g.as_mut() else { return };
+        if !r.cache.set(dep, v) {
+            continue;
+        }
+        // Take whatever else arrived meanwhile in the same pass.
+        while let Ok((d, v)) = rx.try_recv() {
+            r.cache.set(d, v);
+        }
+        let pass = match r.pass(false) {
+            Ok(p) => p,
+            Err(e) => {
+                control.event(TaskEvent::new(
+                    TASK_EVENT_TEMPLATE,
+                    format!("Template failed: {e}"),
+                ));
+                continue;
+            }
+        };
+        for d in pass.deps {
+            if watched.insert(d.clone()) {
+                spawn_watch(d, &mut guard.0);
+            }
+        }
+        if pass.changed.is_empty() || !control.is_running() {
+            continue;
+        }
+        let modes: Vec<&Spec> = pass.changed.iter().map(|&i| &r.specs[i]).collect();
+        if modes.iter().any(|s| s.change_mode == "restart") {
+            let mut ev = TaskEvent::new(
+                caravan_structs::TASK_EVENT_RESTART_SIGNAL,
+                "Template with change_mode restart re-rendered",
+            );
+            ev.restart_reason = "Template with change_mode restart re-rendered".into();
+            if let Err(e) = control.restart(ev) {
+                tracing::warn!(%task, "template restart: {e}");
+            }
+            continue;
+        }
+        let mut signals: Vec<String> = modes
+            .iter()
+            .filter(|s| s.change_mode == "signal")
+            .map(|s| s.change_signal.clone())
+            .collect();
+        signals.dedup();
+        for sig in signals {
+            if let Err(e) = control.signal(&sig).await {
+                control.event(TaskEvent::new(
+                    TASK_EVENT_TEMPLATE,
+                    format!("Template failed to send signal {sig}: {e}"),
+                ));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_message_lists_three_then_counts() {
+        let d = |k: &str| Dependency::Kv {
+            key: k.into(),
+            dc: None,
+            block: true,
+        };
+        assert_eq!(missing_message(&[d("a")]), "Missing: kv.block(a)");
+        assert_eq!(
+            missing_message(&[d("a"), d("b"), d("c"), d("e"), d("f")]),
+            "Missing: kv.block(a), kv.block(b), kv.block(c), and 2 more"
+        );
+    }
+
+    #[test]
+    fn env_files_parse_like_nomad() {
+        let e = parse_env("# c\nA=1\nexport B = \"two\"\n\nC=x=y\n");
+        assert_eq!(e.get("A").map(String::as_str), Some("1"));
+        assert_eq!(e.get("B").map(String::as_str), Some("two"));
+        assert_eq!(e.get("C").map(String::as_str), Some("x=y"));
+    }
+}
