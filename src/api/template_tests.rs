@@ -217,3 +217,97 @@ async fn unsupported_templates_are_refused_with_the_reason() {
     let (code, body) = a.put("/v1/jobs", &j).await;
     assert_eq!(code, 200, "{body}");
 }
+
+fn signal_job(id: &str, dest: &str) -> Value {
+    json!({"Job": {
+        "ID": id,
+        "TaskGroups": [{
+            "Name": "g", "Count": 1,
+            "RestartPolicy": {"Attempts": 0, "Interval": 60_000_000_000i64, "Delay": 100_000_000, "Mode": "fail"},
+            "Tasks": [{
+                "Name": "web", "Driver": "raw_exec",
+                "Config": {"command": "/bin/sh",
+                           "args": ["-c", "trap 'echo \"hup $(cat local/sig.conf)\" >> \"$NOMAD_ALLOC_DIR/signals.log\"' HUP; echo \"start $$\" >> \"$NOMAD_ALLOC_DIR/starts.log\"; while true; do sleep 0.1; done"]},
+                "Resources": {"CPU": 20, "MemoryMB": 30},
+                "KillTimeout": 1_000_000_000,
+                "Templates": [
+                    {"EmbeddedTmpl": "level={{ key \"sig/level\" }}", "DestPath": dest,
+                     "ChangeMode": "signal", "ChangeSignal": "SIGHUP"}
+                ]
+            }]
+        }]
+    }})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signal_mode_sends_the_signal_and_escaping_destinations_fail() {
+    let (addr, _consul_server) = caravan_consul_test_server::spawn_for_test()
+        .await
+        .expect("consul test server");
+    let cfg = ConsulConfig {
+        address: format!("http://{addr}"),
+        ..Default::default()
+    };
+    let direct = ConsulClient::new(cfg.clone()).expect("consul client");
+    let link = Consul::new(
+        ConsulClient::new(cfg).expect("consul client"),
+        "default",
+        ConsulTiming::default(),
+    );
+    let a = start_with(
+        1,
+        ServerConfig::default(),
+        ClientConfig {
+            consul: Some(link),
+            ..Default::default()
+        },
+    )
+    .await;
+    put(&direct, "sig/level", "info").await;
+    let (code, body) = a
+        .put("/v1/jobs", &signal_job("tmpl-sig", "local/sig.conf"))
+        .await;
+    assert_eq!(code, 200, "{body}");
+    crate::wait_for!(!a.running("tmpl-sig").await.is_empty());
+    let alloc = a.allocs("tmpl-sig").await[0]["ID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let conf = find(&a.data_dir, &format!("{alloc}/web/local/sig.conf")).expect("sig.conf");
+    let alloc_dir = conf
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    crate::wait_for!(read(&alloc_dir.join("alloc/starts.log")).lines().count() == 1);
+    put(&direct, "sig/level", "debug").await;
+    // The task's own trap saw SIGHUP after the file changed, and it was not restarted.
+    crate::wait_for!(read(&alloc_dir.join("alloc/signals.log")).contains("hup level=debug"));
+    assert_eq!(read(&alloc_dir.join("alloc/starts.log")).lines().count(), 1);
+    crate::wait_for!(events(&a, &alloc)
+        .await
+        .iter()
+        .any(|(t, m)| t == "Signaling" && m.contains("SIGHUP")));
+
+    // A destination outside the allocation directory fails the task before it starts.
+    let (code, body) = a
+        .put(
+            "/v1/jobs",
+            &signal_job("tmpl-escape", "../../../../etc/caravan-escape"),
+        )
+        .await;
+    assert_eq!(code, 200, "{body}");
+    crate::wait_for!(!a.allocs("tmpl-escape").await.is_empty());
+    let alloc = a.allocs("tmpl-escape").await[0]["ID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    crate::wait_for!(events(&a, &alloc)
+        .await
+        .iter()
+        .any(|(t, m)| t == "Setup Failure" && m.contains("destination")));
+    assert!(!Path::new("/etc/caravan-escape").exists());
+}
