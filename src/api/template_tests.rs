@@ -310,4 +310,29 @@ async fn signal_mode_sends_the_signal_and_escaping_destinations_fail() {
         .iter()
         .any(|(t, m)| t == "Setup Failure" && m.contains("destination")));
     assert!(!Path::new("/etc/caravan-escape").exists());
+
+    // Stopping a job whose task still waits for its data ends the wait: the task never starts.
+    let (code, body) = a
+        .put("/v1/jobs", &job("tmpl-wait", "never", "restart"))
+        .await;
+    assert_eq!(code, 200, "{body}");
+    crate::wait_for!(!a.allocs("tmpl-wait").await.is_empty());
+    let alloc = a.allocs("tmpl-wait").await[0]["ID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    crate::wait_for!(events(&a, &alloc)
+        .await
+        .iter()
+        .any(|(t, m)| t == "Template" && m.starts_with("Missing: kv.block(never/port)")));
+    let r = a
+        .http
+        .delete(format!("{}/v1/job/tmpl-wait", a.base))
+        .send()
+        .await
+        .expect("stop job");
+    assert_eq!(r.status().as_u16(), 200);
+    crate::wait_for!(a.allocs("tmpl-wait").await[0]["ClientStatus"] == "complete");
+    let ev = events(&a, &alloc).await;
+    assert!(!ev.iter().any(|(t, _)| t == "Started"), "{ev:?}");
 }

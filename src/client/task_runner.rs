@@ -532,6 +532,9 @@ impl super::hooks::TaskControl for TaskRunner {
     fn is_running(&self) -> bool {
         self.state().state == TASK_STATE_RUNNING
     }
+    fn killed(&self) -> bool {
+        matches!(*self.control.borrow(), Control::Kill { .. })
+    }
     fn restart(&self, ev: TaskEvent) -> Result<(), String> {
         self.restart_with(ev)
     }

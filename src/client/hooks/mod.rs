@@ -59,6 +59,8 @@ pub trait TaskControl: Send + Sync {
     /// Records a task event now.
     fn event(&self, ev: TaskEvent);
     fn is_running(&self) -> bool;
+    /// Whether the task was asked to stop (a prestart hook that waits should give up).
+    fn killed(&self) -> bool;
     /// Restarts the task (not counted by the restart policy), recording `ev`.
     fn restart(&self, ev: TaskEvent) -> Result<(), String>;
     async fn signal(&self, sig: &str) -> Result<(), String>;

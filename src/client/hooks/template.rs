@@ -26,8 +26,10 @@ use tokio::sync::mpsc;
 pub const TASK_EVENT_TEMPLATE: &str = "Template";
 /// How long a watcher's blocking query waits before it asks again.
 const BLOCK_WAIT: Duration = Duration::from_secs(60);
-/// The longest first-render wait between checks, and between "Missing" events.
+/// At most one "Missing" event this often.
 const MISSING_EVENT_EVERY: Duration = Duration::from_secs(3);
+/// How long one first-render query blocks before the hook checks for a kill.
+const FIRST_RENDER_WAIT: Duration = Duration::from_secs(1);
 
 /// One `template` block, as the job's JSON carries it.
 #[derive(Debug, Clone)]
@@ -347,6 +349,11 @@ impl TaskHook for TemplateHook {
             if pass.missing.is_empty() {
                 break;
             }
+            // Stopped while waiting for data: the task runner sees the kill and never starts
+            // the task.
+            if ctx.control.as_ref().is_some_and(|c| c.killed()) {
+                return Ok(());
+            }
             let Some(consul) = ctx.consul.clone() else {
                 return Err(setup_failure(format!(
                     "templates read Consul ({}), but this client has no consul block",
@@ -363,7 +370,7 @@ impl TaskHook for TemplateHook {
             }
             for dep in &pass.missing {
                 let index = indexes.get(dep).copied().unwrap_or(0);
-                match fetch(&consul.client, dep, index, MISSING_EVENT_EVERY).await {
+                match fetch(&consul.client, dep, index, FIRST_RENDER_WAIT).await {
                     Ok((v, idx)) => {
                         indexes.insert(dep.clone(), idx);
                         r.cache.set(dep.clone(), v);
