@@ -30,7 +30,9 @@ fn job(id: &str, prefix: &str, mode: &str) -> Value {
                      "DestPath": "local/app.conf", "ChangeMode": mode, "Perms": "0640"},
                     {"EmbeddedTmpl": format!("APP_MODE=[[ key \"{prefix}/mode\" ]]\n"),
                      "DestPath": "local/app.env", "Envvars": true, "ChangeMode": "noop",
-                     "LeftDelim": "[[", "RightDelim": "]]"}
+                     "LeftDelim": "[[", "RightDelim": "]]"},
+                    {"EmbeddedTmpl": format!("first={{{{ key \"{prefix}/port\" }}}}"),
+                     "DestPath": "local/once.conf", "Once": true, "ChangeMode": "restart"}
                 ]
             }]
         }]
@@ -186,6 +188,8 @@ async fn template_renders_consul_kv_and_rerenders_on_change() {
     crate::wait_for!(read(&starts2).lines().count() == 1);
     put(&direct, "quiet/port", "2").await;
     crate::wait_for!(read(&conf2) == "port=2\nname=web\n");
+    // `once`: rendered at the start, never again (and it asks for no restart).
+    assert_eq!(read(&conf2.with_file_name("once.conf")), "first=1");
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(read(&starts2).lines().count(), 1, "noop must not restart");
     assert!(!events(&a, &alloc2)
@@ -232,7 +236,8 @@ fn signal_job(id: &str, dest: &str) -> Value {
                 "KillTimeout": 1_000_000_000,
                 "Templates": [
                     {"EmbeddedTmpl": "level={{ key \"sig/level\" }}", "DestPath": dest,
-                     "ChangeMode": "signal", "ChangeSignal": "SIGHUP"}
+                     "ChangeMode": "signal", "ChangeSignal": "SIGHUP",
+                     "Wait": {"Min": 400_000_000, "Max": 3_000_000_000i64}}
                 ]
             }]
         }]
@@ -283,9 +288,18 @@ async fn signal_mode_sends_the_signal_and_escaping_destinations_fail() {
         .unwrap()
         .to_path_buf();
     crate::wait_for!(read(&alloc_dir.join("alloc/starts.log")).lines().count() == 1);
+    // Two writes in quick succession settle into one render (`wait { min = 400ms }`): the
+    // task's own trap sees one SIGHUP, after the file has the last value.
     put(&direct, "sig/level", "debug").await;
-    // The task's own trap saw SIGHUP after the file changed, and it was not restarted.
-    crate::wait_for!(read(&alloc_dir.join("alloc/signals.log")).contains("hup level=debug"));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    put(&direct, "sig/level", "trace").await;
+    crate::wait_for!(read(&alloc_dir.join("alloc/signals.log")).contains("hup level=trace"));
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(
+        read(&alloc_dir.join("alloc/signals.log")),
+        "hup level=trace\n",
+        "one signal after the data settled"
+    );
     assert_eq!(read(&alloc_dir.join("alloc/starts.log")).lines().count(), 1);
     crate::wait_for!(events(&a, &alloc)
         .await

@@ -4,8 +4,9 @@
 //! watched with a blocking query and a change re-renders the templates; a template whose text
 //! changed applies its `change_mode` (`restart`, `signal` with `change_signal`, `noop`).
 //! Destinations and `source` files stay inside the allocation directory. `env = true` files
-//! are merged into the task environment at the first start. Not here yet: `change_mode =
-//! "script"`, `wait`/`splay`, `once`, `uid`/`gid`, re-reading `source` files.
+//! are merged into the task environment at the first start; `once`, `wait { min max }`
+//! (quiescence before a re-render), `splay`, `perms`, `uid`/`gid` apply. Not here yet:
+//! `change_mode = "script"`, watching `source` and `file` files for changes.
 
 use super::{HookContext, HookError, TaskControl, TaskHook};
 use crate::client::allocdir::resolve_within;
@@ -44,6 +45,14 @@ struct Spec {
     left: String,
     right: String,
     error_on_missing_key: bool,
+    /// Rendered once, never re-rendered (`once`).
+    once: bool,
+    /// Quiescence after a change (`wait { min max }`).
+    wait: Option<(Duration, Duration)>,
+    /// The most a change waits at random before its restart or signal (`splay`).
+    splay: Duration,
+    uid: Option<u32>,
+    gid: Option<u32>,
 }
 
 fn spec_of(ctx: &HookContext, i: usize, t: &Value) -> Result<Spec, String> {
@@ -100,7 +109,24 @@ fn spec_of(ctx: &HookContext, i: usize, t: &Value) -> Result<Spec, String> {
             .get("ErrMissingKey")
             .and_then(|v| v.as_bool())
             .unwrap_or(false),
+        once: t.get("Once").and_then(|v| v.as_bool()).unwrap_or(false),
+        wait: t.get("Wait").filter(|w| w.is_object()).map(|w| {
+            let min = nanos(&w["Min"]);
+            (min, nanos(&w["Max"]).max(min))
+        }),
+        splay: nanos(&t["Splay"]),
+        uid: id_of(&t["Uid"]),
+        gid: id_of(&t["Gid"]),
     })
+}
+
+fn nanos(v: &Value) -> Duration {
+    Duration::from_nanos(v.as_u64().unwrap_or(0))
+}
+
+/// A `uid`/`gid`: unset, null and negative values mean "leave as is".
+fn id_of(v: &Value) -> Option<u32> {
+    v.as_i64().and_then(|i| u32::try_from(i).ok())
 }
 
 /// Reads one dependency from Consul (a blocking query from `index`); the value in the shape
@@ -202,6 +228,10 @@ impl Renderer {
         };
         let mut texts = vec![];
         for (i, spec) in self.specs.iter().enumerate() {
+            if spec.once && self.written[i].is_some() {
+                texts.push((false, String::new()));
+                continue;
+            }
             let src = match (&spec.data, &spec.source) {
                 (Some(d), _) => d.clone(),
                 (None, Some(p)) => std::fs::read_to_string(p)
@@ -231,7 +261,7 @@ impl Renderer {
             if !complete || self.written[i].as_deref() == Some(text.as_str()) {
                 continue;
             }
-            write_file(&self.specs[i].dest, &text, self.specs[i].perms).map_err(|e| {
+            write_file(&self.specs[i], &text).map_err(|e| {
                 format!(
                     "template {i}: writing {}: {e}",
                     self.specs[i].dest.display()
@@ -244,15 +274,24 @@ impl Renderer {
     }
 }
 
-fn write_file(path: &Path, text: &str, perms: u32) -> std::io::Result<()> {
+fn write_file(spec: &Spec, text: &str) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
+    let path: &Path = &spec.dest;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
     // Written beside and renamed over, so the task never reads half a file.
     let tmp = path.with_extension(format!("caravan-tmp-{}", std::process::id()));
     std::fs::write(&tmp, text)?;
-    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(perms))?;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(spec.perms))?;
+    if spec.uid.is_some() || spec.gid.is_some() {
+        nix::unistd::chown(
+            &tmp,
+            spec.uid.map(nix::unistd::Uid::from_raw),
+            spec.gid.map(nix::unistd::Gid::from_raw),
+        )
+        .map_err(std::io::Error::from)?;
+    }
     std::fs::rename(&tmp, path)
 }
 
@@ -466,6 +505,28 @@ async fn watch(
         if !r.cache.set(dep, v) {
             continue;
         }
+        // `wait { min max }`: let the data settle (no change for `min`, at most `max`).
+        if let Some((min, max)) = r.specs.iter().filter_map(|s| s.wait).max() {
+            let deadline = Instant::now() + max;
+            drop(g);
+            loop {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                match tokio::time::timeout(min.min(left), rx.recv()).await {
+                    Ok(Some((d, v))) => {
+                        if let Some(r) = renderer.lock().await.as_mut() {
+                            r.cache.set(d, v);
+                        }
+                    }
+                    Ok(None) => return,
+                    Err(_) => break,
+                }
+            }
+            g = renderer.lock().await;
+        }
+        let Some(r) = g.as_mut() else { return };
         // Take whatever else arrived meanwhile in the same pass.
         while let Ok((d, v)) = rx.try_recv() {
             r.cache.set(d, v);
@@ -488,7 +549,18 @@ async fn watch(
         if pass.changed.is_empty() || !control.is_running() {
             continue;
         }
-        let modes: Vec<&Spec> = pass.changed.iter().map(|&i| &r.specs[i]).collect();
+        let modes: Vec<Spec> = pass.changed.iter().map(|&i| r.specs[i].clone()).collect();
+        drop(g);
+        let splay = modes.iter().map(|s| s.splay).max().unwrap_or_default();
+        if !splay.is_zero() {
+            // A random share of `splay`, so that many tasks do not restart at once.
+            let seed = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos() as u128)
+                .unwrap_or(0);
+            let delay = (seed * 2_654_435_761) % splay.as_nanos().max(1);
+            tokio::time::sleep(Duration::from_nanos(delay as u64)).await;
+        }
         if modes.iter().any(|s| s.change_mode == "restart") {
             let mut ev = TaskEvent::new(
                 caravan_structs::TASK_EVENT_RESTART_SIGNAL,
