@@ -167,3 +167,36 @@ async fn scheduler_configuration_reads_writes_and_takes_effect() {
     assert_eq!(code, 0, "{out}{err}");
     wait_for!(!a.allocs("held").await.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_max_without_oversubscription_is_a_registration_warning() {
+    let a = start_with(1, ServerConfig::default(), ClientConfig::default()).await;
+    let mut job = sleeper("maxed");
+    job["Job"]["TaskGroups"][0]["Tasks"][0]["Resources"]["MemoryMaxMB"] = json!(64);
+    let (code, body) = a.put("/v1/jobs", &job).await;
+    assert_eq!(code, 200, "{body}");
+    let resp: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    let warnings = resp["Warnings"].as_str().unwrap_or_default();
+    assert!(
+        warnings.contains(
+            "Memory oversubscription is not enabled; Task \"g.t\" memory_max value will be ignored"
+        ),
+        "{body}"
+    );
+    // With oversubscription on, no warning.
+    let (code, out, err) = cli(
+        &a,
+        &[
+            "operator",
+            "scheduler",
+            "set-config",
+            "-memory-oversubscription=true",
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, body) = a.put("/v1/jobs", &job).await;
+    assert_eq!(code, 200, "{body}");
+    let resp: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    assert_eq!(resp["Warnings"], "", "{body}");
+}

@@ -86,7 +86,7 @@ impl Server {
             eval_id,
             eval_create_index: index,
             job_modify_index: stored.map(|j| j.job_modify_index).unwrap_or(index),
-            warnings: String::new(),
+            warnings: job_warnings(&job, &self.scheduler_config()),
             index,
             last_contact: 0,
             known_leader: true,
@@ -365,6 +365,32 @@ const KNOWN_DRIVERS: &[&str] = &["raw_exec", "exec", "docker", "podman", "java",
 /// Refuses jobs that need features not built yet, naming the feature, so nothing is ignored
 /// silently. (Placement-time gaps, such as Consul or Vault missing on every node, are implied
 /// constraints the scheduler reports.)
+/// What Nomad warns about at registration: `memory_max` without memory oversubscription.
+fn job_warnings(job: &Job, cfg: &SchedulerConfiguration) -> String {
+    let mut w = Vec::new();
+    if !cfg.memory_oversubscription_enabled {
+        for tg in &job.task_groups {
+            for t in &tg.tasks {
+                if t.resources.memory_max_mb > 0 {
+                    w.push(format!(
+                        "Memory oversubscription is not enabled; Task \"{}.{}\" memory_max value will be ignored. Update the Scheduler Configuration to allow oversubscription.",
+                        tg.name, t.name
+                    ));
+                }
+            }
+        }
+    }
+    if w.is_empty() {
+        return String::new();
+    }
+    // Nomad's warnings formatter.
+    let mut s = format!("{} warning(s):\n", w.len());
+    for e in &w {
+        s.push_str(&format!("\n* {e}"));
+    }
+    s
+}
+
 fn check_features(job: &Job) -> Result<(), ServerError> {
     let mut errs = Vec::new();
     match job.job_type.as_str() {
