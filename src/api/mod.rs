@@ -7,8 +7,6 @@ mod allocs;
 mod client_fs;
 #[cfg(test)]
 mod consul_tests;
-#[cfg(test)]
-mod template_tests;
 mod deployments;
 #[cfg(test)]
 mod driver_tests;
@@ -26,6 +24,8 @@ mod operator_tests;
 mod query;
 mod search;
 mod system;
+#[cfg(test)]
+mod template_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
