@@ -47,6 +47,13 @@ fn contains_value(haystack: &Value, needle: &Value) -> Result<bool, String> {
     })
 }
 
+/// Go's HTML-safe JSON: `<`, `>` and `&` (only ever inside strings) as `\u003c` and so on.
+fn html_safe(j: &str) -> String {
+    j.replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026")
+}
+
 /// Go's `strings.Title`: upper-cases the first letter of each word.
 fn title(text: &str) -> String {
     let mut out = String::new();
@@ -207,13 +214,20 @@ pub(crate) fn call(name: &str, args: &[Value]) -> Option<Result<Value, String>> 
     let r = (|| -> Result<Value, String> {
         let a0 = || args.first().map(s).unwrap_or_default();
         Ok(match name {
-            "toJSON" => {
+            // Go's json.Marshal escapes <, > and & (toJSON); the Unescaped forms do not.
+            "toJSON" | "toUnescapedJSON" => {
                 want(name, args, 1)?;
-                Value::String(serde_json::to_string(&args[0]).map_err(|e| e.to_string())?)
+                let j = serde_json::to_string(&args[0]).map_err(|e| e.to_string())?;
+                Value::String(if name == "toJSON" { html_safe(&j) } else { j })
             }
-            "toJSONPretty" => {
+            "toJSONPretty" | "toUnescapedJSONPretty" => {
                 want(name, args, 1)?;
-                Value::String(serde_json::to_string_pretty(&args[0]).map_err(|e| e.to_string())?)
+                let j = serde_json::to_string_pretty(&args[0]).map_err(|e| e.to_string())?;
+                Value::String(if name == "toJSONPretty" {
+                    html_safe(&j)
+                } else {
+                    j
+                })
             }
             "parseJSON" => {
                 want(name, args, 1)?;
@@ -388,7 +402,6 @@ pub(crate) fn call(name: &str, args: &[Value]) -> Option<Result<Value, String>> 
                 }
                 Value::Object(out)
             }
-            "byMeta" => return Err("byMeta is not available in Caravan yet".into()),
             "explode" => {
                 want(name, args, 1)?;
                 explode(&list(&args[0])?)?
@@ -438,16 +451,9 @@ pub(crate) fn call(name: &str, args: &[Value]) -> Option<Result<Value, String>> 
             "add" | "subtract" | "multiply" | "divide" | "modulo" | "minimum" | "maximum" => {
                 arith(name, args)?
             }
-            "sockaddr"
-            | "writeToFile"
-            | "executeTemplate"
-            | "plugin"
-            | "toYAML"
-            | "parseYAML"
-            | "toTOML"
-            | "toUnescapedJSON"
-            | "toUnescapedJSONPretty"
-            | "parseUint64" => return Err(format!("{name} is not available in Caravan yet")),
+            "writeToFile" | "executeTemplate" | "plugin" => {
+                return Err(format!("{name} is not available in Caravan yet"))
+            }
             _ if name.starts_with("sprig_") => {
                 return Err(format!(
                     "{name}: sprig functions are not available in Caravan yet"

@@ -14,7 +14,8 @@ use std::path::{Component, Path, PathBuf};
 /// Functions Nomad's client denies by default (`template { function_denylist }`).
 pub const DEFAULT_DENYLIST: &[&str] = &["plugin", "writeToFile", "executeTemplate"];
 
-/// Data functions whose source Caravan does not have yet, with the feature they need.
+/// Functions that need something Caravan does not have yet (a data source, an encoding), with
+/// what they need.
 const UNAVAILABLE: &[(&str, &str)] = &[
     ("secret", "Vault integration"),
     ("secrets", "Vault integration"),
@@ -35,6 +36,11 @@ const UNAVAILABLE: &[(&str, &str)] = &[
     ("partitions", "Consul Enterprise partitions"),
     ("peerings", "Consul peerings"),
     ("exportedServices", "Consul exported services"),
+    ("sockaddr", "go-sockaddr address templates"),
+    ("toYAML", "YAML encoding"),
+    ("parseYAML", "YAML decoding"),
+    ("toTOML", "TOML encoding"),
+    ("byMeta", "service meta grouping (byMeta)"),
 ];
 
 /// The names of the data functions that need a feature Caravan lacks (for job validation).

@@ -112,6 +112,9 @@ fn table_of_templates() {
         ("{{ env \"NOMAD_TASK_NAME\" }} {{ envOrDefault \"NOPE\" \"d\" }}", "web d"),
         ("{{ toJSON (parseJSON `{\"a\":[1,2]}`) }}", "{\"a\":[1,2]}"),
         ("{{ toJSONPretty (parseJSON `{\"a\":1}`) }}", "{\n  \"a\": 1\n}"),
+        ("{{ toJSON \"<a&b>\" }} {{ toUnescapedJSON \"<a&b>\" }}", "\"\\u003ca\\u0026b\\u003e\" \"<a&b>\""),
+        ("{{ toYAML 1 }}", "ERR toYAML needs YAML encoding"),
+        ("{{ sockaddr \"GetPrivateIP\" }}", "ERR sockaddr needs go-sockaddr"),
         ("{{ parseBool \"true\" }} {{ parseInt \"-42\" | add 2 }} {{ parseFloat \"1.5\" }}", "true -40 1.5"),
         ("{{ trimSpace \"  x \" }}|{{ \"aXbX\" | replaceAll \"X\" \"-\" }}|{{ \"v1.2\" | regexReplaceAll `v(\\d)` \"V$1\" }}", "x|a-b-|V1.2"),
         ("{{ regexMatch `^\\d+$` \"123\" }} {{ \"FoO\" | toLower }} {{ toUpper \"a\" }} {{ toTitle \"hello world\" }}", "true foo A Hello World"),
@@ -125,6 +128,7 @@ fn table_of_templates() {
     for (src, want) in cases {
         match run(src) {
             Ok(got) if got == *want => {}
+            Err(e) if want.strip_prefix("ERR ").is_some_and(|w| e.contains(w)) => {}
             other => failures.push(format!("{src}\n   want {want:?}\n   got  {other:?}")),
         }
     }
