@@ -325,6 +325,22 @@ async fn signal_mode_sends_the_signal_and_escaping_destinations_fail() {
         .any(|(t, m)| t == "Setup Failure" && m.contains("destination")));
     assert!(!Path::new("/etc/caravan-escape").exists());
 
+    // A `source` file that is not there fails the task before it starts, saying so.
+    let mut j = signal_job("tmpl-src", "local/out.conf");
+    j["Job"]["TaskGroups"][0]["Tasks"][0]["Templates"][0] =
+        json!({"SourcePath": "local/missing.tpl", "DestPath": "local/out.conf"});
+    let (code, body) = a.put("/v1/jobs", &j).await;
+    assert_eq!(code, 200, "{body}");
+    crate::wait_for!(!a.allocs("tmpl-src").await.is_empty());
+    let alloc = a.allocs("tmpl-src").await[0]["ID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    crate::wait_for!(events(&a, &alloc)
+        .await
+        .iter()
+        .any(|(t, m)| t == "Setup Failure" && m.contains("reading source")));
+
     // Stopping a job whose task still waits for its data ends the wait: the task never starts.
     let (code, body) = a
         .put("/v1/jobs", &job("tmpl-wait", "never", "restart"))

@@ -239,7 +239,7 @@ impl Renderer {
                 (None, None) => String::new(),
             };
             let r = render(&src, &self.opts[i], &self.cache as &dyn DataSource)
-                .map_err(|e| format!("template {i}: {e}"))?;
+                .map_err(|e| e.to_string().trim_start_matches("template: ").to_string())?;
             for d in &r.deps {
                 if !out.deps.contains(d) {
                     out.deps.push(d.clone());
@@ -365,7 +365,16 @@ impl TaskHook for TemplateHook {
             .iter()
             .enumerate()
             .map(|(i, s)| RenderOptions {
-                name: format!("template {i}"),
+                // Errors name the template by its destination, as the job file does.
+                name: ctx
+                    .task
+                    .templates
+                    .get(i)
+                    .and_then(|t| t.get("DestPath"))
+                    .and_then(|v| v.as_str())
+                    .filter(|d| !d.is_empty())
+                    .map(String::from)
+                    .unwrap_or_else(|| format!("template {i}")),
                 left_delimiter: s.left.clone(),
                 right_delimiter: s.right.clone(),
                 error_on_missing_key: s.error_on_missing_key,
