@@ -154,6 +154,10 @@ async fn template_renders_consul_kv_and_rerenders_on_change() {
         read(&starts)
     );
 
+    // A noop env template changes: no restart, but the next start gets the new variable.
+    put(&direct, "app/mode", "canary").await;
+    let env_file = conf.with_file_name("app.env");
+    crate::wait_for!(read(&env_file) == "APP_MODE=canary\n");
     let t0 = Instant::now();
     put(&direct, "app/port", "9090").await;
     crate::wait_for!(read(&conf) == "port=9090\nname=web\n");
@@ -161,6 +165,10 @@ async fn template_renders_consul_kv_and_rerenders_on_change() {
     crate::wait_for!(read(&starts).lines().count() == 2);
     let lines: Vec<String> = read(&starts).lines().map(String::from).collect();
     assert_ne!(lines[0], lines[1], "a new process (PID) after the restart");
+    assert!(
+        lines[1].ends_with(" canary"),
+        "env after the restart: {lines:?}"
+    );
     crate::wait_for!(events(&a, &alloc)
         .await
         .iter()

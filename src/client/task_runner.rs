@@ -38,6 +38,8 @@ pub struct TaskRunner {
     done: watch::Sender<bool>,
     driver: Arc<dyn Driver>,
     changed: mpsc::UnboundedSender<()>,
+    /// Environment hooks set after prestart (`env = true` templates), for the next start.
+    hook_env: Mutex<std::collections::BTreeMap<String, String>>,
 }
 
 pub struct TaskRunnerConfig {
@@ -75,6 +77,7 @@ impl TaskRunner {
             done,
             driver: cfg.driver.clone(),
             changed: cfg.changed.clone(),
+            hook_env: Mutex::default(),
         });
         let runner = tr.clone();
         tokio::spawn(async move { runner.run(cfg).await });
@@ -273,6 +276,10 @@ impl TaskRunner {
             });
             let mut full_env = env.env.clone();
             full_env.extend(ctx.env.clone());
+            match self.hook_env.lock() {
+                Ok(g) => full_env.extend(g.clone()),
+                Err(p) => full_env.extend(p.into_inner().clone()),
+            }
             let driver_config = match env.interpolate_json(&serde_json::Value::Object(
                 cfg.task.config.clone().into_iter().collect(),
             )) {
@@ -531,6 +538,12 @@ impl super::hooks::TaskControl for TaskRunner {
     }
     fn is_running(&self) -> bool {
         self.state().state == TASK_STATE_RUNNING
+    }
+    fn set_env(&self, env: std::collections::BTreeMap<String, String>) {
+        match self.hook_env.lock() {
+            Ok(mut g) => *g = env,
+            Err(p) => *p.into_inner() = env,
+        }
     }
     fn killed(&self) -> bool {
         matches!(*self.control.borrow(), Control::Kill { .. })

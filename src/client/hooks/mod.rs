@@ -59,6 +59,9 @@ pub trait TaskControl: Send + Sync {
     /// Records a task event now.
     fn event(&self, ev: TaskEvent);
     fn is_running(&self) -> bool;
+    /// Environment for the task's next start, merged over what prestart hooks set (the
+    /// variables of `env = true` templates after a re-render).
+    fn set_env(&self, env: BTreeMap<String, String>);
     /// Whether the task was asked to stop (a prestart hook that waits should give up).
     fn killed(&self) -> bool;
     /// Restarts the task (not counted by the restart policy), recording `ev`.

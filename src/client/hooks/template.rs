@@ -4,7 +4,7 @@
 //! watched with a blocking query and a change re-renders the templates; a template whose text
 //! changed applies its `change_mode` (`restart`, `signal` with `change_signal`, `noop`).
 //! Destinations and `source` files stay inside the allocation directory. `env = true` files
-//! are merged into the task environment at the first start; `once`, `wait { min max }`
+//! are merged into the task environment (again after a re-render, for the next start); `once`, `wait { min max }`
 //! (quiescence before a re-render), `splay`, `perms`, `uid`/`gid` apply. Not here yet:
 //! `change_mode = "script"`, watching `source` and `file` files for changes.
 
@@ -557,6 +557,16 @@ async fn watch(
         }
         if pass.changed.is_empty() || !control.is_running() {
             continue;
+        }
+        if pass.changed.iter().any(|&i| r.specs[i].env) {
+            // The next start (a restart) gets the new variables.
+            let mut env = BTreeMap::new();
+            for (i, spec) in r.specs.iter().enumerate() {
+                if let (true, Some(text)) = (spec.env, &r.written[i]) {
+                    env.extend(parse_env(text));
+                }
+            }
+            control.set_env(env);
         }
         let modes: Vec<Spec> = pass.changed.iter().map(|&i| r.specs[i].clone()).collect();
         drop(g);
