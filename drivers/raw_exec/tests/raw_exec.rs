@@ -241,7 +241,15 @@ async fn recover_after_the_driver_is_dropped() {
     let h: TaskHandle = serde_json::from_str(&saved).unwrap();
     d2.recover(h.clone()).await.unwrap();
     assert_eq!(d2.inspect("a/rec").await.unwrap().state, TaskState::Running);
-    let stats = d2.stats("a/rec").await.unwrap();
+    // Right after start the shell may still be exec'ing `sleep` (its memory reads 0 then).
+    let mut stats = d2.stats("a/rec").await.unwrap();
+    for _ in 0..50 {
+        if stats.resource_usage.memory_stats.rss > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        stats = d2.stats("a/rec").await.unwrap();
+    }
     assert!(stats.resource_usage.memory_stats.rss > 0);
     assert!(stats.pids.contains_key(&h.pid.to_string()));
 
