@@ -6,17 +6,7 @@ use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
-/// Describes a JSON value's kind for error messages ("a map", "a list").
-pub fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a bool",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "a map",
-    }
-}
+pub use caravan_driver::config_value::kind;
 
 /// A scalar as a string (numbers and bools converted, as HCL's type conversion does).
 pub fn scalar_string(v: &Value) -> Option<String> {

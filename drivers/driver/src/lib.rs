@@ -6,6 +6,7 @@
 //! Nomad's driver plugin interface (`plugins/drivers/driver.go`) is the model.
 
 pub mod driver;
+pub mod config_value;
 pub mod error;
 pub mod fingerprint;
 pub mod logs;

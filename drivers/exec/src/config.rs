@@ -2,6 +2,7 @@
 //! task's `config {}` block ([`ExecTaskConfig`]).
 
 use crate::caps::NOMAD_DEFAULTS;
+use caravan_driver::config_value::{kind, string_list};
 use caravan_driver::DriverError;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -299,41 +300,6 @@ impl ExecTaskConfig {
             work_dir,
             pids_limit,
         })
-    }
-}
-
-fn string_list(cfg: &Map<String, Value>, key: &str) -> Result<Vec<String>, DriverError> {
-    match cfg.get(key) {
-        None | Some(Value::Null) => Ok(Vec::new()),
-        Some(Value::Array(items)) => items
-            .iter()
-            .enumerate()
-            .map(|(i, v)| match v {
-                Value::String(s) => Ok(s.clone()),
-                // HCL's list(string) converts numbers and bools, as Nomad does.
-                Value::Number(n) => Ok(n.to_string()),
-                Value::Bool(b) => Ok(b.to_string()),
-                other => Err(DriverError::InvalidConfig(format!(
-                    "\"{key}\" must be a list of strings; element {i} is {}",
-                    kind(other)
-                ))),
-            })
-            .collect(),
-        Some(other) => Err(DriverError::InvalidConfig(format!(
-            "\"{key}\" must be a list of strings, got {}",
-            kind(other)
-        ))),
-    }
-}
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a bool",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "a map",
     }
 }
 

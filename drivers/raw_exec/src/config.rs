@@ -1,6 +1,7 @@
 //! The raw_exec task `config {}` block: `command`, `args`, and the Nomad options accepted
 //! for compatibility.
 
+use caravan_driver::config_value::{kind, string_list};
 use caravan_driver::DriverError;
 use serde_json::{Map, Value};
 
@@ -53,29 +54,7 @@ impl RawExecConfig {
                 )))
             }
         };
-        let args = match cfg.get("args") {
-            None | Some(Value::Null) => Vec::new(),
-            Some(Value::Array(items)) => items
-                .iter()
-                .enumerate()
-                .map(|(i, v)| match v {
-                    Value::String(s) => Ok(s.clone()),
-                    // HCL's list(string) converts numbers and bools, as Nomad does.
-                    Value::Number(n) => Ok(n.to_string()),
-                    Value::Bool(b) => Ok(b.to_string()),
-                    other => Err(DriverError::InvalidConfig(format!(
-                        "\"args\" must be a list of strings; element {i} is {}",
-                        kind(other)
-                    ))),
-                })
-                .collect::<Result<_, _>>()?,
-            Some(other) => {
-                return Err(DriverError::InvalidConfig(format!(
-                    "\"args\" must be a list of strings, got {}",
-                    kind(other)
-                )))
-            }
-        };
+        let args = string_list(cfg, "args")?;
         let work_dir = match cfg.get("work_dir") {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) if s.is_empty() => None,
@@ -97,17 +76,6 @@ impl RawExecConfig {
             args,
             work_dir,
         })
-    }
-}
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a bool",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "a map",
     }
 }
 
