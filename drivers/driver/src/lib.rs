@@ -5,8 +5,8 @@
 //! The client keeps drivers as `Arc<dyn Driver>` in a registry keyed by [`Driver::name`].
 //! Nomad's driver plugin interface (`plugins/drivers/driver.go`) is the model.
 
-pub mod driver;
 pub mod config_value;
+pub mod driver;
 pub mod error;
 pub mod fingerprint;
 pub mod logs;
