@@ -4,7 +4,7 @@
 //! `_nomad-task-` registrations are removed at client start; a Consul that comes up late is
 //! fingerprinted once it answers.
 
-use super::tests::start_with;
+use super::tests::{start_with, TestAgent};
 use crate::client::consul::{Consul, ConsulTiming};
 use crate::client::ClientConfig;
 use crate::server::ServerConfig;
@@ -22,7 +22,8 @@ fn quick() -> ConsulTiming {
     }
 }
 
-fn consul_at(addr: &str) -> (ConsulClient, Arc<Consul>) {
+/// A client for the test's own calls and the agent's link, both to the Consul at `addr`.
+pub(super) fn consul_at(addr: &str, timing: ConsulTiming) -> (ConsulClient, Arc<Consul>) {
     let cfg = ConsulConfig {
         address: format!("http://{addr}"),
         ..Default::default()
@@ -31,9 +32,22 @@ fn consul_at(addr: &str) -> (ConsulClient, Arc<Consul>) {
     let link = Consul::new(
         ConsulClient::new(cfg).expect("consul client"),
         "default",
-        quick(),
+        timing,
     );
     (direct, link)
+}
+
+/// One server and one client linked to Consul through `link`.
+pub(super) async fn start_with_consul(link: Arc<Consul>) -> TestAgent {
+    start_with(
+        1,
+        ServerConfig::default(),
+        ClientConfig {
+            consul: Some(link),
+            ..Default::default()
+        },
+    )
+    .await
 }
 
 async fn task_services(c: &ConsulClient) -> Vec<caravan_consul::AgentService> {
@@ -93,16 +107,8 @@ async fn job_services_register_pass_and_deregister() {
     let (addr, _consul_server) = caravan_consul_test_server::spawn_for_test()
         .await
         .expect("consul test server");
-    let (direct, link) = consul_at(&addr.to_string());
-    let a = start_with(
-        1,
-        ServerConfig::default(),
-        ClientConfig {
-            consul: Some(link),
-            ..Default::default()
-        },
-    )
-    .await;
+    let (direct, link) = consul_at(&addr.to_string(), quick());
+    let a = start_with_consul(link).await;
     // The fingerprint satisfies Nomad's implied `${attr.consul.version}` constraint.
     assert_eq!(
         node_attr(&a, "consul.version").await.as_deref(),
@@ -192,7 +198,7 @@ async fn stale_registrations_are_removed_at_client_start() {
     let (addr, _consul_server) = caravan_consul_test_server::spawn_for_test()
         .await
         .expect("consul test server");
-    let (direct, link) = consul_at(&addr.to_string());
+    let (direct, link) = consul_at(&addr.to_string(), quick());
     let w = WriteOptions::default();
     let stale = "_nomad-task-00000000-1111-2222-3333-444444444444-web-old-http";
     for (id, name) in [(stale, "old"), ("keep-me", "keep-me")] {
@@ -210,15 +216,7 @@ async fn stale_registrations_are_removed_at_client_start() {
             .await
             .expect("pre-register");
     }
-    let _a = start_with(
-        1,
-        ServerConfig::default(),
-        ClientConfig {
-            consul: Some(link),
-            ..Default::default()
-        },
-    )
-    .await;
+    let _a = start_with_consul(link).await;
     crate::wait_for!(!direct
         .agent_services()
         .await
@@ -240,16 +238,8 @@ async fn consul_down_at_start_is_fingerprinted_when_it_comes_up() {
     let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = probe.local_addr().expect("addr");
     drop(probe);
-    let (_direct, link) = consul_at(&addr.to_string());
-    let a = start_with(
-        1,
-        ServerConfig::default(),
-        ClientConfig {
-            consul: Some(link),
-            ..Default::default()
-        },
-    )
-    .await;
+    let (_direct, link) = consul_at(&addr.to_string(), quick());
+    let a = start_with_consul(link).await;
     assert_eq!(node_attr(&a, "consul.version").await, None);
     let listener = tokio::net::TcpListener::bind(addr)
         .await

@@ -4,11 +4,12 @@
 //! `change_mode = "restart"` the task restarts (a new start line from a new PID), with
 //! `"noop"` it keeps running untouched.
 
+use super::consul_tests::{consul_at, start_with_consul};
 use super::tests::start_with;
-use crate::client::consul::{Consul, ConsulTiming};
+use crate::client::consul::ConsulTiming;
 use crate::client::ClientConfig;
 use crate::server::ServerConfig;
-use caravan_consul::{ConsulClient, ConsulConfig, WriteOptions};
+use caravan_consul::{ConsulClient, WriteOptions};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -91,25 +92,8 @@ async fn template_renders_consul_kv_and_rerenders_on_change() {
     let (addr, _consul_server) = caravan_consul_test_server::spawn_for_test()
         .await
         .expect("consul test server");
-    let cfg = ConsulConfig {
-        address: format!("http://{addr}"),
-        ..Default::default()
-    };
-    let direct = ConsulClient::new(cfg.clone()).expect("consul client");
-    let link = Consul::new(
-        ConsulClient::new(cfg).expect("consul client"),
-        "default",
-        ConsulTiming::default(),
-    );
-    let a = start_with(
-        1,
-        ServerConfig::default(),
-        ClientConfig {
-            consul: Some(link),
-            ..Default::default()
-        },
-    )
-    .await;
+    let (direct, link) = consul_at(&addr.to_string(), ConsulTiming::default());
+    let a = start_with_consul(link).await;
 
     // change_mode = "restart": the key is missing at first.
     let (code, body) = a
@@ -257,25 +241,8 @@ async fn signal_mode_sends_the_signal_and_escaping_destinations_fail() {
     let (addr, _consul_server) = caravan_consul_test_server::spawn_for_test()
         .await
         .expect("consul test server");
-    let cfg = ConsulConfig {
-        address: format!("http://{addr}"),
-        ..Default::default()
-    };
-    let direct = ConsulClient::new(cfg.clone()).expect("consul client");
-    let link = Consul::new(
-        ConsulClient::new(cfg).expect("consul client"),
-        "default",
-        ConsulTiming::default(),
-    );
-    let a = start_with(
-        1,
-        ServerConfig::default(),
-        ClientConfig {
-            consul: Some(link),
-            ..Default::default()
-        },
-    )
-    .await;
+    let (direct, link) = consul_at(&addr.to_string(), ConsulTiming::default());
+    let a = start_with_consul(link).await;
     put(&direct, "sig/level", "info").await;
     let (code, body) = a
         .put("/v1/jobs", &signal_job("tmpl-sig", "local/sig.conf"))
