@@ -191,6 +191,19 @@ impl<'a> Stack<'a> {
         g
     }
 
+    /// The group's cached checks (taken out of the cache; put them back when done) and fresh
+    /// metrics for one selection.
+    fn begin_select(&mut self, tg: &TaskGroup) -> (GroupCtx, Metrics) {
+        let g = match self.groups.remove(&tg.name) {
+            Some(g) => g,
+            None => self.build_group(tg),
+        };
+        let mut metrics = Metrics::default();
+        metrics.m.nodes_available = self.by_dc.clone();
+        metrics.m.nodes_in_pool = self.nodes.len() as u64;
+        (g, metrics)
+    }
+
     /// As [`Stack::select`], trying `node_id` first (a sticky ephemeral disk's previous node):
     /// when it can take the allocation it is chosen, otherwise every node is considered.
     pub fn select_preferring(
@@ -201,13 +214,7 @@ impl<'a> Stack<'a> {
     ) -> (Option<Ranked>, AllocMetric) {
         if let Some(idx) = self.nodes.iter().position(|n| n.id == node_id) {
             let start = Instant::now();
-            let mut g = match self.groups.remove(&tg.name) {
-                Some(g) => g,
-                None => self.build_group(tg),
-            };
-            let mut metrics = Metrics::default();
-            metrics.m.nodes_available = self.by_dc.clone();
-            metrics.m.nodes_in_pool = self.nodes.len() as u64;
+            let (mut g, mut metrics) = self.begin_select(tg);
             metrics.evaluate_node();
             let ranked = self.rank_node(idx, tg, &mut g, penalty, &mut metrics);
             self.groups.insert(tg.name.clone(), g);
@@ -227,13 +234,7 @@ impl<'a> Stack<'a> {
         penalty: &HashSet<String>,
     ) -> (Option<Ranked>, AllocMetric) {
         let start = Instant::now();
-        let mut g = match self.groups.remove(&tg.name) {
-            Some(g) => g,
-            None => self.build_group(tg),
-        };
-        let mut metrics = Metrics::default();
-        metrics.m.nodes_available = self.by_dc.clone();
-        metrics.m.nodes_in_pool = self.nodes.len() as u64;
+        let (mut g, mut metrics) = self.begin_select(tg);
 
         let limit = if !g.affinities.is_empty() || g.spread.is_some() {
             (tg.count.max(0) as usize).max(NODE_LIMIT_FOR_SCORING)
