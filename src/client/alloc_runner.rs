@@ -42,7 +42,6 @@ impl AllocRunner {
             unrunnable: Mutex::new(BTreeMap::new()),
             destroyed,
         });
-        shared.register_runner(&ar);
         let runner = ar.clone();
         tokio::spawn(async move { runner.run(shared).await });
         ar

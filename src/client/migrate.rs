@@ -8,7 +8,7 @@ use super::alloc_runner::AllocRunner;
 use super::allocdir::AllocDir;
 use caravan_structs::{Allocation, TaskGroup};
 use std::path::Path;
-use std::sync::Weak;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How long a replacement waits for its predecessor's tasks to stop before taking its data
@@ -24,13 +24,13 @@ pub fn wants_previous(alloc: &Allocation, group: &TaskGroup) -> bool {
 /// Waits for the predecessor (if it still runs here) and moves its data into `to`. Returns
 /// what was moved, for logs and tests.
 pub async fn take_over(
-    previous: Option<Weak<AllocRunner>>,
+    previous: Option<Arc<AllocRunner>>,
     data_dir: &Path,
     alloc: &Allocation,
     group: &TaskGroup,
     to: &AllocDir,
 ) -> Vec<String> {
-    if let Some(prev) = previous.and_then(|w| w.upgrade()) {
+    if let Some(prev) = previous {
         let deadline = tokio::time::Instant::now() + WAIT_LIMIT;
         while !prev.finished() && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(100)).await;

@@ -87,8 +87,8 @@ pub struct ClientShared {
     pub drivers: BTreeMap<String, Arc<dyn Driver>>,
     node: RwLock<Arc<Node>>,
     updates: mpsc::UnboundedSender<Allocation>,
-    /// Every allocation runner started here, for a replacement to find its predecessor.
-    runners: Mutex<HashMap<String, std::sync::Weak<AllocRunner>>>,
+    /// The allocations this client runs (a replacement finds its predecessor here).
+    runners: Mutex<HashMap<String, Arc<AllocRunner>>>,
     /// The `artifact {}` settings in force (replaced on reload).
     pub artifact: hooks::SharedGetterConfig,
 }
@@ -101,19 +101,14 @@ impl ClientShared {
         }
     }
 
-    pub fn register_runner(&self, r: &Arc<AllocRunner>) {
-        let mut g = match self.runners.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        };
-        g.retain(|_, w| w.strong_count() > 0);
-        g.insert(r.alloc_id.clone(), Arc::downgrade(r));
+    pub fn runner(&self, alloc_id: &str) -> Option<Arc<AllocRunner>> {
+        self.lock_runners().get(alloc_id).cloned()
     }
 
-    pub fn runner(&self, alloc_id: &str) -> Option<std::sync::Weak<AllocRunner>> {
+    fn lock_runners(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<AllocRunner>>> {
         match self.runners.lock() {
-            Ok(g) => g.get(alloc_id).cloned(),
-            Err(p) => p.into_inner().get(alloc_id).cloned(),
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
         }
     }
 
@@ -126,7 +121,6 @@ impl ClientShared {
 pub struct Client {
     pub shared: Arc<ClientShared>,
     rpc: Arc<dyn ServerRpc>,
-    runners: Mutex<HashMap<String, Arc<AllocRunner>>>,
     gc: gc::Collector,
 }
 
@@ -158,7 +152,6 @@ impl Client {
         let client = Arc::new(Client {
             shared,
             rpc,
-            runners: Mutex::new(HashMap::new()),
             gc: gc::Collector::new(config_gc),
         });
         let consul_up = consul::initial_fingerprint(&client, Duration::from_secs(2)).await;
@@ -188,10 +181,7 @@ impl Client {
     }
 
     fn lock_runners(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<AllocRunner>>> {
-        match self.runners.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        }
+        self.shared.lock_runners()
     }
 
     /// A config reload changed the client's `meta`: replaces the keys the old config set with
