@@ -347,21 +347,14 @@ fn apply_attributes(
     consul: &Consul,
     attrs: Option<BTreeMap<String, String>>,
 ) -> bool {
-    let mut guard = match client.shared.node.write() {
-        Ok(g) => g,
-        Err(p) => p.into_inner(),
-    };
-    let mut node = (**guard).clone();
-    node.attributes.retain(|k, _| !consul.owns_attribute(k));
-    if let Some(a) = attrs {
-        node.attributes.extend(a);
-    }
-    if node.attributes == guard.attributes {
-        return false;
-    }
-    node.compute_class();
-    *guard = Arc::new(node);
-    true
+    client.shared.update_node(|node| {
+        let before = node.attributes.clone();
+        node.attributes.retain(|k, _| !consul.owns_attribute(k));
+        if let Some(a) = attrs {
+            node.attributes.extend(a);
+        }
+        node.attributes != before
+    })
 }
 
 /// Refreshes the node's Consul attributes every `fingerprint_interval`, re-registering the

@@ -101,6 +101,22 @@ impl ClientShared {
         }
     }
 
+    /// Changes the node copy-on-write: `change` edits a copy and says whether it changed
+    /// anything; only then is the class recomputed and the copy stored. Returns that answer.
+    pub fn update_node(&self, change: impl FnOnce(&mut Node) -> bool) -> bool {
+        let mut guard = match self.node.write() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        let mut node = (**guard).clone();
+        if !change(&mut node) {
+            return false;
+        }
+        node.compute_class();
+        *guard = Arc::new(node);
+        true
+    }
+
     pub fn runner(&self, alloc_id: &str) -> Option<Arc<AllocRunner>> {
         self.lock_runners().get(alloc_id).cloned()
     }
@@ -191,20 +207,14 @@ impl Client {
         old: &BTreeMap<String, String>,
         new: &BTreeMap<String, String>,
     ) {
-        {
-            let mut guard = match self.shared.node.write() {
-                Ok(g) => g,
-                Err(p) => p.into_inner(),
-            };
-            let mut node = (**guard).clone();
+        self.shared.update_node(|node| {
             for k in old.keys() {
                 node.meta.remove(k);
             }
             node.meta
                 .extend(new.iter().map(|(k, v)| (k.clone(), v.clone())));
-            node.compute_class();
-            *guard = Arc::new(node);
-        }
+            true
+        });
         self.register().await;
     }
 
@@ -233,12 +243,7 @@ impl Client {
             infos.push((d.name().to_string(), d.fingerprint().await));
         }
         let mut changed = Vec::new();
-        {
-            let mut guard = match self.shared.node.write() {
-                Ok(g) => g,
-                Err(p) => p.into_inner(),
-            };
-            let mut node = (**guard).clone();
+        self.shared.update_node(|node| {
             for (name, fp) in &infos {
                 let same = node.drivers.get(name).is_some_and(|old| {
                     old.detected == fp.detected
@@ -264,11 +269,8 @@ impl Client {
                     },
                 );
             }
-            if !changed.is_empty() {
-                node.compute_class();
-                *guard = Arc::new(node);
-            }
-        }
+            !changed.is_empty()
+        });
         if !changed.is_empty() || force {
             self.register().await;
         }
