@@ -258,16 +258,7 @@ impl Client {
                 node.attributes
                     .retain(|k, _| !k.starts_with(&format!("driver.{name}")));
                 node.attributes.extend(fp.attributes.clone());
-                node.drivers.insert(
-                    name.clone(),
-                    DriverInfo {
-                        attributes: fp.attributes.clone(),
-                        detected: fp.detected,
-                        healthy: fp.healthy,
-                        health_description: fp.health_description.clone(),
-                        update_time: crate::util::rfc3339(time::now_nanos()),
-                    },
-                );
+                node.drivers.insert(name.clone(), driver_info(fp.clone()));
             }
             !changed.is_empty()
         });
@@ -489,6 +480,17 @@ fn host_volumes(
     Ok(out)
 }
 
+/// A driver's fingerprint as the node reports it, stamped now.
+fn driver_info(fp: caravan_driver::Fingerprint) -> DriverInfo {
+    DriverInfo {
+        attributes: fp.attributes,
+        detected: fp.detected,
+        healthy: fp.healthy,
+        health_description: fp.health_description,
+        update_time: crate::util::rfc3339(time::now_nanos()),
+    }
+}
+
 async fn build_node(config: &ClientConfig, drivers: &[Arc<dyn Driver>]) -> anyhow::Result<Node> {
     let facts = fingerprint::fingerprint(&config.data_dir, &config.network_ip);
     let id_path = config.data_dir.join("client").join("client-id");
@@ -551,16 +553,7 @@ async fn build_node(config: &ClientConfig, drivers: &[Arc<dyn Driver>]) -> anyho
     for d in drivers {
         let fp = d.fingerprint().await;
         node.attributes.extend(fp.attributes.clone());
-        node.drivers.insert(
-            d.name().to_string(),
-            DriverInfo {
-                attributes: fp.attributes,
-                detected: fp.detected,
-                healthy: fp.healthy,
-                health_description: fp.health_description,
-                update_time: crate::util::rfc3339(time::now_nanos()),
-            },
-        );
+        node.drivers.insert(d.name().to_string(), driver_info(fp));
     }
     node.compute_class();
     Ok(node)
