@@ -462,7 +462,8 @@ impl<'a> Exec<'a> {
     }
 }
 
-fn want(name: &str, args: &[Value], n: usize) -> Result<(), String> {
+/// Checks a function got exactly `n` arguments, with Go's message.
+pub(crate) fn want(name: &str, args: &[Value], n: usize) -> Result<(), String> {
     if args.len() == n {
         Ok(())
     } else {

@@ -3,21 +3,10 @@
 //! hashes, `timestamp`, and arithmetic. Argument order follows consul-template's so that
 //! pipelines such as `{{ key "x" | split "," | join ";" }}` work unchanged.
 
-use crate::exec::kind;
+use crate::exec::{kind, want};
 use crate::fmt::go_print;
 use base64::Engine;
 use serde_json::{Map, Value};
-
-fn want(name: &str, args: &[Value], n: usize) -> Result<(), String> {
-    if args.len() == n {
-        Ok(())
-    } else {
-        Err(format!(
-            "wrong number of args for {name}: want {n} got {}",
-            args.len()
-        ))
-    }
-}
 
 fn s(v: &Value) -> String {
     match v {
