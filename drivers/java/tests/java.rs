@@ -285,15 +285,23 @@ async fn stop_and_recover_a_running_java_task() {
     d2.stop(&h.task_id, Duration::from_secs(5), "SIGTERM")
         .await
         .unwrap();
-    let res = tokio::time::timeout(Duration::from_secs(20), d2.wait(&h.task_id))
-        .await
-        .unwrap()
-        .unwrap();
-    println!("after stop: {res:?}");
+    // Both drivers live in this test process, so either one's watcher may reap the JVM;
+    // that one reports the signal, the other sees the process gone with its status unknown.
+    let mut results = Vec::new();
+    for d in [&d, &d2] {
+        let res = tokio::time::timeout(Duration::from_secs(20), d.wait(&h.task_id))
+            .await
+            .unwrap()
+            .unwrap();
+        println!("after stop: {res:?}");
+        results.push(res);
+    }
     // The JVM runs its shutdown on SIGTERM and exits 128+15; SIGKILL only if it hung.
     assert!(
-        res.exit_code == 128 + 15 || res.signal == 15 || res.signal == 9,
-        "stopped by the signal: {res:?}"
+        results
+            .iter()
+            .any(|r| r.exit_code == 128 + 15 || r.signal == 15 || r.signal == 9),
+        "stopped by the signal: {results:?}"
     );
     assert_eq!(
         d2.inspect(&h.task_id).await.unwrap().state,
