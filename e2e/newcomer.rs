@@ -290,15 +290,16 @@ fn newcomer_path() {
     );
 }
 
-/// SIGHUP re-reads the config files: the log level and client meta change while the task
-/// keeps running with the same PID; a restart-only change is reported as such.
+/// SIGHUP re-reads the config files: the log level, client meta, artifact and template
+/// settings change while the task keeps running with the same PID; a restart-only change is
+/// reported as such.
 #[test]
 fn sighup_reloads_log_level_and_meta_without_restarting_tasks() {
     let write_config = |dir: &Path, level: &str, rack: &str, class: &str| {
         std::fs::write(
             dir.join("agent.hcl"),
             format!(
-                "log_level = \"{level}\"\nclient {{\n  node_class = \"{class}\"\n  meta {{\n    rack = \"{rack}\"\n  }}\n  artifact {{\n    http_max_size = \"{rack}MB\"\n  }}\n}}\n"
+                "log_level = \"{level}\"\nclient {{\n  node_class = \"{class}\"\n  meta {{\n    rack = \"{rack}\"\n  }}\n  artifact {{\n    http_max_size = \"{rack}MB\"\n  }}\n  template {{\n    block_query_wait = \"{rack}m\"\n  }}\n}}\n"
             ),
         )
         .expect("write config");
@@ -370,6 +371,7 @@ fn sighup_reloads_log_level_and_meta_without_restarting_tasks() {
     let log = agent.log();
     assert!(log.contains("reloaded: client meta"), "{log}");
     assert!(log.contains("reloaded: client artifact settings"), "{log}");
+    assert!(log.contains("reloaded: client template settings"), "{log}");
     assert!(
         log.contains("not reloadable, restart the agent to change it: client.node_class (a -> b)"),
         "{log}"

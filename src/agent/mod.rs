@@ -7,6 +7,7 @@ mod consul;
 mod exec_driver;
 mod reload;
 mod shutdown;
+mod template;
 pub mod validate;
 
 use crate::api::{self, AgentInfo, AppState};
@@ -134,6 +135,7 @@ async fn serve(
                 reserved: cfg.reserved.clone(),
                 gc: client_gc_settings(&cfg),
                 artifact: artifact::getter_config(&cfg)?,
+                template: template::template_settings(&cfg)?,
                 host_volumes: cfg
                     .file
                     .client

@@ -1,6 +1,6 @@
 //! SIGHUP: re-reads the agent's flags and config files and applies what may change while the
-//! agent runs (log level, format, file and syslog outputs; client `meta`, `options` and
-//! `artifact {}` settings), logging every other
+//! agent runs (log level, format, file and syslog outputs; client `meta`, `options`,
+//! `artifact {}` and `template {}` settings), logging every other
 //! change as needing a restart. Running tasks are never touched.
 
 use super::config::{self, AgentConfig};
@@ -68,7 +68,10 @@ impl Reloader {
 
     pub async fn reload(&self) -> anyhow::Result<ReloadOutcome> {
         let new = config::from_args(&self.args)?;
+        // Everything that can be refused is checked before anything is applied.
         let new_logs = new.log_settings()?;
+        let new_artifact = super::artifact::getter_config(&new)?;
+        let new_template = super::template::template_settings(&new)?;
         let mut cur = self.current.lock().await;
         let mut out = ReloadOutcome::default();
         let old_logs = cur.log_settings()?;
@@ -85,11 +88,17 @@ impl Reloader {
                     .unwrap_or_else(|| "none".into())
             ));
         }
-        let new_artifact = super::artifact::getter_config(&new)?;
         if format!("{new_artifact:?}") != format!("{:?}", super::artifact::getter_config(&cur)?) {
             if let Some(c) = &self.client {
                 c.reload_artifact(new_artifact);
                 out.applied.push("client artifact settings".into());
+            }
+        }
+        if new_template != super::template::template_settings(&cur)? {
+            if let Some(c) = &self.client {
+                c.reload_template(new_template);
+                out.applied
+                    .push("client template settings (tasks started from now on)".into());
             }
         }
         let options = |c: &AgentConfig| {

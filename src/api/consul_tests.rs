@@ -44,6 +44,11 @@ pub(super) async fn start_with_consul(link: Arc<Consul>) -> TestAgent {
         ServerConfig::default(),
         ClientConfig {
             consul: Some(link),
+            // Nomad's default client `wait` (5s quiescence) would slow every re-render here.
+            template: crate::client::template_settings::TemplateSettings {
+                wait: None,
+                ..Default::default()
+            },
             ..Default::default()
         },
     )

@@ -341,3 +341,162 @@ async fn signal_mode_sends_the_signal_and_escaping_destinations_fail() {
     let ev = events(&a, &alloc).await;
     assert!(!ev.iter().any(|(t, _)| t == "Started"), "{ev:?}");
 }
+
+/// Forwards TCP to `to` until the returned task is aborted, which cuts every connection it
+/// carries and refuses new ones (a Consul outage as the client sees it).
+async fn proxy(to: std::net::SocketAddr) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = l.local_addr().expect("addr");
+    let task = tokio::spawn(async move {
+        let mut conns = tokio::task::JoinSet::new();
+        while let Ok((mut inbound, _)) = l.accept().await {
+            conns.spawn(async move {
+                if let Ok(mut out) = tokio::net::TcpStream::connect(to).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
+                }
+            });
+        }
+    });
+    (addr, task)
+}
+
+/// `signal_job` with `tmpl` as its one template.
+fn job_with(id: &str, tmpl: Value) -> Value {
+    let mut j = signal_job(id, "local/x");
+    j["Job"]["TaskGroups"][0]["Tasks"][0]["Templates"] = json!([tmpl]);
+    j
+}
+
+async fn first_alloc(a: &super::tests::TestAgent, job: &str) -> String {
+    crate::wait_for!(!a.allocs(job).await.is_empty());
+    a.allocs(job).await[0]["ID"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_template_settings_apply_and_reload_for_new_tasks() {
+    use crate::client::template_settings::{Retry, TemplateSettings};
+    let (consul_addr, _consul_server) = caravan_consul_test_server::spawn_for_test()
+        .await
+        .expect("consul test server");
+    let (via, cut) = proxy(consul_addr).await;
+    let (direct, _) = consul_at(&consul_addr.to_string(), ConsulTiming::default());
+    let (_, link) = consul_at(&via.to_string(), ConsulTiming::default());
+    let settings = TemplateSettings {
+        function_denylist: vec!["env".into()],
+        wait: None,
+        block_query_wait: Duration::from_secs(1),
+        consul_retry: Retry {
+            attempts: 3,
+            backoff: Duration::from_millis(50),
+            max_backoff: Duration::from_millis(200),
+        },
+        ..Default::default()
+    };
+    let a = start_with(
+        1,
+        ServerConfig::default(),
+        ClientConfig {
+            consul: Some(link),
+            template: settings.clone(),
+            ..Default::default()
+        },
+    )
+    .await;
+    let setup_failure = |job: &'static str, want: &'static str| {
+        let a = &a;
+        async move {
+            let alloc = first_alloc(a, job).await;
+            crate::wait_for!(events(a, &alloc)
+                .await
+                .iter()
+                .any(|(t, m)| t == "Setup Failure" && m.contains(want)));
+        }
+    };
+
+    // function_denylist: the client's list replaces Nomad's default one.
+    let (code, body) = a
+        .put(
+            "/v1/jobs",
+            &job_with(
+                "tmpl-denied",
+                json!({"EmbeddedTmpl": "{{ env \"NOMAD_TASK_NAME\" }}", "DestPath": "local/x"}),
+            ),
+        )
+        .await;
+    assert_eq!(code, 200, "{body}");
+    setup_failure(
+        "tmpl-denied",
+        "\"env\" is disabled by the client's template function_denylist",
+    )
+    .await;
+
+    // The file sandbox holds by default ...
+    let outside = std::env::temp_dir().join(format!("caravan-tpl-{}", caravan_structs::new_id()));
+    std::fs::write(&outside, "from the host").expect("write");
+    let read_outside = json!({"EmbeddedTmpl": format!("{{{{ file \"{}\" }}}}", outside.display()), "DestPath": "local/x"});
+    let (code, body) = a
+        .put(
+            "/v1/jobs",
+            &job_with("tmpl-sandboxed", read_outside.clone()),
+        )
+        .await;
+    assert_eq!(code, 200, "{body}");
+    setup_failure("tmpl-sandboxed", "the client's template sandbox").await;
+    // ... and a reload with disable_file_sandbox lets tasks started afterwards read the host.
+    a.clients[0].reload_template(TemplateSettings {
+        disable_file_sandbox: true,
+        ..settings.clone()
+    });
+    let (code, body) = a
+        .put("/v1/jobs", &job_with("tmpl-open", read_outside))
+        .await;
+    assert_eq!(code, 200, "{body}");
+    crate::wait_for!(!a.running("tmpl-open").await.is_empty());
+    let alloc = first_alloc(&a, "tmpl-open").await;
+    let x = find(&a.data_dir, &format!("{alloc}/web/local/x")).expect("rendered");
+    assert_eq!(read(&x), "from the host");
+    let _ = std::fs::remove_file(&outside);
+
+    // consul_retry { attempts = 3 }: a running task whose Consul goes away fails after three
+    // failed reads in a row, saying why ...
+    put(&direct, "cfg/port", "1").await;
+    let (code, body) = a
+        .put(
+            "/v1/jobs",
+            &job_with(
+                "tmpl-kv",
+                json!({"EmbeddedTmpl": "{{ key \"cfg/port\" }}", "DestPath": "local/x", "ChangeMode": "noop"}),
+            ),
+        )
+        .await;
+    assert_eq!(code, 200, "{body}");
+    crate::wait_for!(!a.running("tmpl-kv").await.is_empty());
+    let alloc = first_alloc(&a, "tmpl-kv").await;
+    cut.abort();
+    crate::wait_for!(events(&a, &alloc).await.iter().any(|(t, m)| t == "Killing"
+        && m.starts_with(
+            "Template failed: reading kv.block(cfg/port) from Consul failed 3 times"
+        )));
+    crate::wait_for!(a.allocs("tmpl-kv").await[0]["ClientStatus"] == "failed");
+    let v = a.get(&format!("/v1/allocation/{alloc}")).await;
+    assert_eq!(v["TaskStates"]["web"]["Failed"], true, "{v}");
+
+    // ... and one that starts while Consul is away fails before it runs.
+    let (code, body) = a
+        .put(
+            "/v1/jobs",
+            &job_with(
+                "tmpl-late",
+                json!({"EmbeddedTmpl": "{{ key \"cfg/other\" }}", "DestPath": "local/x"}),
+            ),
+        )
+        .await;
+    assert_eq!(code, 200, "{body}");
+    setup_failure("tmpl-late", "from Consul failed 3 times").await;
+    assert!(a.running("tmpl-late").await.is_empty());
+}

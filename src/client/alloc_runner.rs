@@ -160,6 +160,7 @@ impl AllocRunner {
                 handle_path: self.handles_dir.join(format!("{}.handle.json", task.name)),
                 changed: changed_tx.clone(),
                 artifact: shared.artifact.clone(),
+                template: shared.template.clone(),
                 consul: shared.config.consul.clone(),
             });
             self.lock_tasks().insert(task.name.clone(), tr.clone());

@@ -14,6 +14,7 @@ pub mod restarts;
 pub mod rpc;
 pub mod task_runner;
 pub mod taskenv;
+pub mod template_settings;
 
 use alloc_runner::AllocRunner;
 use caravan_driver::Driver;
@@ -45,6 +46,8 @@ pub struct ClientConfig {
     pub host_volumes: BTreeMap<String, HostVolumeConfig>,
     /// `client { artifact {} }`: download limits and sandboxing.
     pub artifact: caravan_getter::GetterConfig,
+    /// `client { template {} }`: how templates render and read their data.
+    pub template: template_settings::TemplateSettings,
     /// How often drivers are fingerprinted again (a container engine started after the agent).
     pub driver_fingerprint_period: Duration,
     /// The local Consul agent (`consul {}`): fingerprint, service registration.
@@ -75,6 +78,7 @@ impl Default for ClientConfig {
             gc: gc::GcSettings::default(),
             host_volumes: BTreeMap::new(),
             artifact: caravan_getter::GetterConfig::default(),
+            template: template_settings::TemplateSettings::default(),
             driver_fingerprint_period: Duration::from_secs(15),
             consul: None,
         }
@@ -91,6 +95,8 @@ pub struct ClientShared {
     runners: Mutex<HashMap<String, Arc<AllocRunner>>>,
     /// The `artifact {}` settings in force (replaced on reload).
     pub artifact: hooks::SharedGetterConfig,
+    /// The `template {}` settings in force (replaced on reload).
+    pub template: template_settings::SharedTemplateSettings,
 }
 
 impl ClientShared {
@@ -154,6 +160,7 @@ impl Client {
         let (tx, rx) = mpsc::unbounded_channel();
         let config_gc = config.gc.clone();
         let artifact_cfg = Arc::new(RwLock::new(config.artifact.clone()));
+        let template_cfg = Arc::new(RwLock::new(config.template.clone()));
         let shared = Arc::new(ClientShared {
             config,
             drivers: drivers
@@ -164,6 +171,7 @@ impl Client {
             updates: tx,
             runners: Mutex::new(HashMap::new()),
             artifact: artifact_cfg,
+            template: template_cfg,
         });
         let client = Arc::new(Client {
             shared,
@@ -286,6 +294,14 @@ impl Client {
         match self.shared.artifact.write() {
             Ok(mut g) => *g = config,
             Err(p) => *p.into_inner() = config,
+        }
+    }
+
+    /// A config reload changed `template {}`: tasks started from now on use the new settings.
+    pub fn reload_template(&self, settings: template_settings::TemplateSettings) {
+        match self.shared.template.write() {
+            Ok(mut g) => *g = settings,
+            Err(p) => *p.into_inner() = settings,
         }
     }
 

@@ -26,7 +26,12 @@ use tokio::sync::{mpsc, watch};
 enum Control {
     Run,
     Restart,
-    Kill { reason: String },
+    /// `fail`: the task ends failed (a template that can no longer read its data), not
+    /// merely stopped.
+    Kill {
+        reason: String,
+        fail: bool,
+    },
 }
 
 pub struct TaskRunner {
@@ -54,6 +59,8 @@ pub struct TaskRunnerConfig {
     pub changed: mpsc::UnboundedSender<()>,
     /// The client's `artifact {}` settings.
     pub artifact: super::hooks::SharedGetterConfig,
+    /// The client's `template {}` settings.
+    pub template: super::template_settings::SharedTemplateSettings,
     /// The local Consul agent, for the service hook.
     pub consul: Option<Arc<super::consul::Consul>>,
 }
@@ -128,6 +135,7 @@ impl TaskRunner {
     pub fn kill(&self, reason: &str) {
         self.control.send_replace(Control::Kill {
             reason: reason.into(),
+            fail: false,
         });
     }
 
@@ -170,7 +178,7 @@ impl TaskRunner {
     }
 
     async fn run(self: Arc<Self>, cfg: TaskRunnerConfig) {
-        let hooks = task_hooks(cfg.artifact.clone());
+        let hooks = task_hooks(cfg.artifact.clone(), cfg.template.clone());
         let job = cfg.alloc.job.clone().unwrap_or_default();
         let group = job
             .lookup_group(&cfg.alloc.task_group)
@@ -352,7 +360,7 @@ impl TaskRunner {
                                         let _ = cfg.driver.destroy(&self.task_id, true).await;
                                         continue 'run;
                                     }
-                                    Control::Kill { reason } => {
+                                    Control::Kill { reason, .. } => {
                                         self.kill_process(&cfg.task, &reason).await;
                                         break 'run;
                                     }
@@ -394,6 +402,7 @@ impl TaskRunner {
                 }
             }
         }
+        failed |= matches!(&*control.borrow(), Control::Kill { fail: true, .. });
         self.finish(&hooks, &ctx, failed).await;
     }
 
@@ -550,6 +559,13 @@ impl super::hooks::TaskControl for TaskRunner {
     }
     fn restart(&self, ev: TaskEvent) -> Result<(), String> {
         self.restart_with(ev)
+    }
+    fn fail(&self, mut ev: TaskEvent) {
+        ev.fails_task = true;
+        let reason = ev.display_message.clone();
+        self.event(ev);
+        self.control
+            .send_replace(Control::Kill { reason, fail: true });
     }
     async fn signal(&self, sig: &str) -> Result<(), String> {
         TaskRunner::signal(self, sig).await

@@ -66,6 +66,8 @@ pub trait TaskControl: Send + Sync {
     fn killed(&self) -> bool;
     /// Restarts the task (not counted by the restart policy), recording `ev`.
     fn restart(&self, ev: TaskEvent) -> Result<(), String>;
+    /// Kills the task and marks it failed, recording `ev` (its message is the kill reason).
+    fn fail(&self, ev: TaskEvent);
     async fn signal(&self, sig: &str) -> Result<(), String>;
 }
 
@@ -105,12 +107,15 @@ pub trait TaskHook: Send + Sync {
 pub type SharedGetterConfig = Arc<std::sync::RwLock<caravan_getter::GetterConfig>>;
 
 /// The hooks of one task, in the order they run.
-pub fn task_hooks(artifact: SharedGetterConfig) -> Vec<Box<dyn TaskHook>> {
+pub fn task_hooks(
+    artifact: SharedGetterConfig,
+    template: super::template_settings::SharedTemplateSettings,
+) -> Vec<Box<dyn TaskHook>> {
     vec![
         Box::new(task_dir::TaskDirHook),
         Box::new(volumes::VolumeHook),
         Box::new(artifact::ArtifactHook::new(artifact)),
-        Box::new(template::TemplateHook::default()),
+        Box::new(template::TemplateHook::new(template)),
         Box::new(logmon::LogMonHook::default()),
         Box::new(services::ServiceHook::default()),
     ]

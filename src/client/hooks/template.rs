@@ -5,17 +5,18 @@
 //! changed applies its `change_mode` (`restart`, `signal` with `change_signal`, `noop`).
 //! Destinations and `source` files stay inside the allocation directory. `env = true` files
 //! are merged into the task environment (again after a re-render, for the next start); `once`, `wait { min max }`
-//! (quiescence before a re-render), `splay`, `perms`, `uid`/`gid` apply. Not here yet:
+//! (quiescence before a re-render), `splay`, `perms`, `uid`/`gid` apply, with the client's
+//! `template {}` settings (denylist, `file` sandbox, stale reads, blocking wait, default and
+//! bounded `wait`, Consul retries: a dependency that keeps failing fails the task). Not here yet:
 //! `change_mode = "script"`, watching `source` and `file` files for changes.
 
 use super::{HookContext, HookError, TaskControl, TaskHook};
 use crate::client::allocdir::resolve_within;
-use caravan_consul::{ConsulClient, QueryOptions};
+use crate::client::template_settings::{self, Retry, SharedTemplateSettings};
+use caravan_consul::{Consistency, ConsulClient, QueryMeta, QueryOptions};
 use caravan_driver::async_trait;
 use caravan_structs::TaskEvent;
-use caravan_templates::{
-    render, DataSource, Dependency, MapSource, RenderOptions, DEFAULT_DENYLIST,
-};
+use caravan_templates::{render, DataSource, Dependency, MapSource, RenderOptions};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -25,8 +26,6 @@ use tokio::sync::mpsc;
 
 /// Nomad's event type while template data is missing, and on a re-render restart/signal.
 pub const TASK_EVENT_TEMPLATE: &str = "Template";
-/// How long a watcher's blocking query waits before it asks again.
-const BLOCK_WAIT: Duration = Duration::from_secs(60);
 /// At most one "Missing" event this often.
 const MISSING_EVENT_EVERY: Duration = Duration::from_secs(3);
 /// How long one first-render query blocks before the hook checks for a kill.
@@ -129,18 +128,45 @@ fn id_of(v: &Value) -> Option<u32> {
     v.as_i64().and_then(|i| u32::try_from(i).ok())
 }
 
-/// Reads one dependency from Consul (a blocking query from `index`); the value in the shape
-/// `caravan-templates` expects and Consul's index.
+/// How one Consul read is made.
+#[derive(Debug, Clone, Copy)]
+struct ReadOptions {
+    /// A blocking query from this index (0: answer at once).
+    index: u64,
+    wait: Duration,
+    /// Any server may answer if it is at most this far behind the leader (consul-template's
+    /// `max_stale`); zero reads from the leader.
+    max_stale: Duration,
+}
+
+/// Reads one dependency from Consul: the value in the shape `caravan-templates` expects and
+/// Consul's index. A stale answer from a server too far behind is read again from the leader.
 async fn fetch(
     c: &ConsulClient,
     dep: &Dependency,
-    index: u64,
-    wait: Duration,
+    opts: ReadOptions,
 ) -> Result<(Value, u64), caravan_consul::ConsulError> {
+    if !opts.max_stale.is_zero() {
+        let (v, meta) = read(c, dep, opts, Consistency::Stale).await?;
+        if meta.last_contact <= opts.max_stale {
+            return Ok((v, meta.last_index));
+        }
+    }
+    let (v, meta) = read(c, dep, opts, Consistency::Default).await?;
+    Ok((v, meta.last_index))
+}
+
+async fn read(
+    c: &ConsulClient,
+    dep: &Dependency,
+    opts: ReadOptions,
+    consistency: Consistency,
+) -> Result<(Value, QueryMeta), caravan_consul::ConsulError> {
     let q = |dc: &Option<String>| QueryOptions {
         datacenter: dc.clone(),
-        wait_index: index,
-        wait_time: Some(wait),
+        wait_index: opts.index,
+        wait_time: Some(opts.wait),
+        consistency,
         ..Default::default()
     };
     Ok(match dep {
@@ -150,7 +176,7 @@ async fn fetch(
                 Some(p) => Value::String(p.value_str()),
                 None => Value::Null,
             };
-            (v, meta.last_index)
+            (v, meta)
         }
         Dependency::KvList { prefix, dc } => {
             let (pairs, meta) = c.kv_list(prefix, &q(dc)).await?;
@@ -162,7 +188,7 @@ async fn fetch(
                            "Value": p.value_str()})
                 })
                 .collect();
-            (Value::Array(list), meta.last_index)
+            (Value::Array(list), meta)
         }
         Dependency::Service {
             name,
@@ -189,14 +215,11 @@ async fn fetch(
                            "Port": e.service.port, "Status": status})
                 })
                 .collect();
-            (Value::Array(list), meta.last_index)
+            (Value::Array(list), meta)
         }
         Dependency::Services { dc } => {
             let (m, meta) = c.catalog_services(&q(dc)).await?;
-            (
-                serde_json::to_value(m).unwrap_or(Value::Null),
-                meta.last_index,
-            )
+            (serde_json::to_value(m).unwrap_or(Value::Null), meta)
         }
     })
 }
@@ -331,10 +354,54 @@ fn setup_failure(message: String) -> HookError {
     }
 }
 
-#[derive(Default)]
 pub struct TemplateHook {
+    /// The client's `template {}` settings; read once, when the task first renders.
+    settings: SharedTemplateSettings,
     watcher: Mutex<Option<tokio::task::JoinHandle<()>>>,
     renderer: Arc<tokio::sync::Mutex<Option<Renderer>>>,
+}
+
+impl TemplateHook {
+    pub fn new(settings: SharedTemplateSettings) -> TemplateHook {
+        TemplateHook {
+            settings,
+            watcher: Mutex::new(None),
+            renderer: Default::default(),
+        }
+    }
+}
+
+/// Consecutive failed reads of Consul: backs off between them and says when the client's
+/// `consul_retry { attempts }` are used up.
+struct Failures {
+    retry: Retry,
+    count: u32,
+    backoff: caravan_consul::blocking::Backoff,
+}
+
+impl Failures {
+    fn new(retry: Retry) -> Failures {
+        Failures {
+            retry,
+            count: 0,
+            backoff: caravan_consul::blocking::Backoff::new(retry.backoff, retry.max_backoff),
+        }
+    }
+
+    fn reset(&mut self) {
+        self.count = 0;
+        self.backoff.reset();
+    }
+
+    /// Counts a failure: the delay before the next read, or `None` once the attempts are
+    /// used up.
+    fn failed(&mut self) -> Option<Duration> {
+        self.count += 1;
+        if self.retry.exhausted(self.count) {
+            return None;
+        }
+        Some(self.backoff.next_delay())
+    }
 }
 
 #[async_trait]
@@ -347,7 +414,8 @@ impl TaskHook for TemplateHook {
         if ctx.task.templates.is_empty() || self.renderer.lock().await.is_some() {
             return Ok(());
         }
-        let specs: Vec<Spec> = ctx
+        let settings = template_settings::current(&self.settings);
+        let mut specs: Vec<Spec> = ctx
             .task
             .templates
             .iter()
@@ -355,6 +423,9 @@ impl TaskHook for TemplateHook {
             .map(|(i, t)| spec_of(ctx, i, t))
             .collect::<Result<_, _>>()
             .map_err(setup_failure)?;
+        for s in &mut specs {
+            s.wait = settings.wait_for(s.wait);
+        }
         let env = ctx
             .task_env
             .as_ref()
@@ -379,8 +450,8 @@ impl TaskHook for TemplateHook {
                 right_delimiter: s.right.clone(),
                 error_on_missing_key: s.error_on_missing_key,
                 env: env.clone(),
-                file_root: Some(task_dir.clone()),
-                denylist: DEFAULT_DENYLIST.iter().map(|s| s.to_string()).collect(),
+                file_root: (!settings.disable_file_sandbox).then(|| task_dir.clone()),
+                denylist: settings.function_denylist.clone(),
             })
             .collect();
         let mut r = Renderer {
@@ -391,6 +462,7 @@ impl TaskHook for TemplateHook {
         };
         let mut indexes: std::collections::HashMap<Dependency, u64> = Default::default();
         let mut last_event: Option<Instant> = None;
+        let mut failures = Failures::new(settings.consul_retry);
         // First render: fetch what is missing until every template is complete.
         loop {
             let pass = r.pass(false).map_err(setup_failure)?;
@@ -417,15 +489,27 @@ impl TaskHook for TemplateHook {
                 last_event = Some(Instant::now());
             }
             for dep in &pass.missing {
-                let index = indexes.get(dep).copied().unwrap_or(0);
-                match fetch(&consul.client, dep, index, FIRST_RENDER_WAIT).await {
+                let opts = ReadOptions {
+                    index: indexes.get(dep).copied().unwrap_or(0),
+                    wait: FIRST_RENDER_WAIT,
+                    max_stale: settings.max_stale,
+                };
+                match fetch(&consul.client, dep, opts).await {
                     Ok((v, idx)) => {
+                        failures.reset();
                         indexes.insert(dep.clone(), idx);
                         r.cache.set(dep.clone(), v);
                     }
                     Err(e) => {
                         tracing::warn!(task = %ctx.task.name, "template: reading {dep} from Consul: {e}");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        let Some(delay) = failures.failed() else {
+                            return Err(setup_failure(format!(
+                                "Template failed: reading {dep} from Consul failed {} times \
+                                 (client template consul_retry attempts): {e}",
+                                failures.count
+                            )));
+                        };
+                        tokio::time::sleep(delay).await;
                     }
                 }
             }
@@ -442,7 +526,14 @@ impl TaskHook for TemplateHook {
         if let (Some(consul), Some(control)) = (ctx.consul.clone(), ctx.control.clone()) {
             let renderer = self.renderer.clone();
             let task = ctx.task.name.clone();
-            let handle = tokio::spawn(watch(consul.client.clone(), renderer, control, deps, task));
+            let handle = tokio::spawn(watch(
+                consul.client.clone(),
+                settings,
+                renderer,
+                control,
+                deps,
+                task,
+            ));
             if let Ok(mut g) = self.watcher.lock() {
                 *g = Some(handle);
             }
@@ -462,26 +553,32 @@ impl TaskHook for TemplateHook {
 /// templates' change modes.
 async fn watch(
     client: ConsulClient,
+    settings: template_settings::TemplateSettings,
     renderer: Arc<tokio::sync::Mutex<Option<Renderer>>>,
     control: Arc<dyn TaskControl>,
     deps: Vec<Dependency>,
     task: String,
 ) {
     let (tx, mut rx) = mpsc::unbounded_channel::<(Dependency, Value)>();
+    // A dependency whose reads failed more often in a row than `consul_retry` allows.
+    let (fail_tx, mut fail_rx) = mpsc::unbounded_channel::<String>();
     let mut watched: HashSet<Dependency> = HashSet::new();
     let mut tasks = vec![];
     let spawn_watch = |dep: Dependency, tasks: &mut Vec<tokio::task::JoinHandle<()>>| {
-        let (client, tx) = (client.clone(), tx.clone());
+        let (client, tx, fail_tx) = (client.clone(), tx.clone(), fail_tx.clone());
+        let (wait, max_stale) = (settings.block_query_wait, settings.max_stale);
+        let mut failures = Failures::new(settings.consul_retry);
         tasks.push(tokio::spawn(async move {
             let mut index = 0u64;
-            let mut backoff = caravan_consul::blocking::Backoff::new(
-                Duration::from_millis(500),
-                Duration::from_secs(30),
-            );
             loop {
-                match fetch(&client, &dep, index, BLOCK_WAIT).await {
+                let opts = ReadOptions {
+                    index,
+                    wait,
+                    max_stale,
+                };
+                match fetch(&client, &dep, opts).await {
                     Ok((v, idx)) => {
-                        backoff.reset();
+                        failures.reset();
                         index = caravan_consul::blocking::next_wait_index(index, idx);
                         if tx.send((dep.clone(), v)).is_err() {
                             return;
@@ -489,7 +586,15 @@ async fn watch(
                     }
                     Err(e) => {
                         tracing::debug!("template watch of {dep}: {e}");
-                        tokio::time::sleep(backoff.next_delay()).await;
+                        let Some(delay) = failures.failed() else {
+                            let _ = fail_tx.send(format!(
+                                "reading {dep} from Consul failed {} times \
+                                 (client template consul_retry attempts): {e}",
+                                failures.count
+                            ));
+                            return;
+                        };
+                        tokio::time::sleep(delay).await;
                     }
                 }
             }
@@ -508,7 +613,20 @@ async fn watch(
         }
     }
     let mut guard = AbortAll(tasks);
-    while let Some((dep, v)) = rx.recv().await {
+    loop {
+        let (dep, v) = tokio::select! {
+            got = rx.recv() => match got {
+                Some(x) => x,
+                None => return,
+            },
+            Some(why) = fail_rx.recv() => {
+                control.fail(TaskEvent::new(
+                    caravan_structs::TASK_EVENT_KILLING,
+                    format!("Template failed: {why}"),
+                ));
+                return;
+            }
+        };
         let mut g = renderer.lock().await;
         let Some(r) = g.as_mut() else { return };
         if !r.cache.set(dep, v) {
