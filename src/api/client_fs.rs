@@ -1,6 +1,7 @@
 //! Client endpoints: the allocation filesystem (`ls`, `stat`, `cat`, `readat`), task logs
 //! (plain or framed, `follow`, `origin=end`), allocation stats, restart and signal, and host
-//! stats. Every path goes through the alloc dir's resolver, so none escapes it.
+//! stats, and the snapshot of an allocation's ephemeral disk that a migrating replacement on
+//! another node fetches. Every path goes through the alloc dir's resolver, so none escapes it.
 
 use super::{decode_body, ApiError, ApiResult, AppState};
 use crate::client::alloc_runner::AllocRunner;
@@ -31,6 +32,7 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/v1/client/allocation/:id/signal", put(signal).post(signal))
         .route("/v1/client/stats", get(host_stats))
+        .route("/v1/client/allocation/:id/snapshot", get(snapshot))
 }
 
 type Params = Query<HashMap<String, String>>;
@@ -292,6 +294,59 @@ async fn logs(State(s): State<AppState>, Path(id): Path<String>, Query(p): Param
         rx.recv().await.map(|item| (item, rx))
     });
     Ok(Body::from_stream(stream).into_response())
+}
+
+/// Nomad's alloc dir snapshot: a tar stream of `alloc/data` and each task's `local/`.
+async fn snapshot(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult {
+    let client = s
+        .client
+        .as_ref()
+        .ok_or_else(|| ApiError::BadRequest("this agent does not run a client".into()))?;
+    // The exact ID only: a replacement names its predecessor in full.
+    let r = client
+        .alloc_runner(&id)
+        .ok_or_else(|| ApiError::NotFound(format!("Unknown allocation \"{id}\"")))?;
+    let alloc = r.current();
+    let tasks: Vec<String> = alloc
+        .job
+        .as_ref()
+        .and_then(|j| j.lookup_group(&alloc.task_group))
+        .map(|g| g.tasks.iter().map(|t| t.name.clone()).collect())
+        .unwrap_or_default();
+    let dir = r.alloc_dir.clone();
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(8);
+    tokio::task::spawn_blocking(move || {
+        let out = std::io::BufWriter::with_capacity(64 * 1024, ChannelWriter(tx.clone()));
+        if let Err(e) = crate::client::snapshot::write(&dir, &tasks, out) {
+            tracing::warn!(alloc = %id, "alloc snapshot: {e}");
+            // The receiver sees the error and aborts the response, so a cut-off archive is
+            // never mistaken for a whole one.
+            let _ = tx.blocking_send(Err(e));
+        }
+    });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/x-tar")],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}
+
+/// A blocking writer feeding a response body.
+struct ChannelWriter(tokio::sync::mpsc::Sender<Result<Vec<u8>, std::io::Error>>);
+
+impl std::io::Write for ChannelWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .blocking_send(Ok(buf.to_vec()))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client went away"))?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 pub(super) fn base64_encode(data: &[u8]) -> String {

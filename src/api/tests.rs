@@ -79,9 +79,18 @@ pub(super) async fn start_with_drivers(
     let server = Server::new(server);
     server.start();
     let mut clients = Vec::new();
+    // Every client gets its own API listener, advertised as its node's HTTP address, as each
+    // agent of a real cluster has (other nodes fetch migrating disks from it).
+    let mut listeners = Vec::new();
     for i in 1..=n {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        listeners.push(listener);
         let client = Client::start(
             ClientConfig {
+                http_addr: addr.to_string(),
                 data_dir: data_dir.join(format!("n{i}")),
                 node_name: if n == 1 {
                     "test-node".into()
@@ -97,24 +106,30 @@ pub(super) async fn start_with_drivers(
         .expect("client starts");
         clients.push(client);
     }
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let app = router(AppState {
-        server,
-        client: clients.first().cloned(),
-        agent: Arc::new(AgentInfo {
-            node_name: "test-node".into(),
-            region: "global".into(),
-            datacenter: "dc1".into(),
-            rpc_addr: "127.0.0.1:4647".into(),
-            ..Default::default()
-        }),
-    });
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    if listeners.is_empty() {
+        listeners.push(
+            tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind"),
+        );
+    }
+    let addr = listeners[0].local_addr().expect("addr");
+    for (i, listener) in listeners.into_iter().enumerate() {
+        let app = router(AppState {
+            server: server.clone(),
+            client: clients.get(i).cloned(),
+            agent: Arc::new(AgentInfo {
+                node_name: "test-node".into(),
+                region: "global".into(),
+                datacenter: "dc1".into(),
+                rpc_addr: "127.0.0.1:4647".into(),
+                ..Default::default()
+            }),
+        });
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+    }
     let t = TestAgent {
         base: format!("http://{addr}"),
         http: reqwest::Client::new(),

@@ -242,3 +242,93 @@ async fn a_sticky_ephemeral_disk_survives_an_update() {
         std::fs::read_to_string(data_dir.join(&second).join("t/local/history")).unwrap_or_default();
     assert_eq!(history, "kept-1\nkept-2\n");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_migrating_ephemeral_disk_follows_its_allocation_to_another_node() {
+    let a = start_with(2, ServerConfig::default(), ClientConfig::default()).await;
+    let nodes = a.get("/v1/nodes").await;
+    let id_of = |name: &str| {
+        nodes
+            .as_array()
+            .and_then(|l| l.iter().find(|n| n["Name"] == name))
+            .and_then(|n| n["ID"].as_str())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let (n1, n2) = (id_of("n1"), id_of("n2"));
+    let elig = |e: &str| json!({"Eligibility": e});
+    let (code, _) = a
+        .put(&format!("/v1/node/{n2}/eligibility"), &elig("ineligible"))
+        .await;
+    assert_eq!(code, 200);
+    let job = json!({"Job": {"ID": "roamer", "TaskGroups": [{
+        "Name": "g",
+        "EphemeralDisk": {"Migrate": true, "SizeMB": 100},
+        "Migrate": {"MaxParallel": 1, "HealthCheck": "task_states",
+                    "MinHealthyTime": 0, "HealthyDeadline": 30_000_000_000i64},
+        "Tasks": [{
+            "Name": "t", "Driver": "raw_exec",
+            "Config": {"command": "/bin/sh", "args": ["-c",
+                "[ -f $NOMAD_ALLOC_DIR/data/seed ] || echo $NOMAD_ALLOC_ID > $NOMAD_ALLOC_DIR/data/seed; echo visit >> $NOMAD_TASK_DIR/visits; exec sleep 600"]},
+            "Resources": {"CPU": 20, "MemoryMB": 16},
+            "KillTimeout": 500_000_000
+        }]
+    }]}});
+    let (code, body) = a.put("/v1/jobs", &job).await;
+    assert_eq!(code, 200, "{body}");
+    wait_for!(a.running("roamer").await.len() == 1);
+    let first = a.running("roamer").await[0].clone();
+    assert_eq!(first["NodeID"], n1.as_str());
+    let first_id = first["ID"].as_str().unwrap_or_default().to_string();
+    let seed1 = a
+        .data_dir
+        .join("n1/alloc")
+        .join(&first_id)
+        .join("alloc/data/seed");
+    wait_for!(std::fs::read_to_string(&seed1).is_ok());
+
+    // Draining n1 moves the allocation to n2; its disk is fetched from n1 over HTTP.
+    let (code, _) = a
+        .put(&format!("/v1/node/{n2}/eligibility"), &elig("eligible"))
+        .await;
+    assert_eq!(code, 200);
+    let (code, body) = a
+        .put(
+            &format!("/v1/node/{n1}/drain"),
+            &json!({"DrainSpec": {"Deadline": 60_000_000_000i64}}),
+        )
+        .await;
+    assert_eq!(code, 200, "{body}");
+    wait_for!(a
+        .running("roamer")
+        .await
+        .first()
+        .map(|x| x["NodeID"] == n2.as_str())
+        .unwrap_or(false));
+    let second = a.running("roamer").await[0]["ID"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let full = a.get(&format!("/v1/allocation/{second}")).await;
+    assert_eq!(full["PreviousAllocation"], first_id.as_str());
+    let dir2 = a.data_dir.join("n2/alloc").join(&second);
+    wait_for!(std::fs::read_to_string(dir2.join("t/local/visits"))
+        .map(|s| s == "visit\nvisit\n")
+        .unwrap_or(false));
+    assert_eq!(
+        std::fs::read_to_string(dir2.join("alloc/data/seed"))
+            .unwrap_or_default()
+            .trim(),
+        first_id,
+        "the seed written by the first allocation came along"
+    );
+
+    // The snapshot endpoint refuses what it does not run.
+    let r = a
+        .http
+        .get(format!("{}/v1/client/allocation/nope/snapshot", a.base))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status().as_u16(), 404);
+}

@@ -135,6 +135,7 @@ impl AllocRunner {
             super::migrate::take_over(
                 shared.runner(&alloc.previous_allocation),
                 &shared.config.data_dir,
+                shared.rpc.as_ref(),
                 &alloc,
                 &group,
                 &self.alloc_dir,

@@ -1,11 +1,15 @@
 //! Sticky ephemeral disks: an allocation that replaces one on this node with
 //! `ephemeral_disk { sticky = true }` (or `migrate = true`) waits for its predecessor's tasks
 //! to end, then takes over its `alloc/data` and each task's `local/` directory (moved, not
-//! copied), as Nomad's alloc watcher does on the same node. Moving data between nodes
-//! (`migrate` across clients) is not built.
+//! copied), as Nomad's alloc watcher does on the same node. With `migrate = true` and a
+//! predecessor on another node, it waits for the servers to report that allocation stopped,
+//! then fetches its snapshot from that node's HTTP API
+//! (`/v1/client/allocation/:id/snapshot`); if the node cannot be reached the allocation
+//! starts with an empty disk, as in Nomad.
 
 use super::alloc_runner::AllocRunner;
 use super::allocdir::AllocDir;
+use super::rpc::ServerRpc;
 use caravan_structs::{Allocation, TaskGroup};
 use std::path::Path;
 use std::sync::Arc;
@@ -21,11 +25,15 @@ pub fn wants_previous(alloc: &Allocation, group: &TaskGroup) -> bool {
         && (group.ephemeral_disk.sticky || group.ephemeral_disk.migrate)
 }
 
-/// Waits for the predecessor (if it still runs here) and moves its data into `to`. Returns
-/// what was moved, for logs and tests.
+/// How often a predecessor on another node is looked up while it stops.
+const REMOTE_POLL: Duration = Duration::from_millis(250);
+
+/// Waits for the predecessor (if it still runs here) and moves its data into `to`, or with
+/// `migrate` fetches it from the node it ran on. Returns what was moved, for logs and tests.
 pub async fn take_over(
     previous: Option<Arc<AllocRunner>>,
     data_dir: &Path,
+    rpc: &dyn ServerRpc,
     alloc: &Allocation,
     group: &TaskGroup,
     to: &AllocDir,
@@ -38,9 +46,23 @@ pub async fn take_over(
     }
     let from = AllocDir::new(data_dir, &alloc.previous_allocation);
     if !from.root.is_dir() {
-        tracing::debug!(alloc = %alloc.id, previous = %alloc.previous_allocation,
-            "previous allocation's directory is not on this node; starting with an empty disk");
-        return vec![];
+        if !group.ephemeral_disk.migrate {
+            tracing::debug!(alloc = %alloc.id, previous = %alloc.previous_allocation,
+                "previous allocation's directory is not on this node; starting with an empty disk");
+            return vec![];
+        }
+        return match pull_remote(rpc, alloc, group, to).await {
+            Ok((node, files)) => {
+                tracing::info!(alloc = %alloc.id, previous = %alloc.previous_allocation, %node,
+                    files, "migrated the previous allocation's ephemeral disk from its node");
+                vec![format!("{files} files from node {node}")]
+            }
+            Err(e) => {
+                tracing::warn!(alloc = %alloc.id, previous = %alloc.previous_allocation,
+                    "could not migrate the ephemeral disk, starting with an empty one: {e}");
+                vec![]
+            }
+        };
     }
     let mut moved = Vec::new();
     let mut pairs = vec![(from.shared_dir().join("data"), to.shared_dir().join("data"))];
@@ -60,6 +82,91 @@ pub async fn take_over(
     tracing::info!(alloc = %alloc.id, previous = %alloc.previous_allocation,
         dirs = moved.len(), "took over the previous allocation's ephemeral disk");
     moved
+}
+
+/// Fetches the predecessor's snapshot from the node it ran on, once the servers say it
+/// stopped there (or `WAIT_LIMIT` passed), and unpacks it into `to`. Returns the node's name
+/// and the number of files restored.
+async fn pull_remote(
+    rpc: &dyn ServerRpc,
+    alloc: &Allocation,
+    group: &TaskGroup,
+    to: &AllocDir,
+) -> Result<(String, usize), String> {
+    let prev_id = &alloc.previous_allocation;
+    let deadline = tokio::time::Instant::now() + WAIT_LIMIT;
+    let prev = loop {
+        let prev = rpc
+            .get_alloc(prev_id)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("the servers do not know allocation {prev_id}"))?;
+        if prev.client_terminal() || tokio::time::Instant::now() >= deadline {
+            break prev;
+        }
+        tokio::time::sleep(REMOTE_POLL).await;
+    };
+    let node = rpc
+        .get_node(&prev.node_id)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("the servers do not know node {}", prev.node_id))?;
+    if node.http_addr.is_empty() {
+        return Err(format!("node {} has no HTTP address", node.name));
+    }
+    let url = format!(
+        "http://{}/v1/client/allocation/{prev_id}/snapshot",
+        node.http_addr
+    );
+    let http = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let mut resp = http
+        .get(&url)
+        .send()
+        .await
+        .and_then(|r| r.error_for_status())
+        .map_err(|e| format!("GET {url}: {e}"))?;
+    // Spooled to a file beside the allocation, so a large disk is never held in memory.
+    let spool = to.root.with_file_name(format!(".{}.migrate.tar", alloc.id));
+    let mut file = tokio::fs::File::create(&spool)
+        .await
+        .map_err(|e| format!("{}: {e}", spool.display()))?;
+    let copied: Result<(), String> = async {
+        use tokio::io::AsyncWriteExt;
+        while let Some(chunk) = resp.chunk().await.map_err(|e| format!("GET {url}: {e}"))? {
+            file.write_all(&chunk)
+                .await
+                .map_err(|e| format!("{}: {e}", spool.display()))?;
+        }
+        file.flush().await.map_err(|e| e.to_string())
+    }
+    .await;
+    drop(file);
+    let restored = match copied {
+        Ok(()) => {
+            let (spool, to, tasks) = (
+                spool.clone(),
+                to.clone(),
+                group
+                    .tasks
+                    .iter()
+                    .map(|t| t.name.clone())
+                    .collect::<Vec<_>>(),
+            );
+            tokio::task::spawn_blocking(move || {
+                let f = std::fs::File::open(&spool)?;
+                super::snapshot::restore(std::io::BufReader::new(f), &to, &tasks)
+            })
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| format!("unpacking the snapshot: {e}")))
+        }
+        Err(e) => Err(e),
+    };
+    let _ = std::fs::remove_file(&spool);
+    Ok((node.name.clone(), restored?))
 }
 
 /// Replaces `dst` (empty or absent) with `src`.
@@ -105,7 +212,9 @@ mod tests {
         assert!(!wants_previous(&alloc, &group));
         group.ephemeral_disk.sticky = true;
         assert!(wants_previous(&alloc, &group));
-        let moved = take_over(None, &data, &alloc, &group, &new).await;
+        let server = crate::server::Server::new(Default::default());
+        let rpc = super::super::rpc::InProcess(server);
+        let moved = take_over(None, &data, &rpc, &alloc, &group, &new).await;
         assert_eq!(moved.len(), 2, "{moved:?}");
         assert_eq!(
             std::fs::read_to_string(new.shared_dir().join("data/state"))

@@ -12,6 +12,7 @@ pub mod hooks;
 pub mod migrate;
 pub mod restarts;
 pub mod rpc;
+pub mod snapshot;
 pub mod task_runner;
 pub mod taskenv;
 pub mod template_settings;
@@ -97,6 +98,8 @@ pub struct ClientShared {
     pub artifact: hooks::SharedGetterConfig,
     /// The `template {}` settings in force (replaced on reload).
     pub template: template_settings::SharedTemplateSettings,
+    /// The servers (a migrating allocation looks up its predecessor's node).
+    pub rpc: Arc<dyn ServerRpc>,
 }
 
 impl ClientShared {
@@ -172,6 +175,7 @@ impl Client {
             runners: Mutex::new(HashMap::new()),
             artifact: artifact_cfg,
             template: template_cfg,
+            rpc: rpc.clone(),
         });
         let client = Arc::new(Client {
             shared,

@@ -1,5 +1,5 @@
 //! The client's view of the servers: an RPC-shaped interface (register, heartbeat, blocking
-//! get-allocs, update allocs). The dev agent uses the in-process transport; the clustering
+//! get-allocs, update allocs, and reads of one allocation or node). The dev agent uses the in-process transport; the clustering
 //! issue adds a network one without touching the client.
 
 use crate::server::Server;
@@ -28,6 +28,10 @@ pub trait ServerRpc: Send + Sync {
     ) -> Result<(Vec<Arc<Allocation>>, u64), RpcError>;
     /// Reports client status, task states and deployment health.
     async fn update_allocs(&self, allocs: Vec<Allocation>) -> Result<(), RpcError>;
+    /// One allocation, wherever it runs (a replacement's predecessor on another node).
+    async fn get_alloc(&self, alloc_id: &str) -> Result<Option<Arc<Allocation>>, RpcError>;
+    /// One node (where a predecessor's data is fetched from).
+    async fn get_node(&self, node_id: &str) -> Result<Option<Arc<Node>>, RpcError>;
 }
 
 /// Calls the server in the same process.
@@ -61,5 +65,13 @@ impl ServerRpc for InProcess {
             .update_allocs_from_client(allocs)
             .map(|_| ())
             .map_err(|e| RpcError(e.to_string()))
+    }
+
+    async fn get_alloc(&self, alloc_id: &str) -> Result<Option<Arc<Allocation>>, RpcError> {
+        Ok(self.0.store.snapshot().allocs.get(alloc_id).cloned())
+    }
+
+    async fn get_node(&self, node_id: &str) -> Result<Option<Arc<Node>>, RpcError> {
+        Ok(self.0.store.snapshot().nodes.get(node_id).cloned())
     }
 }
