@@ -47,13 +47,15 @@ struct RegisterRequest {
 fn job_stub(j: &Job, t: &crate::state::Tables) -> serde_json::Value {
     let allocs = t.allocs_by_job(&j.namespace, &j.id);
     let evals = t.evals_by_job(&j.namespace, &j.id);
+    let mut job_summary = summary::job_summary(j, &allocs, &evals);
+    job_summary.children = t.children_summary(&j.namespace, &j.id);
     json!({
         "ID": j.id, "ParentID": j.parent_id, "Name": j.name, "Namespace": j.namespace,
         "Datacenters": j.datacenters, "NodePool": j.node_pool, "Multiregion": null,
         "Type": j.job_type, "Priority": j.priority, "Periodic": j.periodic.is_some(),
-        "ParameterizedJob": j.parameterized_job.is_some(), "Stop": j.stop, "Status": j.status,
+        "ParameterizedJob": j.is_parameterized(), "Stop": j.stop, "Status": j.status,
         "StatusDescription": j.status_description,
-        "JobSummary": summary::job_summary(j, &allocs, &evals),
+        "JobSummary": job_summary,
         "CreateIndex": j.create_index, "ModifyIndex": j.modify_index,
         "JobModifyIndex": j.job_modify_index, "SubmitTime": j.submit_time, "Meta": j.meta,
     })
@@ -197,11 +199,13 @@ async fn job_summary(
     let q = QueryOptions::parse(&p)?;
     blocking(&s, &q, &[Table::Jobs, Table::Allocs, Table::Evals], |t| {
         let j = find_job(t, &q, &id)?;
-        Ok(summary::job_summary(
+        let mut js = summary::job_summary(
             &j,
             &t.allocs_by_job(&q.namespace, &id),
             &t.evals_by_job(&q.namespace, &id),
-        ))
+        );
+        js.children = t.children_summary(&q.namespace, &id);
+        Ok(js)
     })
     .await
 }

@@ -13,6 +13,9 @@ mod driver_tests;
 mod evals;
 #[cfg(test)]
 mod gc_tests;
+mod jobops;
+#[cfg(test)]
+mod jobops_tests;
 mod jobs;
 mod monitor;
 #[cfg(test)]
@@ -66,6 +69,7 @@ pub struct AgentInfo {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(jobs::routes())
+        .merge(jobops::routes())
         .merge(allocs::routes())
         .merge(evals::routes())
         .merge(deployments::routes())

@@ -125,6 +125,14 @@ pub enum Command {
         version: u64,
         stable: bool,
     },
+    /// `PUT /v1/job/:id/scale` recorded a scaling event for a task group (the count change
+    /// itself, if any, is a `JobRegister` before it).
+    ScalingEventRegister {
+        namespace: String,
+        job_id: String,
+        task_group: String,
+        event: ScalingEvent,
+    },
 }
 
 #[cfg(test)]

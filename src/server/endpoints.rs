@@ -54,6 +54,7 @@ impl Server {
         }
         let snap = self.store.snapshot();
         let existing = snap.job(&job.namespace, &job.id);
+        super::jobops::validate_job_update(existing.as_deref(), &job)?;
         if let Some(want) = enforce_index {
             let have = existing.as_ref().map(|j| j.job_modify_index).unwrap_or(0);
             if want != have {
@@ -71,20 +72,22 @@ impl Server {
             .as_ref()
             .map(|old| !old.spec_changed(&job) && !old.stop)
             .unwrap_or(false);
-        let eval = Evaluation::for_job(&job, TRIGGER_JOB_REGISTER);
-        let eval_id = eval.id.clone();
+        // A parameterized job only registers: its dispatched children are what run.
+        let eval =
+            (!job.is_parameterized()).then(|| Evaluation::for_job(&job, TRIGGER_JOB_REGISTER));
+        let eval_id = eval.as_ref().map(|e| e.id.clone()).unwrap_or_default();
         if unchanged {
             // Nothing changed: Nomad still evaluates, and the scheduler finds nothing to do.
             tracing::debug!(job = %job.id, "job registered unchanged");
         }
         let index = self.raft_apply(Command::JobRegister {
             job: job.clone(),
-            eval: Some(eval),
+            eval,
         });
         let stored = self.store.snapshot().job(&job.namespace, &job.id);
         Ok(JobRegisterResponse {
+            eval_create_index: if eval_id.is_empty() { 0 } else { index },
             eval_id,
-            eval_create_index: index,
             job_modify_index: stored.map(|j| j.job_modify_index).unwrap_or(index),
             warnings: job_warnings(&job, &self.scheduler_config()),
             index,
@@ -123,6 +126,11 @@ impl Server {
             .snapshot()
             .job(ns, id)
             .ok_or_else(|| ServerError::NotFound("job not found".into()))?;
+        if job.is_parameterized() {
+            return Err(ServerError::BadRequest(
+                "can't evaluate parameterized job".into(),
+            ));
+        }
         let eval = Evaluation::for_job(&job, TRIGGER_FORCE_EVAL);
         let id = eval.id.clone();
         let index = self.raft_apply(Command::EvalUpsert {
@@ -402,9 +410,6 @@ fn check_features(job: &Job) -> Result<(), ServerError> {
     }
     if job.periodic.is_some() {
         errs.push("periodic jobs are not available in Caravan yet".into());
-    }
-    if job.parameterized_job.is_some() {
-        errs.push("parameterized jobs are not available in Caravan yet".into());
     }
     for tg in &job.task_groups {
         for t in &tg.tasks {

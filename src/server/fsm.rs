@@ -279,6 +279,12 @@ fn apply_tables(t: &mut Tables, index: u64, cmd: &Command) {
             version,
             stable,
         } => t.set_job_stability(index, namespace, job_id, *version, *stable),
+        Command::ScalingEventRegister {
+            namespace,
+            job_id,
+            task_group,
+            event,
+        } => t.add_scaling_event(index, namespace, job_id, task_group, event.clone()),
         Command::DeploymentUpsert { deployment, evals } => {
             let mut d = deployment.clone();
             d.modify_time = now;

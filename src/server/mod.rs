@@ -11,6 +11,7 @@ pub mod endpoints;
 pub mod fsm;
 pub mod gc;
 pub mod heartbeat;
+pub mod jobops;
 mod operator;
 pub mod plan_apply;
 pub mod worker;

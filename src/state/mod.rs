@@ -2,6 +2,7 @@
 //! deployments, with secondary indexes, O(1) snapshots (persistent maps) and per-table
 //! watches for blocking queries. Only the FSM writes to it.
 
+pub mod jobops;
 pub mod summary;
 pub mod watch;
 
@@ -35,6 +36,8 @@ pub struct Tables {
     pub job_tracked_versions: usize,
     /// The operator's scheduler settings, once a leader wrote them.
     pub scheduler_config: Option<Arc<SchedulerConfiguration>>,
+    /// Scaling events per job, by task group, newest first (see [`jobops`]).
+    pub scaling_events: IMap<JobKey, Arc<jobops::JobScalingEvents>>,
 }
 
 fn table_name(t: Table) -> &'static str {
@@ -177,6 +180,7 @@ impl Tables {
         let key = (ns.to_string(), id.to_string());
         self.jobs.remove(&key);
         self.job_versions.remove(&key);
+        self.scaling_events.remove(&key);
         self.touch(Table::Jobs, index);
     }
 

@@ -8,8 +8,7 @@ use std::sync::Arc;
 
 /// Nomad's `getJobStatus`.
 pub fn job_status(job: &Job, allocs: &[Arc<Allocation>], evals: &[Arc<Evaluation>]) -> String {
-    if job.job_type == JOB_TYPE_SYSTEM || job.periodic.is_some() || job.parameterized_job.is_some()
-    {
+    if job.job_type == JOB_TYPE_SYSTEM || job.periodic.is_some() || job.is_parameterized() {
         return if job.stop {
             JOB_STATUS_DEAD
         } else {

@@ -165,6 +165,34 @@ pub const COMMANDS: &[CommandSpec] = &[
         ],
     },
     CommandSpec {
+        name: "job revert",
+        synopsis: "Revert to a prior version of the job",
+        args: "<job> <version>",
+        flags: flags![F::bool("detach"), F::bool("verbose")],
+    },
+    CommandSpec {
+        name: "job scale",
+        synopsis: "Change the count of a job's task group",
+        args: "<job> [<group>] <count>",
+        flags: flags![
+            F::value("check-index"),
+            F::bool("detach"),
+            F::bool("verbose")
+        ],
+    },
+    CommandSpec {
+        name: "job dispatch",
+        synopsis: "Dispatch an instance of a parameterized job",
+        args: "<parameterized job> [input source]",
+        flags: flags![
+            F::multi("meta"),
+            F::bool("detach"),
+            F::bool("verbose"),
+            F::value("id-prefix-template"),
+            F::value("priority")
+        ],
+    },
+    CommandSpec {
         name: "alloc status",
         synopsis: "Display allocation status information and metadata",
         args: "<allocation>",

@@ -14,6 +14,7 @@
 //! ```
 
 mod artifact;
+mod dispatch_payload;
 mod logmon;
 pub mod services;
 mod task_dir;
@@ -113,6 +114,7 @@ pub fn task_hooks(
 ) -> Vec<Box<dyn TaskHook>> {
     vec![
         Box::new(task_dir::TaskDirHook),
+        Box::new(dispatch_payload::DispatchPayloadHook),
         Box::new(volumes::VolumeHook),
         Box::new(artifact::ArtifactHook::new(artifact)),
         Box::new(template::TemplateHook::new(template)),

@@ -131,7 +131,8 @@ pub fn reconcile(input: &ReconcileInput) -> ReconcileResult {
     for a in input.allocs {
         by_group.entry(a.task_group.as_str()).or_default().push(a);
     }
-    let stopped = input.job.is_none_or(|j| j.stop);
+    // A parameterized job never runs itself; its dispatched children do.
+    let stopped = input.job.is_none_or(|j| j.stop || j.is_parameterized());
 
     // An active deployment of another version is superseded; one of this version continues.
     let mut current: Option<&Deployment> = None;

@@ -574,6 +574,7 @@ impl Job {
         if self.datacenters.is_empty() {
             self.datacenters = vec!["*".into()];
         }
+        self.canonicalize_jobops();
         let job_type = self.job_type.clone();
         let job_update = self.update.clone();
         let job_reschedule = self.reschedule.clone();
@@ -743,6 +744,7 @@ impl Job {
                 }
             }
         }
+        errs.extend(self.validate_jobops());
         if errs.is_empty() {
             Ok(())
         } else {

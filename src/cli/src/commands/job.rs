@@ -161,7 +161,8 @@ pub(crate) async fn show_job(ctx: &mut Ctx<'_>, client: &Client, id: &str) -> i3
     }
     let len = ctx.id_len();
     let periodic = job.periodic.as_ref().is_some_and(|p| !p.is_null());
-    let param = job.parameterized_job.as_ref().is_some_and(|p| !p.is_null());
+    // A dispatched child is not itself parameterized (Nomad's IsParameterized).
+    let param = job.is_parameterized();
     let basic = vec![
         format!("ID|{}", job.id),
         format!("Name|{}", job.name),

@@ -6,6 +6,7 @@ mod alloc_logs;
 mod deployment;
 mod eval;
 mod job;
+mod job_ops;
 mod job_run;
 mod lookup;
 mod node;
@@ -46,6 +47,9 @@ pub(crate) async fn dispatch(ctx: &mut Ctx<'_>) -> i32 {
         "job allocs" => job::allocs(ctx).await,
         "job deployments" => job::deployments(ctx).await,
         "job eval" => job::eval(ctx).await,
+        "job revert" => job_ops::revert(ctx).await,
+        "job scale" => job_ops::scale(ctx).await,
+        "job dispatch" => job_ops::dispatch(ctx).await,
         "alloc status" => alloc::status(ctx).await,
         "alloc stop" => alloc::stop(ctx).await,
         "alloc restart" => alloc::restart(ctx).await,
