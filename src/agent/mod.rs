@@ -103,6 +103,14 @@ async fn serve(
             .and_then(|s| s.job_tracked_versions)
             .map(|n| n.max(1) as usize)
             .unwrap_or(0),
+        enable_event_broker: cfg
+            .file
+            .server
+            .as_ref()
+            .and_then(|s| s.enable_event_broker)
+            .unwrap_or(true),
+        event_buffer_size: event_buffer_size(&cfg)?,
+        search: search_config(&cfg)?,
         ..Default::default()
     });
     server.start();
@@ -276,6 +284,40 @@ fn default_scheduler_config(
 }
 
 /// The server's GC settings from `server {}`, Nomad's defaults where unset.
+/// `server { event_buffer_size }` (0 or unset: Nomad's 100).
+fn event_buffer_size(cfg: &AgentConfig) -> anyhow::Result<usize> {
+    match cfg.file.server.as_ref().and_then(|s| s.event_buffer_size) {
+        None => Ok(0),
+        Some(n) => usize::try_from(n)
+            .map_err(|_| anyhow::anyhow!("server.event_buffer_size must be 0 or more, got {n}")),
+    }
+}
+
+/// `server { search { fuzzy_enabled limit_query limit_results min_term_length } }`.
+fn search_config(cfg: &AgentConfig) -> anyhow::Result<crate::server::SearchConfig> {
+    let mut c = crate::server::SearchConfig::default();
+    let Some(s) = cfg.file.server.as_ref().and_then(|s| s.search.as_ref()) else {
+        return Ok(c);
+    };
+    if let Some(b) = s.fuzzy_enabled {
+        c.fuzzy_enabled = b;
+    }
+    let positive = |name: &str, v: Option<i64>, into: &mut usize| match v {
+        None => Ok(()),
+        Some(n) if n >= 1 => {
+            *into = n as usize;
+            Ok(())
+        }
+        Some(n) => Err(anyhow::anyhow!(
+            "server.search.{name} must be 1 or more, got {n}"
+        )),
+    };
+    positive("limit_query", s.limit_query, &mut c.limit_query)?;
+    positive("limit_results", s.limit_results, &mut c.limit_results)?;
+    positive("min_term_length", s.min_term_length, &mut c.min_term_length)?;
+    Ok(c)
+}
+
 fn gc_config(cfg: &AgentConfig) -> crate::server::gc::GcConfig {
     let mut gc = crate::server::gc::GcConfig::default();
     if let Some(s) = &cfg.file.server {

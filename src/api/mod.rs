@@ -12,6 +12,9 @@ mod deployments;
 mod driver_tests;
 mod evals;
 #[cfg(test)]
+mod event_tests;
+mod events;
+#[cfg(test)]
 mod gc_tests;
 mod jobops;
 #[cfg(test)]
@@ -77,6 +80,7 @@ pub fn router(state: AppState) -> Router {
         .merge(agent::routes())
         .merge(client_fs::routes())
         .merge(search::routes())
+        .merge(events::routes())
         .merge(system::routes())
         .merge(monitor::routes())
         .merge(operator::routes())

@@ -54,7 +54,7 @@ async fn start() -> TestAgent {
 }
 
 /// One server and `n` clients (nodes `n1`, `n2`, ...) in process, HTTP on a free port.
-async fn start_nodes(n: usize) -> TestAgent {
+pub(super) async fn start_nodes(n: usize) -> TestAgent {
     start_with(n, ServerConfig::default(), ClientConfig::default()).await
 }
 
@@ -185,7 +185,7 @@ impl TestAgent {
     }
 }
 
-fn sleeper_job(id: &str, count: i64) -> Value {
+pub(super) fn sleeper_job(id: &str, count: i64) -> Value {
     json!({"Job": {
         "ID": id,
         "TaskGroups": [{

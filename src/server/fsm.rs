@@ -1,12 +1,26 @@
 //! The finite state machine: applies one [`Command`] at one index to the state store. This is
-//! the only writer of server state, and the function the Raft state machine calls.
+//! the only writer of server state, and the function the Raft state machine calls; it publishes
+//! the entry's events (the event stream) to the server's [`EventBroker`].
 
 use super::command::Command;
+use super::events::EventBroker;
 use crate::state::{StateStore, Tables};
 use caravan_structs::*;
 
-pub fn apply(store: &StateStore, index: u64, cmd: &Command) {
+pub fn apply(store: &StateStore, events: &EventBroker, index: u64, cmd: &Command) {
+    if !events.enabled() {
+        store.write(index, |t| apply_tables(t, index, cmd));
+        return;
+    }
+    // Events come from what the entry changed: the tables before and after it.
+    let before = store.snapshot();
     store.write(index, |t| apply_tables(t, index, cmd));
+    events.publish(super::events::from_apply(
+        &before,
+        &store.snapshot(),
+        index,
+        cmd,
+    ));
 }
 
 fn apply_tables(t: &mut Tables, index: u64, cmd: &Command) {

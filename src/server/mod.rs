@@ -8,6 +8,7 @@ pub mod command;
 pub mod deployment_watcher;
 pub mod drainer;
 pub mod endpoints;
+pub mod events;
 pub mod fsm;
 pub mod gc;
 pub mod heartbeat;
@@ -40,6 +41,35 @@ pub struct ServerConfig {
     pub gc: gc::GcConfig,
     /// `job_tracked_versions`: versions kept per job (0: Nomad's 6).
     pub job_tracked_versions: usize,
+    /// `enable_event_broker`: whether applied entries publish events (`/v1/event/stream`).
+    pub enable_event_broker: bool,
+    /// `event_buffer_size`: event batches kept for resuming subscribers (0: Nomad's 100).
+    pub event_buffer_size: usize,
+    /// `search {}`: fuzzy search settings.
+    pub search: SearchConfig,
+}
+
+/// `server { search { ... } }`, with Nomad's defaults.
+#[derive(Debug, Clone)]
+pub struct SearchConfig {
+    pub fuzzy_enabled: bool,
+    /// Objects scanned per context before a fuzzy search stops (and says it truncated).
+    pub limit_query: usize,
+    /// Matches returned per context.
+    pub limit_results: usize,
+    /// The shortest text a fuzzy search accepts.
+    pub min_term_length: usize,
+}
+
+impl Default for SearchConfig {
+    fn default() -> Self {
+        SearchConfig {
+            fuzzy_enabled: true,
+            limit_query: 20,
+            limit_results: 100,
+            min_term_length: 2,
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -55,6 +85,9 @@ impl Default for ServerConfig {
             heartbeat_grace: Duration::from_secs(10),
             gc: gc::GcConfig::default(),
             job_tracked_versions: 0,
+            enable_event_broker: true,
+            event_buffer_size: events::DEFAULT_EVENT_BUFFER_SIZE,
+            search: SearchConfig::default(),
         }
     }
 }
@@ -65,6 +98,8 @@ pub struct Server {
     pub broker: Arc<broker::EvalBroker>,
     pub blocked: blocked::BlockedEvals,
     pub heartbeats: heartbeat::Heartbeats,
+    /// The event stream's buffer and subscriptions, fed by the FSM.
+    pub events: Arc<events::EventBroker>,
     /// The log: the last applied index. Serialises every write.
     log: Mutex<u64>,
     plan_tx: mpsc::Sender<plan_apply::PlanRequest>,
@@ -76,12 +111,14 @@ impl Server {
     pub fn new(config: ServerConfig) -> Arc<Self> {
         let tracked_versions = config.job_tracked_versions;
         let (plan_tx, plan_rx) = mpsc::channel(64);
+        let events = events::EventBroker::new(config.event_buffer_size, config.enable_event_broker);
         Arc::new(Server {
             config,
             store: StateStore::with_tracked_versions(tracked_versions),
             broker: broker::EvalBroker::new(),
             blocked: blocked::BlockedEvals::default(),
             heartbeats: heartbeat::Heartbeats::default(),
+            events,
             log: Mutex::new(0),
             plan_tx,
             plan_rx: Mutex::new(Some(plan_rx)),
@@ -131,7 +168,7 @@ impl Server {
                 entry.command
             }
         };
-        fsm::apply(&self.store, index, &cmd);
+        fsm::apply(&self.store, &self.events, index, &cmd);
         drop(last);
         self.after_apply(&cmd);
         index

@@ -43,12 +43,25 @@ pub(crate) async fn api(ctx: &mut Ctx<'_>) -> i32 {
     }
     let method = ctx.flags.value("X").unwrap_or("GET").to_uppercase();
     let result = match method.as_str() {
+        // Printed chunk by chunk, so streams (`/v1/event/stream`) show as they arrive.
         "GET" => match client.get_raw(&p, &params).await {
-            Ok(r) => r
-                .bytes()
-                .await
-                .map(|b| b.to_vec())
-                .map_err(|e| e.to_string()),
+            Ok(mut r) => {
+                let mut last = b'\n';
+                loop {
+                    match r.chunk().await {
+                        Ok(Some(chunk)) => {
+                            ctx.ui.raw(&chunk);
+                            last = chunk.last().copied().unwrap_or(last);
+                        }
+                        Ok(None) => break,
+                        Err(e) => return fail(ctx, "Error reading response", e),
+                    }
+                }
+                if last != b'\n' {
+                    ctx.ui.raw(b"\n");
+                }
+                return 0;
+            }
             Err(e) => Err(e.to_string()),
         },
         "DELETE" => client
