@@ -1,4 +1,17 @@
-//! Small helpers shared by the agent's parts: RFC 3339 times without a date-time crate.
+//! Small helpers shared by the agent's parts: RFC 3339 times without a date-time crate, and
+//! the migrate token one client shows another to fetch a migrating allocation's disk.
+
+/// The token that lets a client fetch `alloc_id`'s ephemeral disk from the node whose secret
+/// is `node_secret`: only that node and the servers can compute it.
+pub fn migrate_token(node_secret: &str, alloc_id: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(b"caravan-migrate-token\0");
+    h.update(node_secret.as_bytes());
+    h.update(b"\0");
+    h.update(alloc_id.as_bytes());
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
 
 /// Unix nanoseconds as RFC 3339 with nanoseconds, UTC (`2026-11-25T10:30:00.123456789Z`).
 pub fn rfc3339(nanos: i64) -> String {

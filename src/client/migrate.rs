@@ -118,12 +118,18 @@ async fn pull_remote(
         "http://{}/v1/client/allocation/{prev_id}/snapshot",
         node.http_addr
     );
+    let token = rpc
+        .migrate_token(prev_id)
+        .await
+        .map_err(|e| e.to_string())?
+        .unwrap_or_default();
     let http = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(10))
         .build()
         .map_err(|e| e.to_string())?;
     let mut resp = http
         .get(&url)
+        .header("X-Nomad-Token", token)
         .send()
         .await
         .and_then(|r| r.error_for_status())

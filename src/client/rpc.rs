@@ -32,6 +32,8 @@ pub trait ServerRpc: Send + Sync {
     async fn get_alloc(&self, alloc_id: &str) -> Result<Option<Arc<Allocation>>, RpcError>;
     /// One node (where a predecessor's data is fetched from).
     async fn get_node(&self, node_id: &str) -> Result<Option<Arc<Node>>, RpcError>;
+    /// The token the node that ran `alloc_id` accepts for its disk snapshot.
+    async fn migrate_token(&self, alloc_id: &str) -> Result<Option<String>, RpcError>;
 }
 
 /// Calls the server in the same process.
@@ -73,5 +75,14 @@ impl ServerRpc for InProcess {
 
     async fn get_node(&self, node_id: &str) -> Result<Option<Arc<Node>>, RpcError> {
         Ok(self.0.store.snapshot().nodes.get(node_id).cloned())
+    }
+
+    async fn migrate_token(&self, alloc_id: &str) -> Result<Option<String>, RpcError> {
+        let snap = self.0.store.snapshot();
+        Ok(snap
+            .allocs
+            .get(alloc_id)
+            .and_then(|a| snap.nodes.get(&a.node_id))
+            .map(|n| crate::util::migrate_token(&n.secret_id, alloc_id)))
     }
 }

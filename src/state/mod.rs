@@ -2,6 +2,7 @@
 //! deployments, with secondary indexes, O(1) snapshots (persistent maps) and per-table
 //! watches for blocking queries. Only the FSM writes to it.
 
+pub mod acl;
 pub mod jobops;
 pub mod summary;
 pub mod watch;
@@ -20,6 +21,8 @@ pub const DEFAULT_JOB_TRACKED_VERSIONS: usize = 6;
 #[derive(Clone, Default)]
 pub struct Tables {
     pub index: u64,
+    /// ACL policies, tokens and roles.
+    pub acl: acl::AclTables,
     pub table_index: IMap<&'static str, u64>,
     pub jobs: OrdMap<JobKey, Arc<Job>>,
     pub job_versions: IMap<JobKey, Vec<Arc<Job>>>,
@@ -47,6 +50,7 @@ fn table_name(t: Table) -> &'static str {
         Table::Allocs => "allocs",
         Table::Nodes => "nodes",
         Table::Deployments => "deployments",
+        Table::Acl => "acl",
     }
 }
 

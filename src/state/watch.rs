@@ -12,14 +12,17 @@ pub enum Table {
     Allocs,
     Nodes,
     Deployments,
+    /// ACL policies, tokens and roles.
+    Acl,
 }
 
-pub const TABLES: [Table; 5] = [
+pub const TABLES: [Table; 6] = [
     Table::Jobs,
     Table::Evals,
     Table::Allocs,
     Table::Nodes,
     Table::Deployments,
+    Table::Acl,
 ];
 
 /// One watch channel per table.

@@ -5,6 +5,7 @@
 //! `Default` impls carry Nomad's defaults (what its `Canonicalize` fills in); the few defaults
 //! that depend on the job type are applied by [`job::Job::canonicalize`].
 
+pub mod acl;
 pub mod alloc;
 pub mod deployment;
 pub mod eval;
@@ -16,6 +17,7 @@ pub mod plan;
 pub mod resources;
 pub mod time;
 
+pub use acl::*;
 pub use alloc::*;
 pub use deployment::*;
 pub use eval::*;
