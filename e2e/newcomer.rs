@@ -46,8 +46,23 @@ fn start_agent() -> Agent {
     start_agent_with(|_| vec![])
 }
 
-/// A dev agent with extra flags, which may refer to files in the agent's own temp dir.
+/// A dev agent with extra flags, which may refer to files in the agent's own temp dir, once
+/// its node is ready.
 fn start_agent_with(extra: impl FnOnce(&Path) -> Vec<String>) -> Agent {
+    let agent = launch_agent(extra);
+    wait_until(
+        "agent healthy with a ready node",
+        Duration::from_secs(30),
+        || {
+            let o = agent.cli(&["node", "status"]);
+            o.status.success() && stdout(&o).contains("ready")
+        },
+    );
+    agent
+}
+
+/// A dev agent with extra flags, started but not waited for.
+fn launch_agent(extra: impl FnOnce(&Path) -> Vec<String>) -> Agent {
     let dir = std::env::temp_dir().join(format!(
         "caravan-e2e-{}-{}",
         std::process::id(),
@@ -64,20 +79,11 @@ fn start_agent_with(extra: impl FnOnce(&Path) -> Vec<String>) -> Agent {
         .stderr(log)
         .spawn()
         .expect("start agent");
-    let agent = Agent {
+    Agent {
         child,
         addr: format!("http://127.0.0.1:{port}"),
         dir,
-    };
-    wait_until(
-        "agent healthy with a ready node",
-        Duration::from_secs(30),
-        || {
-            let o = agent.cli(&["node", "status"]);
-            o.status.success() && stdout(&o).contains("ready")
-        },
-    );
-    agent
+    }
 }
 
 impl Agent {
@@ -525,4 +531,130 @@ fn sighup_reloads_client_options_without_stopping_running_tasks() {
         },
     );
     assert_eq!(task_pids(&alloc_id), pids);
+}
+
+/// ACLs from the CLI: `-acl-enabled` refuses anonymous work, `acl bootstrap` gives the
+/// management token, a policy and a token made with `acl policy apply` / `acl token create`
+/// let a job run through `NOMAD_TOKEN`, and a second bootstrap is refused.
+#[test]
+fn acl_bootstrap_policy_and_token_from_the_cli() {
+    let agent = launch_agent(|_| vec!["-acl-enabled".to_string()]);
+    wait_until("the agent to answer", Duration::from_secs(30), || {
+        agent
+            .cli(&["operator", "api", "/v1/agent/health"])
+            .status
+            .success()
+    });
+    let o = agent.cli(&["node", "status"]);
+    assert!(!o.status.success());
+    assert!(
+        all_output(&o).contains("Permission denied"),
+        "{}",
+        all_output(&o)
+    );
+
+    let o = agent.cli(&["acl", "bootstrap"]);
+    assert!(o.status.success(), "{}", all_output(&o));
+    let out = stdout(&o);
+    assert!(out.contains("Type         = management"), "{out}");
+    let secret = out
+        .lines()
+        .find_map(|l| l.strip_prefix("Secret ID    = "))
+        .expect("secret line")
+        .trim()
+        .to_string();
+    let o = agent.cli(&["acl", "bootstrap"]);
+    assert!(!o.status.success());
+    assert!(
+        all_output(&o).contains("ACL bootstrap already done"),
+        "{}",
+        all_output(&o)
+    );
+
+    let as_token = |tok: &str, args: &[&str]| {
+        Command::new(BIN)
+            .args(args)
+            .current_dir(&agent.dir)
+            .env("CARAVAN_ADDR", &agent.addr)
+            .env("NOMAD_TOKEN", tok)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run caravan")
+    };
+    let policy = agent.dir.join("deployer.hcl");
+    std::fs::write(
+        &policy,
+        "namespace \"default\" {\n  policy = \"write\"\n}\nnode {\n  policy = \"read\"\n}\n",
+    )
+    .expect("policy file");
+    let o = as_token(
+        &secret,
+        &[
+            "acl",
+            "policy",
+            "apply",
+            "-description",
+            "deploys",
+            "deployer",
+            &policy.display().to_string(),
+        ],
+    );
+    assert!(o.status.success(), "{}", all_output(&o));
+    assert!(stdout(&o).contains("Successfully wrote \"deployer\" ACL policy!"));
+    let o = as_token(&secret, &["acl", "policy", "list"]);
+    assert!(
+        stdout(&o).contains("deployer") && stdout(&o).contains("deploys"),
+        "{}",
+        all_output(&o)
+    );
+    let o = as_token(
+        &secret,
+        &[
+            "acl",
+            "token",
+            "create",
+            "-name",
+            "ci",
+            "-policy",
+            "deployer",
+            "-t",
+            "{{.SecretID}}",
+        ],
+    );
+    assert!(o.status.success(), "{}", all_output(&o));
+    let ci = stdout(&o).trim().to_string();
+    let o = as_token(&ci, &["acl", "token", "self"]);
+    assert!(
+        stdout(&o).contains("Name         = ci"),
+        "{}",
+        all_output(&o)
+    );
+    assert!(stdout(&o).contains("[deployer]"), "{}", all_output(&o));
+
+    let o = agent.cli(&["job", "init", "-short"]);
+    assert!(o.status.success(), "{}", all_output(&o));
+    let o = agent.cli(&["job", "run", "-detach", "example.nomad.hcl"]);
+    assert!(!o.status.success(), "anonymous job run must fail");
+    assert!(
+        all_output(&o).contains("Permission denied"),
+        "{}",
+        all_output(&o)
+    );
+    let o = as_token(&ci, &["job", "run", "-detach", "example.nomad.hcl"]);
+    assert!(o.status.success(), "{}", all_output(&o));
+    wait_until(
+        "the node listed for the ci token",
+        Duration::from_secs(30),
+        || stdout(&as_token(&ci, &["node", "status"])).contains("ready"),
+    );
+    // The ci token may not manage ACLs.
+    let o = as_token(&ci, &["acl", "token", "list"]);
+    assert!(!o.status.success());
+    assert!(
+        all_output(&o).contains("Permission denied"),
+        "{}",
+        all_output(&o)
+    );
+    let o = as_token(&ci, &["job", "stop", "-purge", "example"]);
+    assert!(o.status.success(), "{}", all_output(&o));
 }

@@ -90,6 +90,7 @@ async fn serve(
 
     let server = Server::new(ServerConfig {
         region: cfg.region.clone(),
+        acl: acl_config(&cfg),
         datacenter: cfg.datacenter.clone(),
         node_name: cfg.node_name.clone(),
         rpc_addr: rpc_addr.clone(),
@@ -316,6 +317,25 @@ fn search_config(cfg: &AgentConfig) -> anyhow::Result<crate::server::SearchConfi
     positive("limit_results", s.limit_results, &mut c.limit_results)?;
     positive("min_term_length", s.min_term_length, &mut c.min_term_length)?;
     Ok(c)
+}
+
+/// `acl {}` (and `-acl-enabled`): on or off, token expiry bounds, and the bootstrap reset
+/// file in the data dir, as Nomad keeps it.
+fn acl_config(cfg: &AgentConfig) -> crate::server::acl::AclConfig {
+    let mut a = crate::server::acl::AclConfig {
+        enabled: cfg.acl_enabled,
+        bootstrap_reset_file: Some(cfg.data_dir.join("server").join("acl-bootstrap-reset")),
+        ..Default::default()
+    };
+    if let Some(f) = &cfg.file.acl {
+        if let Some(d) = &f.token_min_expiration_ttl {
+            a.token_min_expiration_ttl = d.as_std();
+        }
+        if let Some(d) = &f.token_max_expiration_ttl {
+            a.token_max_expiration_ttl = d.as_std();
+        }
+    }
+    a
 }
 
 fn gc_config(cfg: &AgentConfig) -> crate::server::gc::GcConfig {

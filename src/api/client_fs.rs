@@ -297,11 +297,32 @@ async fn logs(State(s): State<AppState>, Path(id): Path<String>, Query(p): Param
 }
 
 /// Nomad's alloc dir snapshot: a tar stream of `alloc/data` and each task's `local/`.
-async fn snapshot(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult {
+async fn snapshot(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    headers: axum::http::HeaderMap,
+    resolved: Option<axum::Extension<crate::server::acl::Resolved>>,
+) -> ApiResult {
     let client = s
         .client
         .as_ref()
         .ok_or_else(|| ApiError::BadRequest("this agent does not run a client".into()))?;
+    // With ACLs on: the migrate token for this allocation on this node, or read-fs.
+    if s.server.acl_enabled() {
+        let migrate = crate::util::migrate_token(&client.shared.node().secret_id, &id);
+        let shown = super::acl_rules::token_of(&headers).unwrap_or_default();
+        let ns = client
+            .alloc_runner(&id)
+            .map(|r| r.current().namespace.clone())
+            .unwrap_or_else(|| "default".into());
+        let by_acl = resolved.is_some_and(|axum::Extension(r)| {
+            r.acl
+                .allow_namespace_operation(&ns, caravan_acl::capability::READ_FS)
+        });
+        if shown != migrate && !by_acl {
+            return Err(ApiError::Forbidden("Permission denied".into()));
+        }
+    }
     // The exact ID only: a replacement names its predecessor in full.
     let r = client
         .alloc_runner(&id)

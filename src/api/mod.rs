@@ -2,6 +2,10 @@
 //! one server or client function, and map its errors; blocking queries wait on the state
 //! store's table watches.
 
+mod acl;
+pub mod acl_rules;
+#[cfg(test)]
+mod acl_tests;
 mod agent;
 mod allocs;
 mod client_fs;
@@ -71,6 +75,7 @@ pub struct AgentInfo {
 
 pub fn router(state: AppState) -> Router {
     Router::new()
+        .merge(acl::routes())
         .merge(jobs::routes())
         .merge(jobops::routes())
         .merge(allocs::routes())
@@ -84,6 +89,11 @@ pub fn router(state: AppState) -> Router {
         .merge(system::routes())
         .merge(monitor::routes())
         .merge(operator::routes())
+        // After every route is merged: it guards exactly the routes above.
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            acl_rules::enforce,
+        ))
         .fallback(not_found)
         .with_state(state)
 }

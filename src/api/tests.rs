@@ -136,12 +136,8 @@ pub(super) async fn start_with_drivers(
         data_dir,
         clients,
     };
-    wait_for!(t
-        .get("/v1/nodes")
-        .await
-        .as_array()
-        .map(|nodes| nodes.len() == n)
-        .unwrap_or(false));
+    // Straight from the state store: with ACLs on, `/v1/nodes` wants a token.
+    wait_for!(server.store.snapshot().nodes.len() == n);
     t
 }
 

@@ -45,6 +45,8 @@ impl LogEntry {
 #[serde(tag = "Type", content = "Body")]
 #[allow(clippy::large_enum_variant)] // entries are built once and applied once
 pub enum Command {
+    /// ACL policies, tokens and roles (see [`super::acl`]).
+    Acl(super::acl::AclCommand),
     /// A client registered or re-registered its node.
     NodeRegister {
         node: Node,

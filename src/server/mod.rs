@@ -2,6 +2,7 @@
 //! the plan applier, heartbeats and the deployment watcher. In the dev agent it runs in
 //! process; the clustering issue puts Raft behind [`Server::raft_apply`].
 
+pub mod acl;
 pub mod blocked;
 pub mod broker;
 pub mod command;
@@ -29,6 +30,8 @@ pub use endpoints::ServerError;
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     pub region: String,
+    /// `acl {}`: whether requests need tokens, token expiry bounds, the bootstrap reset file.
+    pub acl: acl::AclConfig,
     pub datacenter: String,
     pub node_name: String,
     /// Address advertised for RPC (what `/v1/status/leader` reports).
@@ -76,6 +79,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             region: "global".into(),
+            acl: acl::AclConfig::default(),
             datacenter: "dc1".into(),
             node_name: "caravan".into(),
             rpc_addr: "127.0.0.1:4647".into(),
@@ -94,6 +98,8 @@ impl Default for ServerConfig {
 
 pub struct Server {
     pub config: ServerConfig,
+    /// Compiled ACLs of recently seen tokens.
+    acl_cache: acl::AclCache,
     pub store: Arc<StateStore>,
     pub broker: Arc<broker::EvalBroker>,
     pub blocked: blocked::BlockedEvals,
@@ -114,6 +120,7 @@ impl Server {
         let events = events::EventBroker::new(config.event_buffer_size, config.enable_event_broker);
         Arc::new(Server {
             config,
+            acl_cache: acl::AclCache::default(),
             store: StateStore::with_tracked_versions(tracked_versions),
             broker: broker::EvalBroker::new(),
             blocked: blocked::BlockedEvals::default(),

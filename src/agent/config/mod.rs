@@ -50,6 +50,8 @@ pub struct AgentConfig {
     pub dev: bool,
     pub server: bool,
     pub client: bool,
+    /// `acl { enabled }` or `-acl-enabled`: every request needs a token's permission.
+    pub acl_enabled: bool,
     pub data_dir: PathBuf,
     pub data_dir_is_temp: bool,
     pub bind_addr: String,
@@ -80,6 +82,7 @@ impl Default for AgentConfig {
             dev: false,
             server: false,
             client: false,
+            acl_enabled: false,
             data_dir: PathBuf::new(),
             data_dir_is_temp: false,
             bind_addr: "0.0.0.0".into(),
@@ -170,6 +173,7 @@ impl AgentConfig {
 pub fn from_args(args: &[String]) -> anyhow::Result<AgentConfig> {
     let mut cfg = AgentConfig::default();
     let mut overrides: Vec<(String, String)> = Vec::new();
+    let mut acl_flag: Option<bool> = None;
     let mut configs: Vec<String> = Vec::new();
     let mut i = 0;
     while i < args.len() {
@@ -205,11 +209,7 @@ pub fn from_args(args: &[String]) -> anyhow::Result<AgentConfig> {
         match name.as_str() {
             "h" | "help" => cfg.help = true,
             "config" => configs.push(value),
-            "acl-enabled" => {
-                if value != "false" {
-                    bail!("-acl-enabled: ACLs are not available in Caravan yet; refusing to start an agent that would accept every request unauthenticated");
-                }
-            }
+            "acl-enabled" => acl_flag = Some(value != "false"),
             _ => overrides.push((name, value)),
         }
     }
@@ -230,6 +230,9 @@ pub fn from_args(args: &[String]) -> anyhow::Result<AgentConfig> {
         apply_file(&mut cfg, &file)?;
         cfg.file = file;
         cfg.config_files = loaded;
+    }
+    if let Some(on) = acl_flag {
+        cfg.acl_enabled = on;
     }
     for (name, value) in overrides {
         match name.as_str() {
@@ -349,6 +352,9 @@ fn apply_file(cfg: &mut AgentConfig, f: &FileConfig) -> anyhow::Result<()> {
         }
     };
     set(&mut cfg.region, &f.region);
+    if let Some(on) = f.acl.as_ref().and_then(|a| a.enabled) {
+        cfg.acl_enabled = on;
+    }
     set(&mut cfg.datacenter, &f.datacenter);
     set(&mut cfg.node_name, &f.name);
     set(&mut cfg.bind_addr, &f.bind_addr);
@@ -412,9 +418,6 @@ fn apply_file(cfg: &mut AgentConfig, f: &FileConfig) -> anyhow::Result<()> {
 /// per setting, empty when the config can run.
 pub fn unsupported(f: &FileConfig) -> Vec<String> {
     let mut out = Vec::new();
-    if f.acl.as_ref().and_then(|a| a.enabled) == Some(true) {
-        out.push("acl { enabled = true }: ACLs are not available in Caravan yet; refusing to start an agent that would accept every request unauthenticated".to_string());
-    }
     if let Some(t) = &f.tls {
         if t.http == Some(true) || t.rpc == Some(true) {
             out.push("tls { http/rpc = true }: TLS is not available in Caravan yet; refusing to start with a TLS block that would be ignored".to_string());

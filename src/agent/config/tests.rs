@@ -16,17 +16,22 @@ fn dev_mode_defaults() {
 }
 
 #[test]
-fn refuses_acl_and_tls() {
-    let e = from_args(&args("-dev -acl-enabled"))
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("ACLs are not available"), "{e}");
+fn acl_is_enabled_by_flag_or_file_and_tls_is_refused() {
+    assert!(!from_args(&args("-dev")).unwrap().acl_enabled);
+    assert!(from_args(&args("-dev -acl-enabled")).unwrap().acl_enabled);
     let dir = std::env::temp_dir().join(format!("caravan-cfg-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let f = dir.join("a.hcl");
     std::fs::write(&f, "acl {\n  enabled = true\n}\n").unwrap();
-    let e = from_args(&["-dev".into(), format!("-config={}", f.display())]).unwrap_err();
-    assert!(format!("{e:#}").contains("ACLs are not available"), "{e:#}");
+    let c = from_args(&["-dev".into(), format!("-config={}", f.display())]).unwrap();
+    assert!(c.acl_enabled);
+    let c = from_args(&[
+        "-dev".into(),
+        format!("-config={}", f.display()),
+        "-acl-enabled=false".into(),
+    ])
+    .unwrap();
+    assert!(!c.acl_enabled, "the flag wins over the file");
     std::fs::write(&f, "tls {\n  http = true\n}\n").unwrap();
     let e = from_args(&["-dev".into(), format!("-config={}", f.display())]).unwrap_err();
     assert!(format!("{e:#}").contains("TLS is not available"), "{e:#}");

@@ -390,6 +390,131 @@ pub const COMMANDS: &[CommandSpec] = &[
         args: "",
         flags: flags![],
     },
+    CommandSpec {
+        name: "acl bootstrap",
+        synopsis: "Bootstrap the ACL system for initial token",
+        args: "[<path>]",
+        flags: flags![FMT[0], FMT[1]],
+    },
+    CommandSpec {
+        name: "acl policy apply",
+        synopsis: "Create or update an ACL policy",
+        args: "<name> <path>",
+        flags: flags![F::value("description")],
+    },
+    CommandSpec {
+        name: "acl policy list",
+        synopsis: "List ACL policies",
+        args: "",
+        flags: flags![FMT[0], FMT[1]],
+    },
+    CommandSpec {
+        name: "acl policy info",
+        synopsis: "Fetch info on an existing ACL policy",
+        args: "<name>",
+        flags: flags![FMT[0], FMT[1]],
+    },
+    CommandSpec {
+        name: "acl policy delete",
+        synopsis: "Delete an existing ACL policy",
+        args: "<name>",
+        flags: flags![],
+    },
+    CommandSpec {
+        name: "acl token create",
+        synopsis: "Create a new ACL token",
+        args: "",
+        flags: flags![
+            F::value("name"),
+            F::value("type"),
+            F::multi("policy"),
+            F::multi("role-id"),
+            F::multi("role-name"),
+            F::bool("global"),
+            F::value("ttl"),
+            FMT[0],
+            FMT[1]
+        ],
+    },
+    CommandSpec {
+        name: "acl token list",
+        synopsis: "List ACL tokens",
+        args: "",
+        flags: flags![FMT[0], FMT[1]],
+    },
+    CommandSpec {
+        name: "acl token info",
+        synopsis: "Fetch information on an existing ACL token",
+        args: "<token_accessor_id>",
+        flags: flags![FMT[0], FMT[1]],
+    },
+    CommandSpec {
+        name: "acl token self",
+        synopsis: "Lookup self ACL token",
+        args: "",
+        flags: flags![FMT[0], FMT[1]],
+    },
+    CommandSpec {
+        name: "acl token update",
+        synopsis: "Update an existing ACL token",
+        args: "<token_accessor_id>",
+        flags: flags![
+            F::value("name"),
+            F::multi("policy"),
+            F::multi("role-id"),
+            F::multi("role-name"),
+            FMT[0],
+            FMT[1]
+        ],
+    },
+    CommandSpec {
+        name: "acl token delete",
+        synopsis: "Delete an existing ACL token",
+        args: "<token_accessor_id>",
+        flags: flags![],
+    },
+    CommandSpec {
+        name: "acl role create",
+        synopsis: "Create a new ACL role",
+        args: "",
+        flags: flags![
+            F::value("name"),
+            F::value("description"),
+            F::multi("policy"),
+            FMT[0],
+            FMT[1]
+        ],
+    },
+    CommandSpec {
+        name: "acl role list",
+        synopsis: "List ACL roles",
+        args: "",
+        flags: flags![FMT[0], FMT[1]],
+    },
+    CommandSpec {
+        name: "acl role info",
+        synopsis: "Fetch information on an existing ACL role",
+        args: "<acl_role_id>",
+        flags: flags![F::bool("by-name"), FMT[0], FMT[1]],
+    },
+    CommandSpec {
+        name: "acl role update",
+        synopsis: "Update an existing ACL role",
+        args: "<acl_role_id>",
+        flags: flags![
+            F::value("name"),
+            F::value("description"),
+            F::multi("policy"),
+            FMT[0],
+            FMT[1]
+        ],
+    },
+    CommandSpec {
+        name: "acl role delete",
+        synopsis: "Delete an existing ACL role",
+        args: "<acl_role_id>",
+        flags: flags![],
+    },
 ];
 
 /// Command groups and what they are for.
@@ -410,6 +535,10 @@ pub const GROUPS: &[(&str, &str)] = &[
         "Provides access to the scheduler configuration",
     ),
     ("system reconcile", "Perform system reconciliation tasks"),
+    ("acl", "Interact with ACL policies and tokens"),
+    ("acl policy", "Interact with ACL policies"),
+    ("acl token", "Interact with ACL tokens"),
+    ("acl role", "Interact with ACL roles"),
 ];
 
 /// Top-level shortcuts, as Nomad has them.

@@ -1,5 +1,6 @@
 //! The commands, one module per area, and the dispatch from a command path to its code.
 
+mod acl;
 mod agent;
 mod alloc;
 mod alloc_logs;
@@ -71,6 +72,22 @@ pub(crate) async fn dispatch(ctx: &mut Ctx<'_>) -> i32 {
         "monitor" => agent::monitor(ctx).await,
         "agent-info" => agent::agent_info(ctx).await,
         "system reconcile summaries" => system::reconcile_summaries(ctx).await,
+        "acl bootstrap" => acl::bootstrap(ctx).await,
+        "acl policy apply" => acl::policy_apply(ctx).await,
+        "acl policy list" => acl::policy_list(ctx).await,
+        "acl policy info" => acl::policy_info(ctx).await,
+        "acl policy delete" => acl::policy_delete(ctx).await,
+        "acl token create" => acl::token_create(ctx).await,
+        "acl token list" => acl::token_list(ctx).await,
+        "acl token info" => acl::token_info(ctx).await,
+        "acl token self" => acl::token_self(ctx).await,
+        "acl token update" => acl::token_update(ctx).await,
+        "acl token delete" => acl::token_delete(ctx).await,
+        "acl role create" => acl::role_create(ctx).await,
+        "acl role list" => acl::role_list(ctx).await,
+        "acl role info" => acl::role_info(ctx).await,
+        "acl role update" => acl::role_update(ctx).await,
+        "acl role delete" => acl::role_delete(ctx).await,
         other => {
             ctx.ui.error(&format!("Unknown command: {other}"));
             127

@@ -1,0 +1,209 @@
+//! ACL enforcement for every endpoint: the token comes from `X-Nomad-Token` or
+//! `Authorization: Bearer`, resolves to the ACL it grants, and each route (method and path as
+//! the router registered it) names the rule it needs, as Nomad's endpoints check them. A route
+//! without a rule is refused while ACLs are on, so a new endpoint cannot slip through
+//! unprotected. The resolved ACL rides on the request for handlers that filter or check more.
+
+use super::{ApiError, AppState};
+use crate::server::acl::Resolved;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderMap, Method};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use caravan_acl::capability as cap;
+
+/// What a route requires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rule {
+    /// No token needed (health, leader, regions, bootstrap).
+    Public,
+    /// This capability in the request's namespace (`?namespace=`, default `default`).
+    Ns(&'static str),
+    /// Any capability in the request's namespace.
+    NsAny,
+    NodeRead,
+    NodeWrite,
+    AgentRead,
+    AgentWrite,
+    OperatorRead,
+    OperatorWrite,
+    /// A management token.
+    Management,
+    /// Any request; the handler decides from the resolved token (ACL object reads).
+    Handler,
+}
+
+/// The rule of one route, by method and the path as registered (`/v1/job/:id`).
+pub fn rule_for(method: &Method, path: &str) -> Option<Rule> {
+    use Rule::*;
+    let write = *method != Method::GET;
+    let ns_rw = |read: &'static str, w: &'static str| Ns(if write { w } else { read });
+    Some(match path {
+        "/v1/agent/health" | "/v1/status/leader" | "/v1/status/peers" | "/v1/regions"
+        | "/v1/metrics" | "/v1/acl/bootstrap" => Public,
+        "/v1/agent/self" | "/v1/agent/servers" | "/v1/agent/monitor" => AgentRead,
+        "/v1/agent/members" => NodeRead,
+        "/v1/jobs" => ns_rw(cap::LIST_JOBS, cap::SUBMIT_JOB),
+        "/v1/jobs/parse" => Ns(cap::PARSE_JOB),
+        "/v1/validate/job" => Ns(cap::READ_JOB),
+        "/v1/job/:id" => ns_rw(cap::READ_JOB, cap::SUBMIT_JOB),
+        "/v1/job/:id/versions"
+        | "/v1/job/:id/summary"
+        | "/v1/job/:id/allocations"
+        | "/v1/job/:id/evaluations"
+        | "/v1/job/:id/deployments"
+        | "/v1/job/:id/deployment" => Ns(cap::READ_JOB),
+        "/v1/job/:id/plan" | "/v1/job/:id/evaluate" | "/v1/job/:id/revert" => Ns(cap::SUBMIT_JOB),
+        "/v1/job/:id/scale" => ns_rw(cap::READ_JOB_SCALING, cap::SCALE_JOB),
+        "/v1/job/:id/dispatch" => Ns(cap::DISPATCH_JOB),
+        "/v1/allocations" | "/v1/allocation/:id" => Ns(cap::READ_JOB),
+        "/v1/allocation/:id/stop" => Ns(cap::ALLOC_LIFECYCLE),
+        "/v1/evaluations"
+        | "/v1/evaluations/count"
+        | "/v1/evaluation/:id"
+        | "/v1/evaluation/:id/allocations" => Ns(cap::READ_JOB),
+        "/v1/deployments" | "/v1/deployment/:id" | "/v1/deployment/allocations/:id" => {
+            Ns(cap::READ_JOB)
+        }
+        "/v1/event/stream" => Ns(cap::READ_JOB),
+        "/v1/search" | "/v1/search/fuzzy" => NsAny,
+        "/v1/nodes" | "/v1/node/:id" | "/v1/node/:id/allocations" => NodeRead,
+        "/v1/node/:id/eligibility" | "/v1/node/:id/drain" => NodeWrite,
+        "/v1/client/stats" => NodeRead,
+        "/v1/client/gc" => NodeWrite,
+        "/v1/client/fs/logs/:id" => Ns(cap::READ_LOGS),
+        "/v1/client/fs/ls/:id"
+        | "/v1/client/fs/stat/:id"
+        | "/v1/client/fs/cat/:id"
+        | "/v1/client/fs/readat/:id" => Ns(cap::READ_FS),
+        "/v1/client/allocation/:id/stats" => Ns(cap::READ_JOB),
+        "/v1/client/allocation/:id/restart" | "/v1/client/allocation/:id/signal" => {
+            Ns(cap::ALLOC_LIFECYCLE)
+        }
+        "/v1/client/allocation/:id/gc" => Ns(cap::SUBMIT_JOB),
+        // Another client fetching a migrating disk shows the migrate token the servers gave
+        // it; the handler checks that (or read-fs in the allocation's namespace).
+        "/v1/client/allocation/:id/snapshot" => Handler,
+        "/v1/operator/scheduler/configuration" => {
+            if write {
+                OperatorWrite
+            } else {
+                OperatorRead
+            }
+        }
+        "/v1/system/gc" | "/v1/system/reconcile/summaries" => Management,
+        "/v1/acl/policies" | "/v1/acl/policy/:name" if !write => Handler,
+        "/v1/acl/policy/:name" => Management,
+        "/v1/acl/token/self" => Handler,
+        "/v1/acl/token/:id" if !write => Handler,
+        "/v1/acl/tokens" | "/v1/acl/token" | "/v1/acl/token/:id" => Management,
+        "/v1/acl/roles" | "/v1/acl/role/:id" | "/v1/acl/role/name/:name" if !write => Handler,
+        "/v1/acl/role" | "/v1/acl/role/:id" => Management,
+        _ => return None,
+    })
+}
+
+/// The request's token: `X-Nomad-Token`, else `Authorization: Bearer`.
+pub fn token_of(headers: &HeaderMap) -> Option<String> {
+    if let Some(t) = headers.get("X-Nomad-Token").and_then(|v| v.to_str().ok()) {
+        return Some(t.trim().to_string()).filter(|t| !t.is_empty());
+    }
+    headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
+}
+
+/// The namespace a request acts in (`?namespace=`; Nomad's `default` when unset).
+fn namespace_of(query: Option<&str>) -> String {
+    query
+        .unwrap_or_default()
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == "namespace")
+        .map(|(_, v)| v.replace("%2A", "*").replace("%2a", "*"))
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "default".to_string())
+}
+
+/// Why the request's token resolved to nothing, for handler-checked routes.
+#[derive(Debug, Clone)]
+pub struct TokenRejected(pub String);
+
+fn denied() -> Response {
+    ApiError::Forbidden("Permission denied".into()).into_response()
+}
+
+/// The middleware: resolves the token, checks the route's rule, and hands the resolved ACL
+/// to the handler.
+pub async fn enforce(State(s): State<AppState>, mut req: Request, next: Next) -> Response {
+    if !s.server.acl_enabled() {
+        return next.run(req).await;
+    }
+    let path = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_default();
+    let Some(rule) = rule_for(req.method(), &path) else {
+        tracing::error!(method = %req.method(), %path, "no ACL rule for this endpoint; refused");
+        return denied();
+    };
+    if rule == Rule::Public {
+        return next.run(req).await;
+    }
+    let resolved: Resolved = match s.server.resolve_token(token_of(req.headers()).as_deref()) {
+        Ok(r) => r,
+        // A handler-checked route may accept what is not an ACL token (a migrate token); it
+        // learns why the token was not one.
+        Err(e) if rule == Rule::Handler => {
+            req.extensions_mut().insert(TokenRejected(e.to_string()));
+            return next.run(req).await;
+        }
+        Err(e) => return ApiError::Forbidden(e.to_string()).into_response(),
+    };
+    let acl = &resolved.acl;
+    let ns = namespace_of(req.uri().query());
+    let allowed = match rule {
+        Rule::Handler => true,
+        Rule::Public => unreachable!("public routes return before resolution"),
+        Rule::Ns(c) => acl.allow_namespace_operation(&ns, c),
+        Rule::NsAny => acl.allow_namespace(&ns),
+        Rule::NodeRead => acl.allow_node_read(),
+        Rule::NodeWrite => acl.allow_node_write(),
+        Rule::AgentRead => acl.allow_agent_read(),
+        Rule::AgentWrite => acl.allow_agent_write(),
+        Rule::OperatorRead => acl.allow_operator_read(),
+        Rule::OperatorWrite => acl.allow_operator_write(),
+        Rule::Management => acl.is_management(),
+    };
+    if !allowed {
+        return denied();
+    }
+    req.extensions_mut().insert(resolved);
+    next.run(req).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_come_from_either_header() {
+        let mut h = HeaderMap::new();
+        assert_eq!(token_of(&h), None);
+        h.insert("Authorization", "Bearer abc".parse().unwrap());
+        assert_eq!(token_of(&h).as_deref(), Some("abc"));
+        h.insert("X-Nomad-Token", "xyz".parse().unwrap());
+        assert_eq!(token_of(&h).as_deref(), Some("xyz"));
+    }
+
+    #[test]
+    fn namespace_defaults_to_default() {
+        assert_eq!(namespace_of(None), "default");
+        assert_eq!(namespace_of(Some("index=3&namespace=prod")), "prod");
+        assert_eq!(namespace_of(Some("namespace=%2A")), "*");
+    }
+}
