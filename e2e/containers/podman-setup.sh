@@ -57,7 +57,9 @@ sock_alive() {
 if ! sock_alive; then
     rm -f "$SOCK"
     log "starting podman system service on $SOCK"
-    nohup podman system service --time=0 "unix://$SOCK" >"$RUN_DIR/podman-service.log" 2>&1 &
+    # From /: the service outlives this test run, and conmon fails every container start
+    # ("Failed to get working directory") once the directory it was started in is removed.
+    (cd / && exec nohup podman system service --time=0 "unix://$SOCK" >"$RUN_DIR/podman-service.log" 2>&1) &
     echo $! > "$RUN_DIR/podman-service.pid"
     for _ in $(seq 1 100); do
         sock_alive && break
