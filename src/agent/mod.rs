@@ -91,6 +91,12 @@ async fn serve(
     let server = Server::new(ServerConfig {
         region: cfg.region.clone(),
         acl: acl_config(&cfg),
+        oidc_issuer: cfg
+            .file
+            .server
+            .as_ref()
+            .and_then(|s| s.oidc_issuer.clone())
+            .unwrap_or_default(),
         datacenter: cfg.datacenter.clone(),
         node_name: cfg.node_name.clone(),
         rpc_addr: rpc_addr.clone(),

@@ -39,8 +39,14 @@ pub fn rule_for(method: &Method, path: &str) -> Option<Rule> {
     let write = *method != Method::GET;
     let ns_rw = |read: &'static str, w: &'static str| Ns(if write { w } else { read });
     Some(match path {
-        "/v1/agent/health" | "/v1/status/leader" | "/v1/status/peers" | "/v1/regions"
-        | "/v1/metrics" | "/v1/acl/bootstrap" => Public,
+        "/v1/agent/health"
+        | "/v1/status/leader"
+        | "/v1/status/peers"
+        | "/v1/regions"
+        | "/v1/metrics"
+        | "/v1/acl/bootstrap"
+        | "/.well-known/jwks.json"
+        | "/.well-known/openid-configuration" => Public,
         "/v1/agent/self" | "/v1/agent/servers" | "/v1/agent/monitor" => AgentRead,
         "/v1/agent/members" => NodeRead,
         "/v1/jobs" => ns_rw(cap::LIST_JOBS, cap::SUBMIT_JOB),
@@ -92,6 +98,9 @@ pub fn rule_for(method: &Method, path: &str) -> Option<Rule> {
             }
         }
         "/v1/system/gc" | "/v1/system/reconcile/summaries" => Management,
+        "/v1/operator/keyring/keys"
+        | "/v1/operator/keyring/rotate"
+        | "/v1/operator/keyring/key/:id" => Management,
         "/v1/acl/policies" | "/v1/acl/policy/:name" if !write => Handler,
         "/v1/acl/policy/:name" => Management,
         "/v1/acl/token/self" => Handler,

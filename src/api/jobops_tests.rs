@@ -390,7 +390,7 @@ async fn dispatch_runs_a_child_that_reads_its_payload() {
 }
 
 /// Runs the CLI in a thread of its own (it starts its own runtime).
-async fn cli(addr: &str, args: &[&str]) -> (i32, String, String) {
+pub(super) async fn cli(addr: &str, args: &[&str]) -> (i32, String, String) {
     let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
     let env: std::collections::BTreeMap<String, String> =
         [("CARAVAN_ADDR".to_string(), addr.to_string())].into();

@@ -24,6 +24,9 @@ mod jobops;
 #[cfg(test)]
 mod jobops_tests;
 mod jobs;
+mod keyring;
+#[cfg(test)]
+mod keyring_tests;
 mod monitor;
 #[cfg(test)]
 mod monitor_tests;
@@ -76,6 +79,7 @@ pub struct AgentInfo {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(acl::routes())
+        .merge(keyring::routes())
         .merge(jobs::routes())
         .merge(jobops::routes())
         .merge(allocs::routes())

@@ -47,6 +47,8 @@ impl LogEntry {
 pub enum Command {
     /// ACL policies, tokens and roles (see [`super::acl`]).
     Acl(super::acl::AclCommand),
+    /// Root keys (see [`super::keyring`]).
+    Keyring(super::keyring::KeyringCommand),
     /// A client registered or re-registered its node.
     NodeRegister {
         node: Node,

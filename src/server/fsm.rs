@@ -27,6 +27,7 @@ fn apply_tables(t: &mut Tables, index: u64, cmd: &Command) {
     let now = time::now_nanos();
     match cmd {
         Command::Acl(c) => super::acl::apply(t, index, c),
+        Command::Keyring(c) => super::keyring::apply(t, index, c),
         Command::NodeRegister { node } => {
             let mut node = node.clone();
             if let Some(old) = t.nodes.get(&node.id) {

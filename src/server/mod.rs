@@ -14,6 +14,7 @@ pub mod fsm;
 pub mod gc;
 pub mod heartbeat;
 pub mod jobops;
+pub mod keyring;
 mod operator;
 pub mod plan_apply;
 pub mod worker;
@@ -32,6 +33,8 @@ pub struct ServerConfig {
     pub region: String,
     /// `acl {}`: whether requests need tokens, token expiry bounds, the bootstrap reset file.
     pub acl: acl::AclConfig,
+    /// `server { oidc_issuer }`: the issuer of workload identities, for OIDC discovery.
+    pub oidc_issuer: String,
     pub datacenter: String,
     pub node_name: String,
     /// Address advertised for RPC (what `/v1/status/leader` reports).
@@ -80,6 +83,7 @@ impl Default for ServerConfig {
         ServerConfig {
             region: "global".into(),
             acl: acl::AclConfig::default(),
+            oidc_issuer: String::new(),
             datacenter: "dc1".into(),
             node_name: "caravan".into(),
             rpc_addr: "127.0.0.1:4647".into(),
@@ -135,6 +139,9 @@ impl Server {
 
     /// Starts the background parts: workers, plan applier, heartbeat and deployment watchers.
     pub fn start(self: &Arc<Self>) {
+        if let Err(e) = self.keyring_init() {
+            tracing::error!("cannot create the first root key: {e}");
+        }
         if self.store.snapshot().scheduler_config.is_none() {
             self.raft_apply(Command::SchedulerSetConfig {
                 config: self.config.default_scheduler_config.clone(),

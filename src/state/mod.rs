@@ -4,6 +4,7 @@
 
 pub mod acl;
 pub mod jobops;
+pub mod keyring;
 pub mod summary;
 pub mod watch;
 
@@ -23,6 +24,8 @@ pub struct Tables {
     pub index: u64,
     /// ACL policies, tokens and roles.
     pub acl: acl::AclTables,
+    /// Root keys by ID.
+    pub root_keys: OrdMap<String, Arc<keyring::RootKey>>,
     pub table_index: IMap<&'static str, u64>,
     pub jobs: OrdMap<JobKey, Arc<Job>>,
     pub job_versions: IMap<JobKey, Vec<Arc<Job>>>,
@@ -51,6 +54,7 @@ fn table_name(t: Table) -> &'static str {
         Table::Nodes => "nodes",
         Table::Deployments => "deployments",
         Table::Acl => "acl",
+        Table::Keyring => "keyring",
     }
 }
 

@@ -14,15 +14,18 @@ pub enum Table {
     Deployments,
     /// ACL policies, tokens and roles.
     Acl,
+    /// Root keys (Variables encryption, workload identity signing).
+    Keyring,
 }
 
-pub const TABLES: [Table; 6] = [
+pub const TABLES: [Table; 7] = [
     Table::Jobs,
     Table::Evals,
     Table::Allocs,
     Table::Nodes,
     Table::Deployments,
     Table::Acl,
+    Table::Keyring,
 ];
 
 /// One watch channel per table.

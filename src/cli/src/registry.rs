@@ -391,6 +391,24 @@ pub const COMMANDS: &[CommandSpec] = &[
         flags: flags![],
     },
     CommandSpec {
+        name: "operator root keyring list",
+        synopsis: "Lists the root encryption keys",
+        args: "",
+        flags: flags![F::bool("verbose"), FMT[0], FMT[1]],
+    },
+    CommandSpec {
+        name: "operator root keyring rotate",
+        synopsis: "Rotates the root encryption key",
+        args: "",
+        flags: flags![F::bool("full"), F::bool("verbose"), FMT[0], FMT[1]],
+    },
+    CommandSpec {
+        name: "operator root keyring remove",
+        synopsis: "Removes an inactive root encryption key",
+        args: "<key ID>",
+        flags: flags![],
+    },
+    CommandSpec {
         name: "acl bootstrap",
         synopsis: "Bootstrap the ACL system for initial token",
         args: "[<path>]",
@@ -535,6 +553,11 @@ pub const GROUPS: &[(&str, &str)] = &[
         "Provides access to the scheduler configuration",
     ),
     ("system reconcile", "Perform system reconciliation tasks"),
+    ("operator root", "Provides access to root encryption keys"),
+    (
+        "operator root keyring",
+        "Manages the root encryption keys of workload identities and Variables",
+    ),
     ("acl", "Interact with ACL policies and tokens"),
     ("acl policy", "Interact with ACL policies"),
     ("acl token", "Interact with ACL tokens"),
@@ -584,25 +607,15 @@ pub fn resolve(args: &[String]) -> Resolved {
             return Resolved::Command(spec, 1);
         }
     }
-    if let (Some(second), Some(third)) = (args.get(1), args.get(2)) {
-        if let Some(spec) = find(&format!("{first} {second} {third}")) {
-            return Resolved::Command(spec, 3);
+    // The longest command or group the words name (`operator root keyring list` is four).
+    for n in (1..=args.len().min(4)).rev() {
+        let words = args[..n].join(" ");
+        if let Some(spec) = find(&words) {
+            return Resolved::Command(spec, n);
         }
-    }
-    if let Some(second) = args.get(1) {
-        let two = format!("{first} {second}");
-        if let Some(spec) = find(&two) {
-            return Resolved::Command(spec, 2);
-        }
-        if let Some((g, _)) = GROUPS.iter().find(|(g, _)| *g == two) {
+        if let Some((g, _)) = GROUPS.iter().find(|(g, _)| *g == words) {
             return Resolved::Group(g);
         }
-    }
-    if let Some(spec) = find(first) {
-        return Resolved::Command(spec, 1);
-    }
-    if let Some((g, _)) = GROUPS.iter().find(|(g, _)| g == first) {
-        return Resolved::Group(g);
     }
     Resolved::Unknown(first.clone())
 }

@@ -9,6 +9,7 @@ mod eval;
 mod job;
 mod job_ops;
 mod job_run;
+mod keyring;
 mod lookup;
 mod node;
 mod operator;
@@ -72,6 +73,9 @@ pub(crate) async fn dispatch(ctx: &mut Ctx<'_>) -> i32 {
         "monitor" => agent::monitor(ctx).await,
         "agent-info" => agent::agent_info(ctx).await,
         "system reconcile summaries" => system::reconcile_summaries(ctx).await,
+        "operator root keyring list" => keyring::list(ctx).await,
+        "operator root keyring rotate" => keyring::rotate(ctx).await,
+        "operator root keyring remove" => keyring::remove(ctx).await,
         "acl bootstrap" => acl::bootstrap(ctx).await,
         "acl policy apply" => acl::policy_apply(ctx).await,
         "acl policy list" => acl::policy_list(ctx).await,
