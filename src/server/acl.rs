@@ -106,6 +106,9 @@ pub enum ResolveError {
 pub struct Resolved {
     pub token: Option<Arc<AclToken>>,
     pub acl: Arc<Acl>,
+    /// Set when the request carries a workload identity: the task it was signed for (its own
+    /// Variables under `nomad/jobs/<job>` are readable with it).
+    pub claim: Option<caravan_acl::AclClaim>,
 }
 
 /// Compiled ACLs by token accessor (`""` for anonymous), valid for one ACL table index.
@@ -438,6 +441,7 @@ impl Server {
             return Ok(Resolved {
                 token: None,
                 acl: Arc::new(Acl::management()),
+                claim: None,
             });
         }
         let snap = self.store.snapshot();
@@ -474,6 +478,7 @@ impl Server {
                 return Ok(Resolved {
                     token,
                     acl: acl.clone(),
+                    claim: None,
                 });
             }
         }
@@ -486,7 +491,11 @@ impl Server {
         if g.0 == at {
             g.1.insert(key, acl.clone());
         }
-        Ok(Resolved { token, acl })
+        Ok(Resolved {
+            token,
+            acl,
+            claim: None,
+        })
     }
 }
 
