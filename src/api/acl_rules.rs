@@ -108,6 +108,16 @@ pub fn rule_for(method: &Method, path: &str) -> Option<Rule> {
         "/v1/acl/tokens" | "/v1/acl/token" | "/v1/acl/token/:id" => Management,
         "/v1/acl/roles" | "/v1/acl/role/:id" | "/v1/acl/role/name/:name" if !write => Handler,
         "/v1/acl/role" | "/v1/acl/role/:id" => Management,
+        // Namespaces: any token lists (filtered) and reads (checked) what it may use;
+        // writes are management's, as Nomad.
+        "/v1/namespaces" => Handler,
+        "/v1/namespace/:name" if !write => Handler,
+        "/v1/namespace" | "/v1/namespace/:name" => Management,
+        // Node pools: the handlers check the pool's read, write or delete capability.
+        "/v1/node/pools"
+        | "/v1/node/pool/:name"
+        | "/v1/node/pool/:name/nodes"
+        | "/v1/node/pool/:name/jobs" => Handler,
         _ => return None,
     })
 }

@@ -2,11 +2,13 @@
 
 use super::query::{blocking, QueryOptions};
 use super::{decode_body, json_with_index, ApiError, ApiResult, AppState};
+use crate::server::acl::Resolved;
 use crate::state::{summary, Table};
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::routing::{get, put};
 use axum::Router;
+use caravan_acl::capability as cap;
 use caravan_structs::*;
 use serde::Deserialize;
 use serde_json::json;
@@ -42,9 +44,35 @@ struct RegisterRequest {
     job: Option<Job>,
     enforce_index: bool,
     job_modify_index: u64,
+    /// The write request's namespace (Nomad's `WriteRequest.Namespace`).
+    namespace: String,
 }
 
-fn job_stub(j: &Job, t: &crate::state::Tables) -> serde_json::Value {
+/// The namespace a submitted job goes into, as Nomad's HTTP layer picks it: `?namespace=`
+/// (the CLI's `-namespace`), then the request's `Namespace`, then the job's own. With ACLs
+/// on, the token must be allowed to submit jobs there (the route's rule saw only the query).
+fn place_in_namespace(
+    job: &mut Job,
+    params: &HashMap<String, String>,
+    request_ns: &str,
+    token: Option<&Resolved>,
+) -> Result<(), ApiError> {
+    if let Some(ns) = params.get("namespace").filter(|s| !s.is_empty()) {
+        job.namespace = ns.clone();
+    } else if !request_ns.is_empty() {
+        job.namespace = request_ns.to_string();
+    }
+    let allowed = |r: &Resolved| {
+        r.acl
+            .allow_namespace_operation(&job.namespace, cap::SUBMIT_JOB)
+    };
+    if token.is_some_and(|r| !allowed(r)) {
+        return Err(ApiError::Forbidden("Permission denied".into()));
+    }
+    Ok(())
+}
+
+pub(super) fn job_stub(j: &Job, t: &crate::state::Tables) -> serde_json::Value {
     let allocs = t.allocs_by_job(&j.namespace, &j.id);
     let evals = t.evals_by_job(&j.namespace, &j.id);
     let mut job_summary = summary::job_summary(j, &allocs, &evals);
@@ -74,19 +102,37 @@ async fn list(State(s): State<AppState>, Query(p): Params) -> ApiResult {
     .await
 }
 
-async fn register(State(s): State<AppState>, body: Bytes) -> ApiResult {
-    do_register(&s, None, &body)
+async fn register(
+    State(s): State<AppState>,
+    Query(p): Params,
+    r: Option<Extension<Resolved>>,
+    body: Bytes,
+) -> ApiResult {
+    do_register(&s, None, &p, r.as_deref(), &body)
 }
 
-async fn register_at(State(s): State<AppState>, Path(id): Path<String>, body: Bytes) -> ApiResult {
-    do_register(&s, Some(&id), &body)
+async fn register_at(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    Query(p): Params,
+    r: Option<Extension<Resolved>>,
+    body: Bytes,
+) -> ApiResult {
+    do_register(&s, Some(&id), &p, r.as_deref(), &body)
 }
 
-fn do_register(s: &AppState, path_id: Option<&str>, body: &[u8]) -> ApiResult {
+fn do_register(
+    s: &AppState,
+    path_id: Option<&str>,
+    params: &HashMap<String, String>,
+    token: Option<&Resolved>,
+    body: &[u8],
+) -> ApiResult {
     let req: RegisterRequest = decode_body(body)?;
-    let job = req
+    let mut job = req
         .job
         .ok_or_else(|| ApiError::BadRequest("Job must be specified".into()))?;
+    place_in_namespace(&mut job, params, &req.namespace, token)?;
     if let Some(id) = path_id {
         if job.id != id {
             return Err(ApiError::BadRequest("Job ID does not match name".into()));
@@ -275,11 +321,18 @@ async fn job_latest_deployment(
     .await
 }
 
-async fn plan(State(s): State<AppState>, Path(id): Path<String>, body: Bytes) -> ApiResult {
+async fn plan(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    Query(p): Params,
+    r: Option<Extension<Resolved>>,
+    body: Bytes,
+) -> ApiResult {
     let req: RegisterRequest = decode_body(&body)?;
-    let job = req
+    let mut job = req
         .job
         .ok_or_else(|| ApiError::BadRequest("Job must be specified".into()))?;
+    place_in_namespace(&mut job, &p, &req.namespace, r.as_deref())?;
     if job.id != id {
         return Err(ApiError::BadRequest("Job ID does not match".into()));
     }

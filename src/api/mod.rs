@@ -30,6 +30,12 @@ mod keyring_tests;
 mod monitor;
 #[cfg(test)]
 mod monitor_tests;
+#[cfg(test)]
+mod namespace_tests;
+mod namespaces;
+#[cfg(test)]
+mod node_pool_tests;
+mod node_pools;
 mod nodes;
 mod operator;
 #[cfg(test)]
@@ -86,6 +92,8 @@ pub fn router(state: AppState) -> Router {
         .merge(evals::routes())
         .merge(deployments::routes())
         .merge(nodes::routes())
+        .merge(namespaces::routes())
+        .merge(node_pools::routes())
         .merge(agent::routes())
         .merge(client_fs::routes())
         .merge(search::routes())

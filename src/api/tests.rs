@@ -74,6 +74,17 @@ pub(super) async fn start_with_drivers(
     client: ClientConfig,
     drivers: impl Fn() -> Vec<Arc<dyn caravan_driver::Driver>>,
 ) -> TestAgent {
+    start_clients(server, vec![client; n], drivers).await
+}
+
+/// One server and a client for each of `configs` (each its own settings, such as a node
+/// pool), in process, HTTP on a free port.
+pub(super) async fn start_clients(
+    server: ServerConfig,
+    configs: Vec<ClientConfig>,
+    drivers: impl Fn() -> Vec<Arc<dyn caravan_driver::Driver>>,
+) -> TestAgent {
+    let n = configs.len();
     let data_dir =
         std::env::temp_dir().join(format!("caravan-api-test-{}", caravan_structs::new_id()));
     let server = Server::new(server);
@@ -82,7 +93,7 @@ pub(super) async fn start_with_drivers(
     // Every client gets its own API listener, advertised as its node's HTTP address, as each
     // agent of a real cluster has (other nodes fetch migrating disks from it).
     let mut listeners = Vec::new();
-    for i in 1..=n {
+    for (i, client) in (1..=n).zip(configs) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -97,7 +108,7 @@ pub(super) async fn start_with_drivers(
                 } else {
                     format!("n{i}")
                 },
-                ..client.clone()
+                ..client
             },
             drivers(),
             Arc::new(InProcess(server.clone())),

@@ -137,6 +137,10 @@ pub enum Command {
         task_group: String,
         event: ScalingEvent,
     },
+    /// Namespace and node pool writes (`/v1/namespace/:name`, `/v1/node/pool/:name`).
+    Partition {
+        op: super::partitions::PartitionOp,
+    },
 }
 
 #[cfg(test)]

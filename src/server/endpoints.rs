@@ -53,6 +53,7 @@ impl Server {
             ));
         }
         let snap = self.store.snapshot();
+        super::partitions::admit_job(&snap, &job)?;
         let existing = snap.job(&job.namespace, &job.id);
         super::jobops::validate_job_update(existing.as_deref(), &job)?;
         if let Some(want) = enforce_index {
@@ -149,13 +150,14 @@ impl Server {
         }
         check_features(&job)?;
         let snap = self.store.snapshot();
+        super::partitions::admit_job(&snap, &job)?;
         let existing = snap.job(&job.namespace, &job.id);
         let mut scratch = (*snap).clone();
         let index = scratch.index + 1;
         let stored = scratch.upsert_job(index, job.clone());
         let mut eval = Evaluation::for_job(&stored, TRIGGER_JOB_REGISTER);
         eval.annotate_plan = true;
-        let cfg = self.scheduler_settings();
+        let cfg = self.scheduler_settings_for_pool(&job.node_pool);
         let outcome = caravan_scheduler::process(&eval, &SchedSnapshot(Arc::new(scratch)), &cfg)
             .map_err(|e| ServerError::Internal(e.to_string()))?;
         let diff_type = match &existing {
@@ -191,6 +193,7 @@ impl Server {
                 "missing node name for client registration".into(),
             ));
         }
+        super::partitions::node_pool_of_registering(&mut node)?;
         if let Some(old) = self.store.snapshot().nodes.get(&node.id) {
             if !old.secret_id.is_empty() && old.secret_id != node.secret_id {
                 return Err(ServerError::BadRequest(

@@ -44,6 +44,8 @@ fn apply_tables(t: &mut Tables, index: u64, cmd: &Command) {
                 node.events = vec![node_event("Node registered", index)];
             }
             node.compute_class();
+            // Nomad creates the pool a node registers into when nobody has yet.
+            t.ensure_node_pool(index, &node.node_pool);
             t.upsert_node(index, node);
         }
         Command::NodeStatusUpdate {
@@ -301,6 +303,7 @@ fn apply_tables(t: &mut Tables, index: u64, cmd: &Command) {
             task_group,
             event,
         } => t.add_scaling_event(index, namespace, job_id, task_group, event.clone()),
+        Command::Partition { op } => super::partitions::apply(t, index, op),
         Command::DeploymentUpsert { deployment, evals } => {
             let mut d = deployment.clone();
             d.modify_time = now;

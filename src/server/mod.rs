@@ -16,6 +16,7 @@ pub mod heartbeat;
 pub mod jobops;
 pub mod keyring;
 mod operator;
+pub mod partitions;
 pub mod plan_apply;
 pub mod worker;
 

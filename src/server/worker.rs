@@ -41,7 +41,7 @@ pub async fn run(server: Arc<Server>, worker_id: usize) {
 }
 
 async fn process(server: &Arc<Server>, eval: &Evaluation) -> Result<(), String> {
-    let cfg = server.scheduler_settings();
+    let cfg = server.scheduler_settings_for_eval(eval);
     let mut last: Option<Outcome> = None;
     for _attempt in 0..MAX_PLAN_ATTEMPTS {
         let snap = SchedSnapshot(server.store.snapshot());

@@ -5,6 +5,7 @@
 pub mod acl;
 pub mod jobops;
 pub mod keyring;
+pub mod partitions;
 pub mod summary;
 pub mod watch;
 
@@ -26,6 +27,8 @@ pub struct Tables {
     pub acl: acl::AclTables,
     /// Root keys by ID.
     pub root_keys: OrdMap<String, Arc<keyring::RootKey>>,
+    /// Namespaces and node pools, with their built-ins.
+    pub partitions: partitions::PartitionTables,
     pub table_index: IMap<&'static str, u64>,
     pub jobs: OrdMap<JobKey, Arc<Job>>,
     pub job_versions: IMap<JobKey, Vec<Arc<Job>>>,
@@ -55,6 +58,8 @@ fn table_name(t: Table) -> &'static str {
         Table::Deployments => "deployments",
         Table::Acl => "acl",
         Table::Keyring => "keyring",
+        Table::Namespaces => "namespaces",
+        Table::NodePools => "node_pools",
     }
 }
 

@@ -16,9 +16,11 @@ pub enum Table {
     Acl,
     /// Root keys (Variables encryption, workload identity signing).
     Keyring,
+    Namespaces,
+    NodePools,
 }
 
-pub const TABLES: [Table; 7] = [
+pub const TABLES: [Table; 9] = [
     Table::Jobs,
     Table::Evals,
     Table::Allocs,
@@ -26,6 +28,8 @@ pub const TABLES: [Table; 7] = [
     Table::Deployments,
     Table::Acl,
     Table::Keyring,
+    Table::Namespaces,
+    Table::NodePools,
 ];
 
 /// One watch channel per table.

@@ -143,8 +143,12 @@ impl Client {
             .bytes()
             .await
             .map_err(|e| ApiError::Transport(e.to_string()))?;
-        let value: serde_json::Value =
-            serde_json::from_slice(&bytes).map_err(|e| ApiError::Decode(e.to_string()))?;
+        // Some writes (namespaces, node pools) answer with no body, as Nomad's do.
+        let value: serde_json::Value = if bytes.iter().all(u8::is_ascii_whitespace) {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_slice(&bytes).map_err(|e| ApiError::Decode(e.to_string()))?
+        };
         serde_json::from_value(caravan_structs::strip_nulls(value))
             .map_err(|e| ApiError::Decode(e.to_string()))
     }

@@ -98,11 +98,15 @@ fn job_arg(ctx: &mut Ctx<'_>) -> Result<Job, i32> {
     })
 }
 
-/// The client, aimed at the job's region and namespace.
+/// The client, aimed at the job's region and namespace. A job file that names no namespace
+/// (it reads as `default`) goes to `-namespace`/`NOMAD_NAMESPACE` when one is given, as
+/// Nomad's does.
 fn job_client(ctx: &mut Ctx<'_>, job: &Job) -> Result<Client, i32> {
     let mut client = client_or_err(ctx)?;
     client.set_region(&job.region);
-    client.set_namespace(&job.namespace);
+    if job.namespace != caravan_structs::DEFAULT_NAMESPACE || client.config.namespace.is_none() {
+        client.set_namespace(&job.namespace);
+    }
     Ok(client)
 }
 

@@ -11,7 +11,9 @@ mod job_ops;
 mod job_run;
 mod keyring;
 mod lookup;
+mod namespace;
 mod node;
+mod node_pool;
 mod operator;
 mod server;
 mod status;
@@ -63,6 +65,16 @@ pub(crate) async fn dispatch(ctx: &mut Ctx<'_>) -> i32 {
         "node status" => node::status(ctx).await,
         "node eligibility" => node::eligibility(ctx).await,
         "node drain" => node::drain(ctx).await,
+        "node pool apply" => node_pool::apply(ctx).await,
+        "node pool list" => node_pool::list(ctx).await,
+        "node pool info" => node_pool::info(ctx).await,
+        "node pool nodes" => node_pool::nodes(ctx).await,
+        "node pool jobs" => node_pool::jobs(ctx).await,
+        "node pool delete" => node_pool::delete(ctx).await,
+        "namespace apply" => namespace::apply(ctx).await,
+        "namespace list" => namespace::list(ctx).await,
+        "namespace status" => namespace::status(ctx).await,
+        "namespace delete" => namespace::delete(ctx).await,
         "server members" => server::members(ctx).await,
         "deployment status" => deployment::status(ctx).await,
         "deployment list" => deployment::list(ctx).await,
