@@ -71,6 +71,9 @@ pub fn rule_for(method: &Method, path: &str) -> Option<Rule> {
         "/v1/deployments" | "/v1/deployment/:id" | "/v1/deployment/allocations/:id" => {
             Ns(cap::READ_JOB)
         }
+        "/v1/deployment/fail/:id" => Ns(cap::FAIL_DEPLOYMENT),
+        "/v1/deployment/pause/:id" => Ns(cap::PAUSE_DEPLOYMENT),
+        "/v1/deployment/promote/:id" => Ns(cap::PROMOTE_DEPLOYMENT),
         "/v1/event/stream" => Ns(cap::READ_JOB),
         "/v1/search" | "/v1/search/fuzzy" => NsAny,
         "/v1/nodes" | "/v1/node/:id" | "/v1/node/:id/allocations" => NodeRead,

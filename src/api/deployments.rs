@@ -1,10 +1,12 @@
-//! `/v1/deployments`, `/v1/deployment/:id` and its allocations.
+//! `/v1/deployments`, `/v1/deployment/:id` and its allocations, and the operator actions
+//! `/v1/deployment/fail|pause|promote/:id`.
 
 use super::query::{blocking, QueryOptions};
-use super::{ApiError, ApiResult, AppState};
+use super::{decode_body, json_with_index, ApiError, ApiResult, AppState};
 use crate::state::Table;
+use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::routing::get;
+use axum::routing::{get, put};
 use axum::Router;
 use std::collections::HashMap;
 
@@ -13,6 +15,31 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/deployments", get(list))
         .route("/v1/deployment/:id", get(read))
         .route("/v1/deployment/allocations/:id", get(allocs))
+        .route("/v1/deployment/fail/:id", put(fail).post(fail))
+        .route("/v1/deployment/pause/:id", put(pause).post(pause))
+        .route("/v1/deployment/promote/:id", put(promote).post(promote))
+}
+
+async fn fail(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult {
+    let r = s.server.deployment_fail(&id)?;
+    Ok(json_with_index(&r, r.index))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct PauseRequest {
+    pause: bool,
+}
+
+async fn pause(State(s): State<AppState>, Path(id): Path<String>, body: Bytes) -> ApiResult {
+    let req: PauseRequest = decode_body(&body)?;
+    let r = s.server.deployment_pause(&id, req.pause)?;
+    Ok(json_with_index(&r, r.index))
+}
+
+async fn promote(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult {
+    let r = s.server.deployment_promote(&id)?;
+    Ok(json_with_index(&r, r.index))
 }
 
 type Params = Query<HashMap<String, String>>;

@@ -11,6 +11,8 @@ mod allocs;
 mod client_fs;
 #[cfg(test)]
 mod consul_tests;
+#[cfg(test)]
+mod deployment_ops_tests;
 mod deployments;
 #[cfg(test)]
 mod driver_tests;

@@ -67,6 +67,10 @@ pub fn step(snap: &Tables, d: &Deployment, now: i64) -> Option<Command> {
             vec![],
         ));
     }
+    // Paused by an operator: nothing progresses, nothing times out, until it is resumed.
+    if d.status == DEPLOYMENT_STATUS_PAUSED {
+        return None;
+    }
     let allocs: Vec<_> = snap
         .allocs_by_job(&d.namespace, &d.job_id)
         .into_iter()

@@ -6,6 +6,7 @@ pub mod acl;
 pub mod blocked;
 pub mod broker;
 pub mod command;
+pub mod deployment_ops;
 pub mod deployment_watcher;
 pub mod drainer;
 pub mod endpoints;

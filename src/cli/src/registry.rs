@@ -382,6 +382,30 @@ pub const COMMANDS: &[CommandSpec] = &[
         flags: flags![F::bool("verbose"), F::bool("monitor"), FMT[0], FMT[1]],
     },
     CommandSpec {
+        name: "deployment fail",
+        synopsis: "Manually fail a deployment",
+        args: "<deployment id>",
+        flags: flags![F::bool("detach"), F::bool("verbose")],
+    },
+    CommandSpec {
+        name: "deployment pause",
+        synopsis: "Pause a deployment",
+        args: "<deployment id>",
+        flags: flags![F::bool("verbose")],
+    },
+    CommandSpec {
+        name: "deployment resume",
+        synopsis: "Resume a paused deployment",
+        args: "<deployment id>",
+        flags: flags![F::bool("detach"), F::bool("verbose")],
+    },
+    CommandSpec {
+        name: "deployment promote",
+        synopsis: "Promote canaries in a deployment",
+        args: "<deployment id>",
+        flags: flags![F::multi("group"), F::bool("detach"), F::bool("verbose")],
+    },
+    CommandSpec {
         name: "deployment list",
         synopsis: "List all deployments",
         args: "",

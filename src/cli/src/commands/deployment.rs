@@ -1,4 +1,5 @@
-//! Deployment commands: `deployment status` (optionally following it) and `deployment list`.
+//! Deployment commands: `deployment status` (optionally following it), `deployment list`, and
+//! the operator actions `deployment fail|pause|resume|promote`.
 
 use super::lookup::ListLookup;
 use super::{args_and_client, fail, formatted};
@@ -98,4 +99,79 @@ pub(crate) async fn list(ctx: &mut Ctx<'_>) -> i32 {
     let len = ctx.id_len();
     ctx.ui.output(&deployment_list(&ds, len));
     0
+}
+
+/// `deployment fail|pause|resume|promote <id>`: the action, then the evaluation it created is
+/// monitored unless `-detach`.
+async fn act(ctx: &mut Ctx<'_>, action: &str) -> i32 {
+    let client = match args_and_client(ctx, 1, 1) {
+        Ok(c) => c,
+        Err(c) => return c,
+    };
+    let id = ctx.flags.args[0].clone();
+    let did = match DEPLOYMENTS.resolve(ctx, &client, &id).await {
+        Ok(d) => d.id,
+        Err(c) => return c,
+    };
+    let (path, body, done, what) = match action {
+        "fail" => (
+            "fail",
+            serde_json::json!({"DeploymentID": did}),
+            "failed",
+            "failing",
+        ),
+        "pause" => (
+            "pause",
+            serde_json::json!({"DeploymentID": did, "Pause": true}),
+            "paused",
+            "pausing",
+        ),
+        "resume" => (
+            "pause",
+            serde_json::json!({"DeploymentID": did, "Pause": false}),
+            "resumed",
+            "resuming",
+        ),
+        _ => (
+            "promote",
+            serde_json::json!({"DeploymentID": did, "All": true}),
+            "promoted",
+            "promoting",
+        ),
+    };
+    let r: Value = match client
+        .put(&format!("/v1/deployment/{path}/{}", seg(&did)), &body, &[])
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => return fail(ctx, &format!("Error {what} deployment"), e),
+    };
+    let len = ctx.id_len();
+    ctx.ui
+        .output(&format!("Deployment \"{}\" {done}", limit(&did, len)));
+    let eval = r["EvalID"].as_str().unwrap_or_default().to_string();
+    if eval.is_empty() || ctx.flags.bool("detach") {
+        if !eval.is_empty() {
+            ctx.ui.output(&format!("Evaluation ID: {eval}"));
+        }
+        return 0;
+    }
+    ctx.ui.output("");
+    monitor::monitor(&mut ctx.ui, &client, &eval, len).await
+}
+
+pub(crate) async fn fail_deployment(ctx: &mut Ctx<'_>) -> i32 {
+    act(ctx, "fail").await
+}
+
+pub(crate) async fn pause(ctx: &mut Ctx<'_>) -> i32 {
+    act(ctx, "pause").await
+}
+
+pub(crate) async fn resume(ctx: &mut Ctx<'_>) -> i32 {
+    act(ctx, "resume").await
+}
+
+pub(crate) async fn promote(ctx: &mut Ctx<'_>) -> i32 {
+    act(ctx, "promote").await
 }
