@@ -111,6 +111,8 @@ pub fn rule_for(method: &Method, path: &str) -> Option<Rule> {
         "/v1/acl/tokens" | "/v1/acl/token" | "/v1/acl/token/:id" => Management,
         "/v1/acl/roles" | "/v1/acl/role/:id" | "/v1/acl/role/name/:name" if !write => Handler,
         "/v1/acl/role" | "/v1/acl/role/:id" => Management,
+        // Variables: path rules (read, list, write, destroy) checked by the handler.
+        "/v1/vars" | "/v1/var/*path" => Handler,
         // Namespaces: any token lists (filtered) and reads (checked) what it may use;
         // writes are management's, as Nomad.
         "/v1/namespaces" => Handler,

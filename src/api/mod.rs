@@ -45,10 +45,13 @@ mod operator_tests;
 mod query;
 mod search;
 mod system;
+mod variables;
 #[cfg(test)]
 mod template_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod variable_tests;
 #[cfg(test)]
 mod volume_tests;
 
@@ -103,6 +106,7 @@ pub fn router(state: AppState) -> Router {
         .merge(system::routes())
         .merge(monitor::routes())
         .merge(operator::routes())
+        .merge(variables::routes())
         // After every route is merged: it guards exactly the routes above.
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),

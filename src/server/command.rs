@@ -49,6 +49,8 @@ pub enum Command {
     Acl(super::acl::AclCommand),
     /// Root keys (see [`super::keyring`]).
     Keyring(super::keyring::KeyringCommand),
+    /// Variables: set, delete, lock acquire and release (see [`super::variables`]).
+    Variables(crate::state::variables::VarCommand),
     /// A client registered or re-registered its node.
     NodeRegister {
         node: Node,

@@ -28,6 +28,7 @@ fn apply_tables(t: &mut Tables, index: u64, cmd: &Command) {
     match cmd {
         Command::Acl(c) => super::acl::apply(t, index, c),
         Command::Keyring(c) => super::keyring::apply(t, index, c),
+        Command::Variables(c) => super::variables::apply(t, index, c),
         Command::NodeRegister { node } => {
             let mut node = node.clone();
             if let Some(old) = t.nodes.get(&node.id) {

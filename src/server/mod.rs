@@ -19,6 +19,7 @@ pub mod keyring;
 mod operator;
 pub mod partitions;
 pub mod plan_apply;
+pub mod variables;
 pub mod worker;
 
 use crate::state::StateStore;
@@ -112,6 +113,8 @@ pub struct Server {
     pub heartbeats: heartbeat::Heartbeats,
     /// The event stream's buffer and subscriptions, fed by the FSM.
     pub events: Arc<events::EventBroker>,
+    /// Variables' single writer and lock timers.
+    variables: variables::VarRuntime,
     /// The log: the last applied index. Serialises every write.
     log: Mutex<u64>,
     plan_tx: mpsc::Sender<plan_apply::PlanRequest>,
@@ -132,6 +135,7 @@ impl Server {
             blocked: blocked::BlockedEvals::default(),
             heartbeats: heartbeat::Heartbeats::default(),
             events,
+            variables: variables::VarRuntime::default(),
             log: Mutex::new(0),
             plan_tx,
             plan_rx: Mutex::new(Some(plan_rx)),
@@ -165,6 +169,7 @@ impl Server {
         tokio::spawn(deployment_watcher::run(self.clone()));
         tokio::spawn(drainer::run(self.clone()));
         tokio::spawn(gc::run(self.clone()));
+        tokio::spawn(variables::run_lock_timers(self.clone()));
     }
 
     /// Appends a command to the log and applies it; returns its index. Entries go through

@@ -7,6 +7,7 @@ pub mod jobops;
 pub mod keyring;
 pub mod partitions;
 pub mod summary;
+pub mod variables;
 pub mod watch;
 
 use caravan_structs::*;
@@ -47,6 +48,8 @@ pub struct Tables {
     pub scheduler_config: Option<Arc<SchedulerConfiguration>>,
     /// Scaling events per job, by task group, newest first (see [`jobops`]).
     pub scaling_events: IMap<JobKey, Arc<jobops::JobScalingEvents>>,
+    /// Variables by (namespace, path), their items sealed (see [`variables`]).
+    pub variables: variables::VariableMap,
 }
 
 fn table_name(t: Table) -> &'static str {
@@ -58,6 +61,7 @@ fn table_name(t: Table) -> &'static str {
         Table::Deployments => "deployments",
         Table::Acl => "acl",
         Table::Keyring => "keyring",
+        Table::Variables => "variables",
         Table::Namespaces => "namespaces",
         Table::NodePools => "node_pools",
     }

@@ -16,11 +16,13 @@ pub enum Table {
     Acl,
     /// Root keys (Variables encryption, workload identity signing).
     Keyring,
+    /// Variables.
+    Variables,
     Namespaces,
     NodePools,
 }
 
-pub const TABLES: [Table; 9] = [
+pub const TABLES: [Table; 10] = [
     Table::Jobs,
     Table::Evals,
     Table::Allocs,
@@ -28,6 +30,7 @@ pub const TABLES: [Table; 9] = [
     Table::Deployments,
     Table::Acl,
     Table::Keyring,
+    Table::Variables,
     Table::Namespaces,
     Table::NodePools,
 ];

@@ -617,6 +617,44 @@ pub const COMMANDS: &[CommandSpec] = &[
         args: "<acl_role_id>",
         flags: flags![],
     },
+    CommandSpec {
+        name: "var put",
+        synopsis: "Create or update a variable",
+        args: "<path> [<key>=<value>]...",
+        flags: flags![
+            F::value("check-index"),
+            F::bool("force"),
+            F::value("in"),
+            F::value("out"),
+            F::bool("verbose"),
+            FMT[0],
+            FMT[1]
+        ],
+    },
+    CommandSpec {
+        name: "var get",
+        synopsis: "Read a variable",
+        args: "<path>",
+        flags: flags![F::value("item"), F::value("out"), FMT[0], FMT[1]],
+    },
+    CommandSpec {
+        name: "var list",
+        synopsis: "List variables",
+        args: "[<prefix>]",
+        flags: flags![F::value("out"), FMT[0], FMT[1]],
+    },
+    CommandSpec {
+        name: "var purge",
+        synopsis: "Purge a variable",
+        args: "<path>",
+        flags: flags![F::value("check-index")],
+    },
+    CommandSpec {
+        name: "var lock",
+        synopsis: "Hold a variable lock while a command runs",
+        args: "<path> [--] <command> [<args>...]",
+        flags: flags![F::value("ttl"), F::value("delay"), F::bool("verbose")],
+    },
 ];
 
 /// Command groups and what they are for.
@@ -648,6 +686,7 @@ pub const GROUPS: &[(&str, &str)] = &[
     ("acl policy", "Interact with ACL policies"),
     ("acl token", "Interact with ACL tokens"),
     ("acl role", "Interact with ACL roles"),
+    ("var", "Interact with variables"),
 ];
 
 /// Top-level shortcuts, as Nomad has them.

@@ -18,6 +18,7 @@ mod operator;
 mod server;
 mod status;
 mod system;
+mod var;
 
 use crate::client::{ApiError, Client};
 use crate::format::data_format;
@@ -108,6 +109,11 @@ pub(crate) async fn dispatch(ctx: &mut Ctx<'_>) -> i32 {
         "acl role info" => acl::role_info(ctx).await,
         "acl role update" => acl::role_update(ctx).await,
         "acl role delete" => acl::role_delete(ctx).await,
+        "var put" => var::put(ctx).await,
+        "var get" => var::get(ctx).await,
+        "var list" => var::list(ctx).await,
+        "var purge" => var::purge(ctx).await,
+        "var lock" => var::lock(ctx).await,
         other => {
             ctx.ui.error(&format!("Unknown command: {other}"));
             127

@@ -1,0 +1,550 @@
+//! Variables through the API and CLI: CRUD and listing, check-and-set conflicts answered with
+//! 409 and the current variable, locks that keep a second holder out until released or lapsed,
+//! items held only as ciphertext in the state, bad paths and bodies refused with nothing
+//! stored, and ACL path rules.
+
+use super::jobops_tests::cli;
+use super::{router, AgentInfo, AppState};
+use crate::server::acl::AclConfig;
+use crate::server::{Server, ServerConfig};
+use crate::state::Table;
+use reqwest::Method;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+struct Agent {
+    base: String,
+    http: reqwest::Client,
+    server: Arc<Server>,
+}
+
+/// A server (no clients: variables need none) with its HTTP API on a free port.
+async fn agent(acl: bool) -> Agent {
+    let server = Server::new(ServerConfig {
+        acl: AclConfig {
+            enabled: acl,
+            ..Default::default()
+        },
+        ..Default::default()
+    });
+    server.start();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let app = router(AppState {
+        server: server.clone(),
+        client: None,
+        agent: Arc::new(AgentInfo::default()),
+    });
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Agent {
+        base: format!("http://{addr}"),
+        http: reqwest::Client::new(),
+        server,
+    }
+}
+
+impl Agent {
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value, String) {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .timeout(Duration::from_secs(10));
+        if let Some(t) = token {
+            req = req.header("X-Nomad-Token", t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.expect("request");
+        let code = r.status().as_u16();
+        let text = r.text().await.unwrap_or_default();
+        let v = serde_json::from_str(&text).unwrap_or(Value::Null);
+        (code, v, text)
+    }
+
+    async fn put(&self, path: &str, body: Value) -> (u16, Value, String) {
+        self.call(Method::PUT, path, None, Some(body)).await
+    }
+
+    async fn get(&self, path: &str) -> (u16, Value, String) {
+        self.call(Method::GET, path, None, None).await
+    }
+
+    fn stored(&self) -> usize {
+        self.server.store.snapshot().variables.len()
+    }
+}
+
+fn items(kv: &[(&str, &str)]) -> Value {
+    json!({ "Items": kv.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>() })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn variables_crud_check_and_set_and_listing() {
+    let a = agent(false).await;
+    let (code, v, text) = a
+        .put("/v1/var/app/web/config?cas=0", items(&[("port", "8080")]))
+        .await;
+    assert_eq!(code, 200, "{text}");
+    assert_eq!(v["Path"], "app/web/config");
+    assert_eq!(v["Namespace"], "default");
+    assert_eq!(v["Items"]["port"], "8080");
+    let first = v["ModifyIndex"].as_u64().expect("index");
+    assert_eq!(v["CreateIndex"].as_u64(), Some(first));
+
+    let (code, v, _) = a.get("/v1/var/app/web/config").await;
+    assert_eq!(code, 200);
+    assert_eq!(v["Items"], json!({"port": "8080"}));
+    assert!(v["CreateTime"].as_i64().unwrap_or(0) > 0);
+
+    // cas=0 again: it exists now, so 409 with the current variable, and nothing changes.
+    let (code, v, text) = a
+        .put("/v1/var/app/web/config?cas=0", items(&[("port", "9")]))
+        .await;
+    assert_eq!(code, 409, "{text}");
+    assert_eq!(v["Items"]["port"], "8080");
+    assert_eq!(v["ModifyIndex"].as_u64(), Some(first));
+    // A stale index likewise.
+    let (code, v, _) = a
+        .put(
+            &format!("/v1/var/app/web/config?cas={}", first + 100),
+            items(&[("port", "9")]),
+        )
+        .await;
+    assert_eq!(code, 409);
+    assert_eq!(v["Items"]["port"], "8080");
+    // The right index writes.
+    let (code, v, text) = a
+        .put(
+            &format!("/v1/var/app/web/config?cas={first}"),
+            items(&[("port", "9090"), ("host", "h")]),
+        )
+        .await;
+    assert_eq!(code, 200, "{text}");
+    let second = v["ModifyIndex"].as_u64().expect("index");
+    assert!(second > first);
+    assert_eq!(v["CreateIndex"].as_u64(), Some(first));
+    // Without cas, a plain overwrite.
+    let (code, _, _) = a.put("/v1/var/app/db", items(&[("user", "u")])).await;
+    assert_eq!(code, 200);
+    let (code, _, _) = a
+        .put("/v1/var/other/x?namespace=prod", items(&[("k", "v")]))
+        .await;
+    assert_eq!(code, 200);
+
+    let (_, list, _) = a.get("/v1/vars?prefix=app/").await;
+    let paths: Vec<&str> = list
+        .as_array()
+        .map(|l| l.iter().filter_map(|v| v["Path"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(paths, vec!["app/db", "app/web/config"]);
+    assert!(list[0].get("Items").is_none(), "lists carry metadata only");
+    let (_, all, _) = a.get("/v1/vars?namespace=*").await;
+    assert_eq!(all.as_array().map(|l| l.len()), Some(3));
+    let (_, prod, _) = a.get("/v1/vars?namespace=prod").await;
+    assert_eq!(prod[0]["Path"], "other/x");
+    assert_eq!(prod[0]["Namespace"], "prod");
+
+    // Delete with a stale cas: 409 with the current one; then with the right one: 204.
+    let (code, v, _) = a
+        .call(Method::DELETE, "/v1/var/app/web/config?cas=1", None, None)
+        .await;
+    assert_eq!(code, 409);
+    assert_eq!(v["ModifyIndex"].as_u64(), Some(second));
+    let (code, _, _) = a
+        .call(
+            Method::DELETE,
+            &format!("/v1/var/app/web/config?cas={second}"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(code, 204);
+    let (code, _, text) = a.get("/v1/var/app/web/config").await;
+    assert_eq!((code, text.as_str()), (404, "variable not found"));
+    let (code, _, _) = a.call(Method::DELETE, "/v1/var/app/db", None, None).await;
+    assert_eq!(code, 204);
+    assert_eq!(a.stored(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_keeps_a_second_holder_out_until_released_or_lapsed() {
+    let a = agent(false).await;
+    a.put("/v1/var/locks/leader", items(&[("owner", "none")]))
+        .await;
+    let lock = json!({"Lock": {"TTL": "10s", "LockDelay": "5s"}});
+    let (code, v, text) = a
+        .put("/v1/var/locks/leader?lock-acquire", lock.clone())
+        .await;
+    assert_eq!(code, 200, "{text}");
+    let id = v["Lock"]["ID"].as_str().expect("lock id").to_string();
+    assert_eq!(v["Lock"]["TTL"], "10s");
+    assert_eq!(v["Items"]["owner"], "none", "taking a lock keeps the items");
+
+    // Held: a second acquire, a write and a delete without the lock ID all conflict.
+    let (code, _, _) = a
+        .put("/v1/var/locks/leader?lock-acquire", lock.clone())
+        .await;
+    assert_eq!(code, 409);
+    let (code, _, _) = a
+        .put("/v1/var/locks/leader", items(&[("owner", "me")]))
+        .await;
+    assert_eq!(code, 409);
+    let (code, _, _) = a
+        .call(Method::DELETE, "/v1/var/locks/leader", None, None)
+        .await;
+    assert_eq!(code, 409);
+    // The holder may write, renew; a stranger may not renew or release.
+    let mut by_holder = items(&[("owner", "holder")]);
+    by_holder["Lock"] = json!({"ID": id});
+    let (code, v, text) = a.put("/v1/var/locks/leader", by_holder).await;
+    assert_eq!(code, 200, "{text}");
+    assert_eq!(v["Lock"]["ID"], id.as_str());
+    let (code, _, text) = a
+        .put(
+            "/v1/var/locks/leader?lock-renew",
+            json!({"Lock": {"ID": id}}),
+        )
+        .await;
+    assert_eq!(code, 200, "{text}");
+    let (code, _, _) = a
+        .put(
+            "/v1/var/locks/leader?lock-renew",
+            json!({"Lock": {"ID": "someone-else"}}),
+        )
+        .await;
+    assert_eq!(code, 409);
+    let (code, _, _) = a
+        .put(
+            "/v1/var/locks/leader?lock-release",
+            json!({"Lock": {"ID": "someone-else"}}),
+        )
+        .await;
+    assert_eq!(code, 409);
+    // Released: the next one gets it.
+    let (code, v, text) = a
+        .put(
+            "/v1/var/locks/leader?lock-release",
+            json!({"Lock": {"ID": id}}),
+        )
+        .await;
+    assert_eq!(code, 200, "{text}");
+    assert!(v.get("Lock").is_none(), "{v}");
+    let (code, v, text) = a
+        .put("/v1/var/locks/leader?lock-acquire", lock.clone())
+        .await;
+    assert_eq!(code, 200, "{text}");
+    let second = v["Lock"]["ID"].as_str().unwrap_or_default().to_string();
+    assert_ne!(second, id);
+    assert_eq!(v["Items"]["owner"], "holder");
+
+    // Not renewed: after twice the TTL and the lock delay, the servers release it. The timer
+    // pass is driven with a clock set past that point rather than waited for.
+    let (code, _, _) = a
+        .put("/v1/var/locks/leader?lock-acquire", lock.clone())
+        .await;
+    assert_eq!(code, 409, "still held");
+    assert_eq!(a.server.var_locks_tick(Instant::now()), 0);
+    assert_eq!(
+        a.server
+            .var_locks_tick(Instant::now() + Duration::from_secs(26)),
+        1
+    );
+    let (code, v, _) = a.get("/v1/var/locks/leader").await;
+    assert_eq!(code, 200);
+    assert!(v.get("Lock").is_none(), "{v}");
+    let (code, _, _) = a
+        .put(
+            "/v1/var/locks/leader?lock-renew",
+            json!({"Lock": {"ID": second}}),
+        )
+        .await;
+    assert_eq!(code, 409, "a lapsed lock cannot be renewed");
+    let (code, v, text) = a.put("/v1/var/locks/leader?lock-acquire", lock).await;
+    assert_eq!(code, 200, "{text}");
+    assert!(v["Lock"]["ID"].as_str().is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_state_holds_only_ciphertext() {
+    let a = agent(false).await;
+    let secret = "correct-horse-battery-staple";
+    let (code, _, _) = a
+        .put("/v1/var/db/creds", items(&[("password", secret)]))
+        .await;
+    assert_eq!(code, 200);
+    let snap = a.server.store.snapshot();
+    let stored = snap.variable("default", "db/creds").expect("stored");
+    assert!(!stored.key_id.is_empty());
+    assert!(
+        !stored
+            .data
+            .windows(secret.len())
+            .any(|w| w == secret.as_bytes()),
+        "raw item bytes in the table"
+    );
+    let dump = serde_json::to_string(&*stored).unwrap_or_default();
+    assert!(
+        !dump.contains(secret) && !dump.contains("password"),
+        "{dump}"
+    );
+    // And it still reads back.
+    let (_, v, _) = a.get("/v1/var/db/creds").await;
+    assert_eq!(v["Items"]["password"], secret);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_paths_and_bodies_are_refused_and_nothing_is_stored() {
+    let a = agent(false).await;
+    let before = a.server.store.snapshot().table_index(Table::Variables);
+    let ok = items(&[("k", "v")]);
+    let long = "a".repeat(129);
+    for (path, body, why) in [
+        ("/v1/var/..%2Fescape", ok.clone(), "invalid path"),
+        ("/v1/var/a%2F..%2Fb", ok.clone(), "invalid path"),
+        ("/v1/var/a.b", ok.clone(), "invalid path"),
+        ("/v1/var/a%2F%2Fb", ok.clone(), "doubled"),
+        ("/v1/var/a%20b", ok.clone(), "invalid path"),
+        ("/v1/var/nomad", ok.clone(), "reserved"),
+        ("/v1/var/nomad/secrets", ok.clone(), "nomad/jobs"),
+        (&format!("/v1/var/{long}"), ok.clone(), "invalid path"),
+        ("/v1/var/x", json!({"Items": {}}), "missing required Items"),
+        ("/v1/var/x", json!({}), "missing required Items"),
+        ("/v1/var/x", json!({"Items": {"n": 1}}), "decode"),
+        (
+            "/v1/var/x",
+            json!({"Items": {"k": "x".repeat(65 * 1024)}}),
+            "64KiB",
+        ),
+        ("/v1/var/x?namespace=*", ok.clone(), "wildcard"),
+        ("/v1/var/x?cas=abc", ok.clone(), "can not parse cas"),
+        (
+            "/v1/var/x?cas=1&lock-acquire",
+            ok.clone(),
+            "CAS can't be used",
+        ),
+        (
+            "/v1/var/x?lock-acquire&lock-release",
+            ok.clone(),
+            "multiple lock",
+        ),
+        (
+            "/v1/var/x?lock-acquire",
+            json!({"Lock": {"TTL": "1s"}}),
+            "TTL must be between",
+        ),
+        (
+            "/v1/var/x?lock-acquire",
+            json!({"Lock": {"TTL": "soon"}}),
+            "decode",
+        ),
+        (
+            "/v1/var/x?lock-release",
+            json!({"Lock": {}}),
+            "missing lock",
+        ),
+        (
+            "/v1/var/x",
+            json!({"Items": {"k": "v"}, "Lock": {"TTL": "10s"}}),
+            "lock definition",
+        ),
+    ] {
+        let (code, _, text) = a.put(path, body).await;
+        assert_eq!(code, 400, "{path}: {text}");
+        assert!(text.contains(why), "{path}: {text:?} lacks {why:?}");
+    }
+    let r = a
+        .http
+        .put(format!("{}/v1/var/x", a.base))
+        .body("{not json")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status().as_u16(), 400);
+    assert_eq!(a.stored(), 0);
+    assert_eq!(
+        a.server.store.snapshot().table_index(Table::Variables),
+        before
+    );
+}
+
+async fn acl_setup(a: &Agent, rules: &str) -> (String, String) {
+    let (code, boot, text) = a.call(Method::PUT, "/v1/acl/bootstrap", None, None).await;
+    assert_eq!(code, 200, "{text}");
+    let mgmt = boot["SecretID"].as_str().expect("secret").to_string();
+    let (code, _, text) = a
+        .call(
+            Method::PUT,
+            "/v1/acl/policy/app-read",
+            Some(&mgmt),
+            Some(json!({"Name": "app-read", "Rules": rules})),
+        )
+        .await;
+    assert_eq!(code, 200, "{text}");
+    let (code, tok, text) = a
+        .call(
+            Method::PUT,
+            "/v1/acl/token",
+            Some(&mgmt),
+            Some(json!({"Type": "client", "Policies": ["app-read"]})),
+        )
+        .await;
+    assert_eq!(code, 200, "{text}");
+    (mgmt, tok["SecretID"].as_str().expect("secret").to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acl_path_rules_decide_who_reads_writes_and_lists() {
+    let a = agent(true).await;
+    let (mgmt, reader) = acl_setup(
+        &a,
+        "namespace \"default\" {\n  variables {\n    path \"app/*\" {\n      capabilities = [\"read\"]\n    }\n  }\n}\n",
+    )
+    .await;
+    for p in ["app/x", "other/x"] {
+        let (code, _, text) = a
+            .call(
+                Method::PUT,
+                &format!("/v1/var/{p}"),
+                Some(&mgmt),
+                Some(items(&[("k", "v")])),
+            )
+            .await;
+        assert_eq!(code, 200, "{text}");
+    }
+    let (code, v, _) = a
+        .call(Method::GET, "/v1/var/app/x", Some(&reader), None)
+        .await;
+    assert_eq!(code, 200);
+    assert_eq!(v["Items"]["k"], "v");
+    for (m, p, body) in [
+        (Method::PUT, "/v1/var/app/x", Some(items(&[("k", "w")]))),
+        (Method::DELETE, "/v1/var/app/x", None),
+        (Method::GET, "/v1/var/other/x", None),
+        (Method::PUT, "/v1/var/app/x?lock-acquire", Some(json!({}))),
+    ] {
+        let (code, _, text) = a.call(m.clone(), p, Some(&reader), body).await;
+        assert_eq!((code, text.as_str()), (403, "Permission denied"), "{m} {p}");
+    }
+    // Anonymous and unknown tokens get nothing.
+    let (code, _, _) = a.call(Method::GET, "/v1/var/app/x", None, None).await;
+    assert_eq!(code, 403);
+    let (code, _, text) = a
+        .call(Method::GET, "/v1/var/app/x", Some("not-a-token"), None)
+        .await;
+    assert_eq!(code, 403, "{text}");
+    // Lists show only what the token may list (read implies list).
+    let (code, list, _) = a.call(Method::GET, "/v1/vars", Some(&reader), None).await;
+    assert_eq!(code, 200);
+    let paths: Vec<&str> = list
+        .as_array()
+        .map(|l| l.iter().filter_map(|v| v["Path"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(paths, vec!["app/x"]);
+    let (_, list, _) = a.call(Method::GET, "/v1/vars", Some(&mgmt), None).await;
+    assert_eq!(list.as_array().map(|l| l.len()), Some(2));
+    // Nothing changed through the refusals.
+    let (_, v, _) = a
+        .call(Method::GET, "/v1/var/app/x", Some(&mgmt), None)
+        .await;
+    assert_eq!(v["Items"]["k"], "v");
+    assert!(v.get("Lock").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_put_get_list_purge() {
+    let a = agent(false).await;
+    let (code, out, err) = cli(&a.base, &["var", "put", "app/cfg", "user=admin", "port=80"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("Created variable \"app/cfg\" with modify index"),
+        "{out}"
+    );
+    // Again without -check-index: Nomad's check-and-set refuses to overwrite.
+    let (code, _, err) = cli(&a.base, &["var", "put", "app/cfg", "user=x"]).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("Check-and-Set conflict"), "{err}");
+    let (_, v, _) = a.get("/v1/var/app/cfg").await;
+    let index = v["ModifyIndex"].as_u64().unwrap_or(0).to_string();
+    let (code, out, err) = cli(
+        &a.base,
+        &["var", "put", "-check-index", &index, "app/cfg", "user=root"],
+    )
+    .await;
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = cli(&a.base, &["var", "put", "-force", "app/other", "a=b"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+
+    let (code, out, _) = cli(&a.base, &["var", "get", "-item", "user", "app/cfg"]).await;
+    assert_eq!((code, out.as_str()), (0, "root"));
+    let (code, out, _) = cli(&a.base, &["var", "get", "app/cfg"]).await;
+    assert_eq!(code, 0);
+    assert!(out.contains("Path") && out.contains("app/cfg"), "{out}");
+    assert!(
+        out.contains("Items") && out.contains("user") && out.contains("root"),
+        "{out}"
+    );
+    let (code, out, _) = cli(&a.base, &["var", "get", "-json", "app/cfg"]).await;
+    assert_eq!(code, 0);
+    let v: Value = serde_json::from_str(&out).unwrap_or_default();
+    assert_eq!(v["Items"]["user"], "root");
+    let (code, _, err) = cli(&a.base, &["var", "get", "nope"]).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("Variable not found"), "{err}");
+
+    let (code, out, _) = cli(&a.base, &["var", "list", "app/"]).await;
+    assert_eq!(code, 0);
+    assert!(out.starts_with("Namespace"), "{out}");
+    assert!(
+        out.contains("app/cfg") && out.contains("app/other"),
+        "{out}"
+    );
+
+    let (code, out, err) = cli(&a.base, &["var", "purge", "-check-index", "1", "app/cfg"]).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(err.contains("Check-and-Set conflict"), "{err}");
+    let (code, out, _) = cli(&a.base, &["var", "purge", "app/cfg"]).await;
+    assert_eq!(code, 0);
+    assert_eq!(out.trim(), "Successfully purged variable \"app/cfg\"!");
+    let (code, out, _) = cli(&a.base, &["var", "list", "-json"]).await;
+    assert_eq!(code, 0);
+    let v: Value = serde_json::from_str(&out).unwrap_or_default();
+    assert_eq!(v.as_array().map(|l| l.len()), Some(1));
+
+    // `var lock` holds the lock while its command runs (the command sees it held) and
+    // releases it after; the command's exit code is the result.
+    let seen = std::env::temp_dir().join(format!("caravan-var-lock-{}", caravan_structs::new_id()));
+    let script = format!("curl -s {}/v1/var/app/leader > {}", a.base, seen.display());
+    let (code, out, err) = cli(
+        &a.base,
+        &["var", "lock", "app/leader", "--", "sh", "-c", &script],
+    )
+    .await;
+    assert_eq!(code, 0, "{out}{err}");
+    let during: Value = serde_json::from_str(&std::fs::read_to_string(&seen).unwrap_or_default())
+        .unwrap_or_default();
+    let _ = std::fs::remove_file(&seen);
+    assert!(
+        during["Lock"]["ID"].as_str().is_some(),
+        "held while running: {during}"
+    );
+    let (_, after, _) = a.get("/v1/var/app/leader").await;
+    assert!(after.get("Lock").is_none(), "released after: {after}");
+    let (code, _, _) = cli(
+        &a.base,
+        &["var", "lock", "app/leader", "--", "sh", "-c", "exit 3"],
+    )
+    .await;
+    assert_eq!(code, 3);
+}
