@@ -37,9 +37,15 @@ async fn list(State(s): State<AppState>, Query(p): Params) -> ApiResult {
 async fn read(State(s): State<AppState>, Path(id): Path<String>, Query(p): Params) -> ApiResult {
     let q = QueryOptions::parse(&p)?;
     blocking(&s, &q, &[Table::Allocs], |t| {
+        // Workload identity tokens are for the task alone (Nomad's Allocation.Sanitize).
         t.allocs
             .get(&id)
-            .cloned()
+            .map(|a| {
+                let mut a = (**a).clone();
+                a.signed_identities.clear();
+                a.signed_named_identities.clear();
+                a
+            })
             .ok_or_else(|| ApiError::NotFound("alloc not found".into()))
     })
     .await

@@ -22,6 +22,8 @@ mod event_tests;
 mod events;
 #[cfg(test)]
 mod gc_tests;
+#[cfg(test)]
+mod identity_tests;
 mod jobops;
 #[cfg(test)]
 mod jobops_tests;

@@ -99,6 +99,9 @@ pub enum ResolveError {
     NotFound,
     #[error("ACL token expired")]
     Expired,
+    /// A workload identity JWT that is forged, expired, or whose allocation is gone.
+    #[error("invalid workload identity: {0}")]
+    Identity(String),
 }
 
 /// What a request may do: its token (none for the anonymous token) and the compiled ACL.
@@ -204,6 +207,9 @@ impl Server {
         }
         caravan_acl::parse(&policy.rules)
             .map_err(|e| ServerError::BadRequest(format!("policy {:?}: {e}", policy.name)))?;
+        if let Some(j) = &policy.job_acl {
+            super::identity::validate_job_acl(j).map_err(ServerError::BadRequest)?;
+        }
         Ok(
             self.raft_apply(super::command::Command::Acl(AclCommand::PolicyUpsert {
                 policies: vec![policy],
@@ -443,6 +449,9 @@ impl Server {
                 acl: Arc::new(Acl::management()),
                 claim: None,
             });
+        }
+        if let Some(jwt) = secret.filter(|s| super::identity::looks_like_jwt(s)) {
+            return self.resolve_workload_identity(jwt);
         }
         let snap = self.store.snapshot();
         let token = match secret.filter(|s| !s.is_empty()) {

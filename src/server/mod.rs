@@ -14,6 +14,7 @@ pub mod events;
 pub mod fsm;
 pub mod gc;
 pub mod heartbeat;
+pub mod identity;
 pub mod jobops;
 pub mod keyring;
 mod operator;

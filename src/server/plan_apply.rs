@@ -48,6 +48,7 @@ fn apply_plan(server: &Server, plan: Plan) -> PlanResult {
         result.node_allocation.clear();
         commit.retain(|a| a.server_terminal());
     }
+    sign_identities(server, &snap, &mut commit);
     if commit.is_empty() && plan.deployment.is_none() && plan.deployment_updates.is_empty() {
         result.refresh_index = if result.rejected_nodes.is_empty() {
             0
@@ -67,6 +68,24 @@ fn apply_plan(server: &Server, plan: Plan) -> PlanResult {
         result.refresh_index = index;
     }
     result
+}
+
+/// Signs the workload identities of every allocation the plan places or updates (not those
+/// it stops), as Nomad's applier does. Without a key the allocation still commits; its tasks
+/// that ask for their token then fail with why.
+fn sign_identities(server: &Server, snap: &Tables, commit: &mut [Allocation]) {
+    for a in commit.iter_mut().filter(|a| !a.server_terminal()) {
+        let Some(job) = a
+            .job
+            .clone()
+            .or_else(|| snap.job(&a.namespace, &a.job_id))
+        else {
+            continue;
+        };
+        if let Err(e) = server.sign_alloc_identities(&job, a) {
+            tracing::error!(alloc = %a.id, "cannot sign workload identities: {e}");
+        }
+    }
 }
 
 /// Whether the node can hold what the plan puts on it, given everything already there.

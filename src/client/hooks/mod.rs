@@ -15,6 +15,7 @@
 
 mod artifact;
 mod dispatch_payload;
+mod identity;
 mod logmon;
 pub mod services;
 mod task_dir;
@@ -115,6 +116,7 @@ pub fn task_hooks(
     vec![
         Box::new(task_dir::TaskDirHook),
         Box::new(dispatch_payload::DispatchPayloadHook),
+        Box::new(identity::IdentityHook),
         Box::new(volumes::VolumeHook),
         Box::new(artifact::ArtifactHook::new(artifact)),
         Box::new(template::TemplateHook::new(template)),

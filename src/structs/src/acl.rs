@@ -18,9 +18,21 @@ pub struct AclPolicy {
     pub rules: String,
     /// Set for policies a job's workload identity is bound to.
     #[serde(rename = "JobACL", skip_serializing_if = "Option::is_none")]
-    pub job_acl: Option<serde_json::Value>,
+    pub job_acl: Option<JobAcl>,
     pub create_index: u64,
     pub modify_index: u64,
+}
+
+/// The job (optionally one group, or one task of it) whose workload identities a policy is
+/// granted to (Nomad's `JobACL`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct JobAcl {
+    pub namespace: String,
+    #[serde(rename = "JobID")]
+    pub job_id: String,
+    pub group: String,
+    pub task: String,
 }
 
 /// `GET /v1/acl/policies` entries.

@@ -56,6 +56,15 @@ pub struct Allocation {
     pub alloc_modify_index: u64,
     pub create_time: i64,
     pub modify_time: i64,
+    /// Task name → the JWT of its default workload identity, signed when the plan is applied.
+    pub signed_identities: BTreeMap<String, String>,
+    /// The root key that signed them.
+    #[serde(rename = "SigningKeyID")]
+    pub signing_key_id: String,
+    /// Task name → identity name → JWT of the task's named identities. Caravan's addition:
+    /// Nomad's client asks the server for these later; Caravan signs them with the default.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub signed_named_identities: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 impl Default for Allocation {
@@ -90,6 +99,9 @@ impl Default for Allocation {
             alloc_modify_index: 0,
             create_time: 0,
             modify_time: 0,
+            signed_identities: BTreeMap::new(),
+            signing_key_id: String::new(),
+            signed_named_identities: BTreeMap::new(),
         }
     }
 }
