@@ -200,7 +200,7 @@ impl Server {
                 };
                 Ok(VarWrite::Done(index, out))
             }
-            Err(VarRefusal::Conflict(v)) => Ok(VarWrite::Conflict(v)),
+            Err(VarRefusal::Conflict(v)) => Ok(VarWrite::Conflict(*v)),
             Err(VarRefusal::NotFound(m)) => Err(ServerError::NotFound(m)),
             Err(VarRefusal::Locked(m)) => Err(ServerError::Conflict(m)),
         }

@@ -81,7 +81,7 @@ pub enum VarCommand {
 pub enum VarRefusal {
     /// Check-and-set or lock conflict: the current variable, or (when the caller may not see
     /// it, or nothing is stored) just its namespace and path.
-    Conflict(VariableEncrypted),
+    Conflict(Box<VariableEncrypted>),
     NotFound(String),
     /// Conflict-class error without a variable to show (HTTP 409 with this text).
     Locked(String),
@@ -135,10 +135,14 @@ impl Tables {
                 let (ns, path) = (&var.meta.namespace, &var.meta.path);
                 let existing = self.variable(ns, path);
                 match (cas, &existing) {
-                    (Some(0), Some(e)) => return Err(VarRefusal::Conflict((**e).clone())),
-                    (Some(i), None) if *i != 0 => return Err(VarRefusal::Conflict(zero(ns, path))),
+                    (Some(0), Some(e)) => {
+                        return Err(VarRefusal::Conflict(Box::new((**e).clone())))
+                    }
+                    (Some(i), None) if *i != 0 => {
+                        return Err(VarRefusal::Conflict(Box::new(zero(ns, path))))
+                    }
                     (Some(i), Some(e)) if *i != e.meta.modify_index => {
-                        return Err(VarRefusal::Conflict((**e).clone()))
+                        return Err(VarRefusal::Conflict(Box::new((**e).clone())))
                     }
                     _ => {}
                 }
@@ -147,7 +151,7 @@ impl Tables {
                     Some(e) => {
                         let presented = var.meta.lock.as_ref().map(|l| l.id.as_str());
                         if blocks(&e.meta.lock, presented) {
-                            return Err(VarRefusal::Conflict(zero(ns, path)));
+                            return Err(VarRefusal::Conflict(Box::new(zero(ns, path))));
                         }
                         // A write by the holder keeps the lock as it was taken.
                         v.meta.lock = e.meta.lock.clone();
@@ -166,15 +170,17 @@ impl Tables {
                 let existing = self.variable(namespace, path);
                 match (cas, &existing) {
                     (Some(0), None) | (None, None) => return Ok(()),
-                    (Some(_), None) => return Err(VarRefusal::Conflict(zero(namespace, path))),
+                    (Some(_), None) => {
+                        return Err(VarRefusal::Conflict(Box::new(zero(namespace, path))))
+                    }
                     (Some(i), Some(e)) if *i != e.meta.modify_index => {
-                        return Err(VarRefusal::Conflict((**e).clone()))
+                        return Err(VarRefusal::Conflict(Box::new((**e).clone())))
                     }
                     _ => {}
                 }
                 if let Some(e) = existing {
                     if blocks(&e.meta.lock, lock_id.as_deref()) {
-                        return Err(VarRefusal::Conflict(zero(namespace, path)));
+                        return Err(VarRefusal::Conflict(Box::new(zero(namespace, path))));
                     }
                 }
                 self.variables.remove(&(namespace.clone(), path.clone()));
@@ -187,7 +193,7 @@ impl Tables {
                 let mut v = var.clone();
                 if let Some(e) = self.variable(ns, path) {
                     if blocks(&e.meta.lock, presented) {
-                        return Err(VarRefusal::Conflict(zero(ns, path)));
+                        return Err(VarRefusal::Conflict(Box::new(zero(ns, path))));
                     }
                     // Taking a lock on an existing variable keeps its items.
                     if v.data.is_empty() {
@@ -214,7 +220,7 @@ impl Tables {
                 if wanted.is_some_and(|id| id != held.id) {
                     let mut z = zero(namespace, path);
                     z.meta.lock = Some(VariableLock::default());
-                    return Err(VarRefusal::Conflict(z));
+                    return Err(VarRefusal::Conflict(Box::new(z)));
                 }
                 let mut v = (*e).clone();
                 v.meta.lock = None;
