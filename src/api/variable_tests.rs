@@ -548,3 +548,27 @@ async fn cli_put_get_list_purge() {
     .await;
     assert_eq!(code, 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_namespace_with_variables_cannot_be_deleted() {
+    let a = agent(false).await;
+    let (code, _, text) = a.put("/v1/namespace/team", json!({"Name": "team"})).await;
+    assert_eq!(code, 200, "{text}");
+    let (code, _, _) = a
+        .put("/v1/var/app/x?namespace=team", items(&[("k", "v")]))
+        .await;
+    assert_eq!(code, 200);
+    let (code, _, text) = a
+        .call(Method::DELETE, "/v1/namespace/team", None, None)
+        .await;
+    assert_eq!(code, 400, "{text}");
+    assert!(text.contains("contains at least one variable"), "{text}");
+    let (code, _, _) = a
+        .call(Method::DELETE, "/v1/var/app/x?namespace=team", None, None)
+        .await;
+    assert_eq!(code, 204);
+    let (code, _, text) = a
+        .call(Method::DELETE, "/v1/namespace/team", None, None)
+        .await;
+    assert_eq!(code, 200, "{text}");
+}

@@ -85,6 +85,12 @@ impl Tables {
                 "namespace {ns:?} has non-terminal allocations in regions: [{region}]"
             ));
         }
+        // As Nomad: without naming a path (the caller may not be allowed to list them).
+        if self.variables.keys().any(|(n, _)| n == ns) {
+            why.push(format!(
+                "namespace {ns:?} contains at least one variable. All variables in namespace must be deleted before it can be deleted"
+            ));
+        }
         why
     }
 
