@@ -191,6 +191,31 @@ async fn workload_identity_reaches_the_task_and_acts_as_its_token() {
         .as_str()
         .is_some_and(|k| !k.is_empty()));
 
+    // Nor does the event stream.
+    let mut stream = a
+        .http
+        .get(format!(
+            "{}/v1/event/stream?topic=Allocation&index=1",
+            a.base
+        ))
+        .header("X-Nomad-Token", &mgmt)
+        .send()
+        .await
+        .expect("event stream");
+    let mut seen = String::new();
+    wait_for!({
+        if let Ok(Ok(Some(c))) = tokio::time::timeout(Duration::from_secs(1), stream.chunk()).await
+        {
+            seen.push_str(&String::from_utf8_lossy(&c));
+        }
+        seen.contains("\"SigningKeyID\"")
+    });
+    assert!(
+        !seen.contains(&file_token),
+        "the event stream leaks the token"
+    );
+    drop(stream);
+
     // Both verify against the published keys and carry Nomad's claims.
     let (code, body) = call(
         &a,

@@ -107,6 +107,9 @@ impl Payload {
                 let mut alloc = value(&**a);
                 if let Some(o) = alloc.as_object_mut() {
                     o.insert("Job".into(), Value::Null);
+                    // Workload identity tokens are for the task alone (Nomad's Sanitize).
+                    o.insert("SignedIdentities".into(), Value::Null);
+                    o.remove("SignedNamedIdentities");
                 }
                 json!({"Allocation": alloc})
             }
