@@ -502,7 +502,12 @@ pub const COMMANDS: &[CommandSpec] = &[
         name: "acl policy apply",
         synopsis: "Create or update an ACL policy",
         args: "<name> <path>",
-        flags: flags![F::value("description")],
+        flags: flags![
+            F::value("description"),
+            F::value("job"),
+            F::value("group"),
+            F::value("task")
+        ],
     },
     CommandSpec {
         name: "acl policy list",

@@ -727,3 +727,43 @@ fn file_function_reads_next_to_the_job_file() {
     assert_eq!(code, 1);
     assert!(err.contains("motd.txt"), "{err}");
 }
+
+#[test]
+fn acl_policy_apply_binds_a_policy_to_a_job_with_job_group_task() {
+    let srv = Server::start(vec![route(
+        "PUT",
+        "/v1/acl/policy/web-read",
+        serde_json::json!({}),
+    )]);
+    let rules = temp_file("web-read.hcl", "namespace \"prod\" { policy = \"read\" }\n");
+    let (code, out, err) = cli_env(
+        &srv.addr,
+        &[
+            "acl", "policy", "apply", "-job", "web", "-group", "g", "-task", "t", "web-read",
+            &rules,
+        ],
+        &[("NOMAD_NAMESPACE", "prod")],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("Successfully wrote \"web-read\" ACL policy!"),
+        "{out}"
+    );
+    let body: serde_json::Value = serde_json::from_str(&srv.requests()[0].body).unwrap();
+    assert_eq!(
+        body["JobACL"],
+        serde_json::json!({"Namespace": "prod", "JobID": "web", "Group": "g", "Task": "t"})
+    );
+    // Without -job there is no binding; -task alone is refused before any request.
+    let (code, _, _) = cli(&srv.addr, &["acl", "policy", "apply", "web-read", &rules]);
+    assert_eq!(code, 0);
+    let body: serde_json::Value = serde_json::from_str(&srv.requests()[1].body).unwrap();
+    assert!(body.get("JobACL").is_none());
+    let (code, _, err) = cli(
+        &srv.addr,
+        &["acl", "policy", "apply", "-task", "t", "web-read", &rules],
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("-group and -task require -job"), "{err}");
+    assert_eq!(srv.requests().len(), 2);
+}

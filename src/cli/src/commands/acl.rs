@@ -127,7 +127,26 @@ pub(crate) async fn policy_apply(ctx: &mut Ctx<'_>) -> i32 {
         }
     };
     let description = ctx.flags.value("description").unwrap_or("").to_string();
-    let body = json!({"Name": name, "Description": description, "Rules": rules});
+    let mut body = json!({"Name": name, "Description": description, "Rules": rules});
+    // `-job` (with `-group`, `-task`) binds the policy to that job's workload identities, in
+    // the `-namespace` (or `NOMAD_NAMESPACE`, else default) namespace.
+    let flag = |n: &str| ctx.flags.value(n).unwrap_or("").to_string();
+    let (job, group, task) = (flag("job"), flag("group"), flag("task"));
+    if job.is_empty() && !(group.is_empty() && task.is_empty()) {
+        ctx.ui.error("-group and -task require -job");
+        return 1;
+    }
+    if !job.is_empty() {
+        let namespace = ctx
+            .flags
+            .value("namespace")
+            .map(str::to_string)
+            .or_else(|| ctx.env_var(&["CARAVAN_NAMESPACE", "NOMAD_NAMESPACE"]))
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| "default".into());
+        body["JobACL"] =
+            json!({"Namespace": namespace, "JobID": job, "Group": group, "Task": task});
+    }
     match client
         .put::<Value>(&format!("/v1/acl/policy/{}", seg(&name)), &body, &[])
         .await
