@@ -152,6 +152,13 @@ fn namespace_of(query: Option<&str>) -> String {
         .unwrap_or_else(|| "default".to_string())
 }
 
+/// Whether the request may see an object in namespace `ns` with `capability`: lists across
+/// namespaces keep only these. Always true while ACLs are off (no resolved token).
+pub fn may(r: &Option<axum::Extension<Resolved>>, ns: &str, capability: &str) -> bool {
+    r.as_ref()
+        .is_none_or(|axum::Extension(r)| r.acl.allow_namespace_operation(ns, capability))
+}
+
 /// Why the request's token resolved to nothing, for handler-checked routes.
 #[derive(Debug, Clone)]
 pub struct TokenRejected(pub String);
@@ -190,11 +197,27 @@ pub async fn enforce(State(s): State<AppState>, mut req: Request, next: Next) ->
     };
     let acl = &resolved.acl;
     let ns = namespace_of(req.uri().query());
+    // `namespace=*`: allowed when some namespace allows it; lists then show only what the
+    // token may see there (see [`may`]), as Nomad filters them.
+    let namespaces: Vec<String> = if ns == "*" {
+        s.server
+            .store
+            .snapshot()
+            .partitions
+            .namespaces
+            .keys()
+            .cloned()
+            .collect()
+    } else {
+        vec![ns.clone()]
+    };
     let allowed = match rule {
         Rule::Handler => true,
         Rule::Public => unreachable!("public routes return before resolution"),
-        Rule::Ns(c) => acl.allow_namespace_operation(&ns, c),
-        Rule::NsAny => acl.allow_namespace(&ns),
+        Rule::Ns(c) => namespaces
+            .iter()
+            .any(|n| acl.allow_namespace_operation(n, c)),
+        Rule::NsAny => namespaces.iter().any(|n| acl.allow_namespace(n)),
         Rule::NodeRead => acl.allow_node_read(),
         Rule::NodeWrite => acl.allow_node_write(),
         Rule::AgentRead => acl.allow_agent_read(),

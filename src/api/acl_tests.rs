@@ -494,3 +494,99 @@ async fn a_disk_snapshot_needs_the_migrate_token_or_read_fs() {
     let (code, _) = call(&a, &Method::GET, &path, Some(&mgmt), None).await;
     assert_eq!(code, 404);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_across_namespaces_show_only_what_the_token_may_read() {
+    let a = acl_agent(AclConfig::default()).await;
+    let mgmt = bootstrap(&a).await;
+    let (code, body) = call(
+        &a,
+        &Method::PUT,
+        "/v1/namespace/prod",
+        Some(&mgmt),
+        Some(&json!({"Name": "prod"})),
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    for (id, ns) in [("here", "default"), ("there", "prod")] {
+        let mut job = super::tests::sleeper_job(id, 1);
+        job["Job"]["Namespace"] = json!(ns);
+        let (code, body) = call(&a, &Method::PUT, "/v1/jobs", Some(&mgmt), Some(&job)).await;
+        assert_eq!(code, 200, "{body}");
+    }
+    policy(
+        &a,
+        &mgmt,
+        "default-read",
+        "namespace \"default\" {\n  policy = \"read\"\n}\n",
+    )
+    .await;
+    let reader = token(&a, &mgmt, &["default-read"]).await;
+    let ids = |body: &str| -> Vec<String> {
+        serde_json::from_str::<Value>(body)
+            .ok()
+            .and_then(|v| v.as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .map(|j| j["ID"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    let (code, body) = call(
+        &a,
+        &Method::GET,
+        "/v1/jobs?namespace=*",
+        Some(&reader),
+        None,
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(ids(&body), vec!["here"], "only the readable namespace");
+    let (code, body) = call(&a, &Method::GET, "/v1/jobs?namespace=*", Some(&mgmt), None).await;
+    assert_eq!(code, 200);
+    let mut all = ids(&body);
+    all.sort();
+    assert_eq!(all, vec!["here", "there"]);
+    let (code, _) = call(
+        &a,
+        &Method::GET,
+        "/v1/jobs?namespace=prod",
+        Some(&reader),
+        None,
+    )
+    .await;
+    assert_eq!(code, 403);
+    // Allocations and evaluations are filtered the same way.
+    let (code, body) = call(
+        &a,
+        &Method::GET,
+        "/v1/evaluations?namespace=*",
+        Some(&reader),
+        None,
+    )
+    .await;
+    assert_eq!(code, 200);
+    let evals: Value = serde_json::from_str(&body).unwrap_or_default();
+    assert!(
+        evals
+            .as_array()
+            .is_some_and(|l| !l.is_empty() && l.iter().all(|e| e["Namespace"] == "default")),
+        "{evals}"
+    );
+    policy(
+        &a,
+        &mgmt,
+        "elsewhere",
+        "namespace \"other\" {\n  policy = \"read\"\n}\n",
+    )
+    .await;
+    let nobody = token(&a, &mgmt, &["elsewhere"]).await;
+    let (code, _) = call(
+        &a,
+        &Method::GET,
+        "/v1/allocations?namespace=*",
+        Some(&nobody),
+        None,
+    )
+    .await;
+    assert_eq!(code, 403, "no namespace that exists allows it");
+}

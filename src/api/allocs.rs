@@ -18,13 +18,18 @@ pub fn routes() -> Router<AppState> {
 
 type Params = Query<HashMap<String, String>>;
 
-async fn list(State(s): State<AppState>, Query(p): Params) -> ApiResult {
+async fn list(
+    State(s): State<AppState>,
+    Query(p): Params,
+    r: Option<axum::Extension<crate::server::acl::Resolved>>,
+) -> ApiResult {
     let q = QueryOptions::parse(&p)?;
     blocking(&s, &q, &[Table::Allocs], |t| {
         let mut v: Vec<_> = t
             .allocs
             .values()
             .filter(|a| q.all_namespaces() || a.namespace == q.namespace)
+            .filter(|a| super::acl_rules::may(&r, &a.namespace, caravan_acl::capability::READ_JOB))
             .filter(|a| a.id.starts_with(&q.prefix))
             .map(|a| a.stub())
             .collect();

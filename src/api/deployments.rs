@@ -44,13 +44,18 @@ async fn promote(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult
 
 type Params = Query<HashMap<String, String>>;
 
-async fn list(State(s): State<AppState>, Query(p): Params) -> ApiResult {
+async fn list(
+    State(s): State<AppState>,
+    Query(p): Params,
+    r: Option<axum::Extension<crate::server::acl::Resolved>>,
+) -> ApiResult {
     let q = QueryOptions::parse(&p)?;
     blocking(&s, &q, &[Table::Deployments], |t| {
         let mut v: Vec<_> = t
             .deployments
             .values()
             .filter(|d| q.all_namespaces() || d.namespace == q.namespace)
+            .filter(|d| super::acl_rules::may(&r, &d.namespace, caravan_acl::capability::READ_JOB))
             .filter(|d| d.id.starts_with(&q.prefix))
             .cloned()
             .collect();

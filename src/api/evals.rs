@@ -19,7 +19,11 @@ pub fn routes() -> Router<AppState> {
 
 type Params = Query<HashMap<String, String>>;
 
-async fn list(State(s): State<AppState>, Query(p): Params) -> ApiResult {
+async fn list(
+    State(s): State<AppState>,
+    Query(p): Params,
+    r: Option<axum::Extension<crate::server::acl::Resolved>>,
+) -> ApiResult {
     let q = QueryOptions::parse(&p)?;
     let status = q.params.get("status").cloned().unwrap_or_default();
     let job = q.params.get("job").cloned().unwrap_or_default();
@@ -28,6 +32,7 @@ async fn list(State(s): State<AppState>, Query(p): Params) -> ApiResult {
             .evals
             .values()
             .filter(|e| q.all_namespaces() || e.namespace == q.namespace)
+            .filter(|e| super::acl_rules::may(&r, &e.namespace, caravan_acl::capability::READ_JOB))
             .filter(|e| e.id.starts_with(&q.prefix))
             .filter(|e| status.is_empty() || e.status == status)
             .filter(|e| job.is_empty() || e.job_id == job)

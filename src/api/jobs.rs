@@ -89,12 +89,17 @@ pub(super) fn job_stub(j: &Job, t: &crate::state::Tables) -> serde_json::Value {
     })
 }
 
-async fn list(State(s): State<AppState>, Query(p): Params) -> ApiResult {
+async fn list(
+    State(s): State<AppState>,
+    Query(p): Params,
+    r: Option<Extension<Resolved>>,
+) -> ApiResult {
     let q = QueryOptions::parse(&p)?;
     blocking(&s, &q, &[Table::Jobs, Table::Allocs], |t| {
         Ok(t.jobs
             .values()
             .filter(|j| q.all_namespaces() || j.namespace == q.namespace)
+            .filter(|j| super::acl_rules::may(&r, &j.namespace, caravan_acl::capability::LIST_JOBS))
             .filter(|j| j.id.starts_with(&q.prefix))
             .map(|j| job_stub(j, t))
             .collect::<Vec<_>>())
