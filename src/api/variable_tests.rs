@@ -572,3 +572,69 @@ async fn a_namespace_with_variables_cannot_be_deleted() {
         .await;
     assert_eq!(code, 200, "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workload_identity_reads_its_own_job_variables_only() {
+    let a = agent(true).await;
+    let (code, boot, text) = a.call(Method::PUT, "/v1/acl/bootstrap", None, None).await;
+    assert_eq!(code, 200, "{text}");
+    let mgmt = boot["SecretID"].as_str().expect("secret").to_string();
+    for p in ["nomad/jobs/web", "nomad/jobs/other", "app/x"] {
+        let (code, _, text) = a
+            .call(
+                Method::PUT,
+                &format!("/v1/var/{p}"),
+                Some(&mgmt),
+                Some(items(&[("k", p)])),
+            )
+            .await;
+        assert_eq!(code, 200, "{text}");
+    }
+    // A running allocation of job `web`, and the identity the servers signed for its task.
+    let alloc = caravan_structs::Allocation {
+        id: caravan_structs::new_id(),
+        namespace: "default".into(),
+        job_id: "web".into(),
+        task_group: "g".into(),
+        client_status: "running".into(),
+        desired_status: "run".into(),
+        ..Default::default()
+    };
+    a.server
+        .raft_apply(crate::server::command::Command::ApplyPlanResults {
+            allocs: vec![alloc.clone()],
+            deployment: None,
+            deployment_updates: vec![],
+            eval_id: String::new(),
+        });
+    let now = caravan_structs::time::now_nanos() / 1_000_000_000;
+    let jwt = a
+        .server
+        .sign_identity(&json!({
+            "nomad_namespace": "default", "nomad_job_id": "web",
+            "nomad_allocation_id": alloc.id, "nomad_task": "t",
+            "sub": "global:default:web:g:t:default", "iat": now, "nbf": now,
+            "exp": now + 3600, "jti": caravan_structs::new_id(),
+        }))
+        .expect("signed");
+    let (code, v, text) = a
+        .call(Method::GET, "/v1/var/nomad/jobs/web", Some(&jwt), None)
+        .await;
+    assert_eq!(code, 200, "{text}");
+    assert_eq!(v["Items"]["k"], "nomad/jobs/web");
+    for (m, p, body) in [
+        (Method::GET, "/v1/var/nomad/jobs/other", None),
+        (Method::GET, "/v1/var/app/x", None),
+        (
+            Method::PUT,
+            "/v1/var/nomad/jobs/web",
+            Some(items(&[("k", "w")])),
+        ),
+    ] {
+        let (code, _, text) = a.call(m.clone(), p, Some(&jwt), body).await;
+        assert_eq!(code, 403, "{m} {p}: {text}");
+    }
+    let (_, list, _) = a.call(Method::GET, "/v1/vars", Some(&jwt), None).await;
+    assert_eq!(list, json!([list[0].clone()]), "{list}");
+    assert_eq!(list[0]["Path"], "nomad/jobs/web");
+}
