@@ -51,7 +51,10 @@ fn identity_job(id: &str) -> Value {
                 "Config": {"command": "/bin/sh", "args": ["-c",
                     "echo \"token=$NOMAD_TOKEN\"; echo \"extra=$NOMAD_TOKEN_extra\"; exec sleep 600"]},
                 "Identity": {"Env": true, "File": true},
-                "Identities": [{"Name": "extra", "Audience": ["example.com"], "Env": true, "TTL": 3_600_000_000_000i64}],
+                "Identities": [
+                    {"Name": "extra", "Audience": ["example.com"], "Env": true, "TTL": 3_600_000_000_000i64},
+                    {"Name": "short", "File": true, "TTL": 2_000_000_000i64}
+                ],
                 "Resources": {"CPU": 20, "MemoryMB": 10},
                 "KillTimeout": 1_000_000_000
             }]
@@ -243,6 +246,21 @@ async fn workload_identity_reaches_the_task_and_acts_as_its_token() {
     assert_eq!(
         extra["exp"].as_i64().unwrap() - extra["iat"].as_i64().unwrap(),
         3600
+    );
+
+    // An identity with a short ttl is renewed into its file before it expires.
+    let short_file = secrets.join("nomad_short.jwt");
+    let first_short = std::fs::read_to_string(&short_file).expect("secrets/nomad_short.jwt");
+    let mut renewed;
+    wait_for!({
+        renewed = std::fs::read_to_string(&short_file).unwrap_or_default();
+        !renewed.is_empty() && renewed != first_short
+    });
+    let short = verify_with_jwks(&jwks, &renewed).expect("the renewed token verifies");
+    assert_eq!(short["sub"], "global:default:web:web:server:short");
+    assert_eq!(
+        short["exp"].as_i64().unwrap() - short["iat"].as_i64().unwrap(),
+        2
     );
 
     // As a token: the bound policy reads the job; other namespaces and management do not.

@@ -163,6 +163,7 @@ impl AllocRunner {
                 artifact: shared.artifact.clone(),
                 template: shared.template.clone(),
                 consul: shared.config.consul.clone(),
+                rpc: shared.rpc.clone(),
             });
             self.lock_tasks().insert(task.name.clone(), tr.clone());
             Some(tr)

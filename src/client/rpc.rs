@@ -34,6 +34,14 @@ pub trait ServerRpc: Send + Sync {
     async fn get_node(&self, node_id: &str) -> Result<Option<Arc<Node>>, RpcError>;
     /// The token the node that ran `alloc_id` accepts for its disk snapshot.
     async fn migrate_token(&self, alloc_id: &str) -> Result<Option<String>, RpcError>;
+    /// Fresh workload identity JWTs for `task` of `alloc_id`, by identity name (renewal of
+    /// identities with a `ttl`, Nomad's `Alloc.SignIdentities`).
+    async fn sign_identities(
+        &self,
+        alloc_id: &str,
+        task: &str,
+        names: Vec<String>,
+    ) -> Result<std::collections::BTreeMap<String, String>, RpcError>;
 }
 
 /// Calls the server in the same process.
@@ -84,5 +92,16 @@ impl ServerRpc for InProcess {
             .get(alloc_id)
             .and_then(|a| snap.nodes.get(&a.node_id))
             .map(|n| crate::util::migrate_token(&n.secret_id, alloc_id)))
+    }
+
+    async fn sign_identities(
+        &self,
+        alloc_id: &str,
+        task: &str,
+        names: Vec<String>,
+    ) -> Result<std::collections::BTreeMap<String, String>, RpcError> {
+        self.0
+            .sign_task_identities(alloc_id, task, &names)
+            .map_err(|e| RpcError(e.to_string()))
     }
 }

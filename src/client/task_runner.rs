@@ -63,6 +63,8 @@ pub struct TaskRunnerConfig {
     pub template: super::template_settings::SharedTemplateSettings,
     /// The local Consul agent, for the service hook.
     pub consul: Option<Arc<super::consul::Consul>>,
+    /// The servers, for hooks that ask them for something (identity renewal).
+    pub rpc: Arc<dyn super::rpc::ServerRpc>,
 }
 
 impl TaskRunner {
@@ -178,7 +180,7 @@ impl TaskRunner {
     }
 
     async fn run(self: Arc<Self>, cfg: TaskRunnerConfig) {
-        let hooks = task_hooks(cfg.artifact.clone(), cfg.template.clone());
+        let hooks = task_hooks(cfg.artifact.clone(), cfg.template.clone(), cfg.rpc.clone());
         let job = cfg.alloc.job.clone().unwrap_or_default();
         let group = job
             .lookup_group(&cfg.alloc.task_group)

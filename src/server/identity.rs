@@ -119,6 +119,56 @@ impl Server {
         Ok(())
     }
 
+    /// Fresh JWTs for identities of one task of a running allocation, by identity name
+    /// (`default` for the default one): how a client renews identities with a `ttl` (Nomad's
+    /// `Alloc.SignIdentities`).
+    pub fn sign_task_identities(
+        &self,
+        alloc_id: &str,
+        task: &str,
+        names: &[String],
+    ) -> Result<BTreeMap<String, String>, ServerError> {
+        let snap = self.store.snapshot();
+        let alloc = snap
+            .allocs
+            .get(alloc_id)
+            .ok_or_else(|| ServerError::NotFound(format!("allocation {alloc_id} not found")))?;
+        if alloc.server_terminal() || alloc.client_terminal() {
+            return Err(ServerError::BadRequest(format!(
+                "allocation {alloc_id} is terminal"
+            )));
+        }
+        let job = alloc
+            .job
+            .clone()
+            .or_else(|| snap.job(&alloc.namespace, &alloc.job_id))
+            .ok_or_else(|| {
+                ServerError::NotFound(format!("job of allocation {alloc_id} not found"))
+            })?;
+        let t = job
+            .lookup_group(&alloc.task_group)
+            .and_then(|g| g.tasks.iter().find(|t| t.name == task))
+            .ok_or_else(|| {
+                ServerError::NotFound(format!("task {task:?} not in allocation {alloc_id}"))
+            })?;
+        let mut out = BTreeMap::new();
+        for name in names {
+            let identity = if name == WORKLOAD_IDENTITY_DEFAULT_NAME {
+                t.default_identity()
+            } else {
+                t.named_identities()
+                    .into_iter()
+                    .find(|i| &i.name == name)
+                    .ok_or_else(|| {
+                        ServerError::NotFound(format!("task {task:?} has no identity {name:?}"))
+                    })?
+            };
+            let claims = self.identity_claims(&job, alloc, task, &identity);
+            out.insert(name.clone(), self.sign_claims(&claims)?);
+        }
+        Ok(out)
+    }
+
     /// The claims of a workload identity JWT presented as a token, with the allocation it was
     /// signed for, which must exist and still be running.
     pub fn verify_workload_identity(
@@ -329,6 +379,17 @@ mod tests {
             s.resolve_token(Some("a.b.c")),
             Err(ResolveError::Identity(_))
         ));
+        // Renewal: fresh tokens for the task's identities, by name.
+        let fresh = s
+            .sign_task_identities(&alloc.id, "a", &["default".to_string()])
+            .unwrap();
+        let (renewed, _) = s.verify_workload_identity(&fresh["default"]).unwrap();
+        assert_eq!(renewed.sub, claims.sub);
+        assert_ne!(renewed.jti, claims.jti);
+        let e = s
+            .sign_task_identities(&alloc.id, "a", &["nope".to_string()])
+            .unwrap_err();
+        assert!(e.to_string().contains("has no identity \"nope\""), "{e}");
         let mut stopped = alloc.clone();
         stopped.desired_status = ALLOC_DESIRED_STOP.into();
         s.raft_apply(Command::ApplyPlanResults {
@@ -341,6 +402,10 @@ mod tests {
             s.resolve_token(Some(&a)).err(),
             Some(ResolveError::Identity("allocation is terminal".into()))
         );
+        let e = s
+            .sign_task_identities(&alloc.id, "a", &["default".to_string()])
+            .unwrap_err();
+        assert!(e.to_string().contains("is terminal"), "{e}");
     }
 
     #[test]

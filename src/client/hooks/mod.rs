@@ -112,11 +112,12 @@ pub type SharedGetterConfig = Arc<std::sync::RwLock<caravan_getter::GetterConfig
 pub fn task_hooks(
     artifact: SharedGetterConfig,
     template: super::template_settings::SharedTemplateSettings,
+    rpc: Arc<dyn super::rpc::ServerRpc>,
 ) -> Vec<Box<dyn TaskHook>> {
     vec![
         Box::new(task_dir::TaskDirHook),
         Box::new(dispatch_payload::DispatchPayloadHook),
-        Box::new(identity::IdentityHook),
+        Box::new(identity::IdentityHook::new(rpc)),
         Box::new(volumes::VolumeHook),
         Box::new(artifact::ArtifactHook::new(artifact)),
         Box::new(template::TemplateHook::new(template)),
