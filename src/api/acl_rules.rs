@@ -74,7 +74,8 @@ pub fn rule_for(method: &Method, path: &str) -> Option<Rule> {
         "/v1/deployment/fail/:id" => Ns(cap::FAIL_DEPLOYMENT),
         "/v1/deployment/pause/:id" => Ns(cap::PAUSE_DEPLOYMENT),
         "/v1/deployment/promote/:id" => Ns(cap::PROMOTE_DEPLOYMENT),
-        "/v1/event/stream" => Ns(cap::READ_JOB),
+        // Per topic and per event (read-job in the event's namespace, node read for nodes).
+        "/v1/event/stream" => Handler,
         "/v1/search" | "/v1/search/fuzzy" => NsAny,
         "/v1/nodes" | "/v1/node/:id" | "/v1/node/:id/allocations" => NodeRead,
         "/v1/node/:id/eligibility" | "/v1/node/:id/drain" => NodeWrite,

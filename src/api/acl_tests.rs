@@ -590,3 +590,93 @@ async fn lists_across_namespaces_show_only_what_the_token_may_read() {
     .await;
     assert_eq!(code, 403, "no namespace that exists allows it");
 }
+
+/// Reads an event stream for `for_ms` and returns the (Topic, Namespace) of every event seen.
+async fn stream_events(
+    a: &TestAgent,
+    path: &str,
+    token: &str,
+    for_ms: u64,
+) -> (u16, Vec<(String, String)>) {
+    let mut r = a
+        .http
+        .get(format!("{}{path}", a.base))
+        .header("X-Nomad-Token", token)
+        .send()
+        .await
+        .expect("request");
+    let code = r.status().as_u16();
+    let mut seen = Vec::new();
+    let mut buf = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(for_ms);
+    while let Ok(Ok(Some(chunk))) = tokio::time::timeout_at(deadline, r.chunk()).await {
+        buf.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    for line in buf.lines() {
+        let v: Value = serde_json::from_str(line).unwrap_or_default();
+        for e in v["Events"].as_array().cloned().unwrap_or_default() {
+            seen.push((
+                e["Topic"].as_str().unwrap_or_default().to_string(),
+                e["Namespace"].as_str().unwrap_or_default().to_string(),
+            ));
+        }
+    }
+    (code, seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_event_stream_shows_only_what_the_token_may_read() {
+    let a = acl_agent(AclConfig::default()).await;
+    let mgmt = bootstrap(&a).await;
+    let (code, body) = call(
+        &a,
+        &Method::PUT,
+        "/v1/namespace/prod",
+        Some(&mgmt),
+        Some(&json!({"Name": "prod"})),
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    for (id, ns) in [("here", "default"), ("there", "prod")] {
+        let mut job = super::tests::sleeper_job(id, 1);
+        job["Job"]["Namespace"] = json!(ns);
+        let (code, body) = call(&a, &Method::PUT, "/v1/jobs", Some(&mgmt), Some(&job)).await;
+        assert_eq!(code, 200, "{body}");
+    }
+    policy(
+        &a,
+        &mgmt,
+        "default-read",
+        "namespace \"default\" {\n  policy = \"read\"\n}\n",
+    )
+    .await;
+    let reader = token(&a, &mgmt, &["default-read"]).await;
+    let (code, seen) =
+        stream_events(&a, "/v1/event/stream?namespace=*&index=1", &reader, 1500).await;
+    assert_eq!(code, 200);
+    assert!(
+        seen.iter().any(|(t, ns)| t == "Job" && ns == "default"),
+        "{seen:?}"
+    );
+    assert!(
+        !seen.iter().any(|(_, ns)| ns == "prod"),
+        "another namespace leaked: {seen:?}"
+    );
+    assert!(
+        !seen.iter().any(|(t, _)| t == "Node"),
+        "node events need node read: {seen:?}"
+    );
+    let (_, all) = stream_events(&a, "/v1/event/stream?namespace=*&index=1", &mgmt, 1500).await;
+    assert!(all.iter().any(|(_, ns)| ns == "prod"), "{all:?}");
+
+    policy(&a, &mgmt, "nodes", "node {\n  policy = \"read\"\n}\n").await;
+    let nodes = token(&a, &mgmt, &["nodes"]).await;
+    let (code, _) = stream_events(&a, "/v1/event/stream?topic=Job", &nodes, 200).await;
+    assert_eq!(code, 403, "a node reader may not follow jobs");
+    let (code, seen) = stream_events(&a, "/v1/event/stream?topic=Node&index=1", &nodes, 1500).await;
+    assert_eq!(code, 200);
+    assert!(
+        !seen.is_empty() && seen.iter().all(|(t, _)| t == "Node"),
+        "{seen:?}"
+    );
+}

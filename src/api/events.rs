@@ -25,6 +25,8 @@ pub fn routes() -> Router<AppState> {
 async fn stream(
     State(s): State<AppState>,
     Query(params): Query<Vec<(String, String)>>,
+    resolved: Option<axum::Extension<crate::server::acl::Resolved>>,
+    rejected: Option<axum::Extension<super::acl_rules::TokenRejected>>,
 ) -> ApiResult {
     if !s.server.events.enabled() {
         return Err(ApiError::BadRequest(
@@ -53,10 +55,56 @@ async fn stream(
         Some(ns) => Some(ns.to_string()),
         None => Some(caravan_structs::DEFAULT_NAMESPACE.to_string()),
     };
+    // With ACLs on, a subscription needs to be able to read some of what it asked for, and
+    // then sees only the events its token may read.
+    let acl = if s.server.acl_enabled() {
+        let Some(axum::Extension(r)) = resolved else {
+            return Err(ApiError::Forbidden(
+                rejected
+                    .map(|axum::Extension(e)| e.0)
+                    .unwrap_or_else(|| "Permission denied".into()),
+            ));
+        };
+        let namespaces: Vec<String> = match &namespace {
+            Some(ns) => vec![ns.clone()],
+            None => s
+                .server
+                .store
+                .snapshot()
+                .partitions
+                .namespaces
+                .keys()
+                .cloned()
+                .collect(),
+        };
+        let wanted: Vec<&str> = topics
+            .topic_names()
+            .into_iter()
+            .flat_map(|t| {
+                if t == crate::server::events::TOPIC_ALL {
+                    crate::server::events::TOPICS.to_vec()
+                } else {
+                    vec![t]
+                }
+            })
+            .collect();
+        let any = wanted.iter().any(|t| {
+            namespaces
+                .iter()
+                .any(|ns| crate::server::events::acl_allows(&r.acl, t, ns))
+        });
+        if !any {
+            return Err(ApiError::Forbidden("Permission denied".into()));
+        }
+        Some(r.acl.clone())
+    } else {
+        None
+    };
     let sub = s.server.events.subscribe(SubscribeRequest {
         topics,
         index,
         namespace,
+        acl,
     });
     let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT);
     beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -218,6 +218,11 @@ impl Frame {
 pub struct TopicFilter(BTreeMap<String, BTreeSet<String>>);
 
 impl TopicFilter {
+    /// The topics asked for (`*` for all of them).
+    pub fn topic_names(&self) -> Vec<&str> {
+        self.0.keys().map(String::as_str).collect()
+    }
+
     /// Every event.
     pub fn all() -> Self {
         TopicFilter(BTreeMap::from([(
@@ -287,12 +292,31 @@ pub struct SubscribeRequest {
     pub index: u64,
     /// Events of this namespace only (and those outside namespaces); `None` for all.
     pub namespace: Option<String>,
+    /// With ACLs on: only events this ACL may read (`read-job` in the event's namespace, node
+    /// read for node events); `None` sees everything.
+    pub acl: Option<Arc<caravan_acl::Acl>>,
+}
+
+/// Whether `acl` may read events of `topic` in `namespace` (Nomad's per-topic checks).
+pub fn acl_allows(acl: &caravan_acl::Acl, topic: &str, namespace: &str) -> bool {
+    match topic {
+        TOPIC_NODE => acl.allow_node_read(),
+        TOPIC_JOB | TOPIC_EVALUATION | TOPIC_ALLOCATION | TOPIC_DEPLOYMENT => {
+            acl.allow_namespace_operation(namespace, caravan_acl::capability::READ_JOB)
+        }
+        _ => acl.is_management(),
+    }
 }
 
 impl SubscribeRequest {
     fn matches(&self, e: &Event) -> bool {
         if let Some(ns) = &self.namespace {
             if !e.namespace.is_empty() && e.namespace != *ns {
+                return false;
+            }
+        }
+        if let Some(acl) = &self.acl {
+            if !acl_allows(acl, e.topic, &e.namespace) {
                 return false;
             }
         }
@@ -723,6 +747,7 @@ mod tests {
             topics: TopicFilter::parse(topics).expect("topics"),
             index,
             namespace: Some("default".into()),
+            acl: None,
         }
     }
 
@@ -830,6 +855,7 @@ mod tests {
             topics: TopicFilter::all(),
             index,
             namespace: None,
+            acl: None,
         });
         match sub.next_held().expect("held") {
             None => vec![],
