@@ -76,7 +76,8 @@ pub fn rule_for(method: &Method, path: &str) -> Option<Rule> {
         "/v1/deployment/promote/:id" => Ns(cap::PROMOTE_DEPLOYMENT),
         // Per topic and per event (read-job in the event's namespace, node read for nodes).
         "/v1/event/stream" => Handler,
-        "/v1/search" | "/v1/search/fuzzy" => NsAny,
+        // The namespace is in the body: the handler checks it and filters the matches.
+        "/v1/search" | "/v1/search/fuzzy" => Handler,
         "/v1/nodes" | "/v1/node/:id" | "/v1/node/:id/allocations" => NodeRead,
         "/v1/node/:id/eligibility" | "/v1/node/:id/drain" => NodeWrite,
         "/v1/client/stats" => NodeRead,

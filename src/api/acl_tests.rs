@@ -680,3 +680,77 @@ async fn the_event_stream_shows_only_what_the_token_may_read() {
         "{seen:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn searches_show_only_what_the_token_may_read() {
+    let a = acl_agent(AclConfig::default()).await;
+    let mgmt = bootstrap(&a).await;
+    let (code, body) = call(
+        &a,
+        &Method::PUT,
+        "/v1/namespace/prod",
+        Some(&mgmt),
+        Some(&json!({"Name": "prod"})),
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    for (id, ns) in [("findme-here", "default"), ("findme-there", "prod")] {
+        let mut job = super::tests::sleeper_job(id, 1);
+        job["Job"]["Namespace"] = json!(ns);
+        let (code, body) = call(&a, &Method::PUT, "/v1/jobs", Some(&mgmt), Some(&job)).await;
+        assert_eq!(code, 200, "{body}");
+    }
+    policy(
+        &a,
+        &mgmt,
+        "default-read",
+        "namespace \"default\" {\n  policy = \"read\"\n}\n",
+    )
+    .await;
+    let reader = token(&a, &mgmt, &["default-read"]).await;
+    // The namespace is in the body, not the query: still checked.
+    let (code, body) = call(
+        &a,
+        &Method::PUT,
+        "/v1/search",
+        Some(&reader),
+        Some(&json!({"Prefix": "findme", "Context": "jobs", "Namespace": "prod"})),
+    )
+    .await;
+    assert_eq!((code, body.as_str()), (403, "Permission denied"));
+    let (code, body) = call(
+        &a,
+        &Method::PUT,
+        "/v1/search/fuzzy",
+        Some(&reader),
+        Some(&json!({"Text": "findme", "Context": "jobs", "Namespace": "*"})),
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        body.contains("findme-here") && !body.contains("findme-there"),
+        "{body}"
+    );
+    let (code, body) = call(
+        &a,
+        &Method::PUT,
+        "/v1/search/fuzzy",
+        Some(&mgmt),
+        Some(&json!({"Text": "findme", "Context": "jobs", "Namespace": "*"})),
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert!(body.contains("findme-there"), "{body}");
+    // Nodes need node read.
+    let (code, body) = call(
+        &a,
+        &Method::PUT,
+        "/v1/search",
+        Some(&reader),
+        Some(&json!({"Prefix": "", "Context": "all"})),
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap_or_default();
+    assert_eq!(v["Matches"]["nodes"], json!([]), "{v}");
+}

@@ -34,7 +34,65 @@ struct SearchRequest {
     namespace: String,
 }
 
-async fn search(State(s): State<AppState>, body: Bytes) -> ApiResult {
+/// What a search may show: `Some` with ACLs on (objects in namespaces the token may read
+/// jobs in, nodes with node read), `None` with ACLs off. Refuses a token that may see none
+/// of it in the namespace asked for.
+struct Visibility {
+    acl: Option<std::sync::Arc<caravan_acl::Acl>>,
+}
+
+impl Visibility {
+    fn check(
+        s: &AppState,
+        ns: &str,
+        resolved: Option<axum::Extension<crate::server::acl::Resolved>>,
+        rejected: Option<axum::Extension<super::acl_rules::TokenRejected>>,
+    ) -> Result<Visibility, ApiError> {
+        if !s.server.acl_enabled() {
+            return Ok(Visibility { acl: None });
+        }
+        let Some(axum::Extension(r)) = resolved else {
+            return Err(ApiError::Forbidden(
+                rejected
+                    .map(|axum::Extension(e)| e.0)
+                    .unwrap_or_else(|| "Permission denied".into()),
+            ));
+        };
+        let v = Visibility { acl: Some(r.acl) };
+        let some_namespace = if ns == "*" {
+            s.server
+                .store
+                .snapshot()
+                .partitions
+                .namespaces
+                .keys()
+                .any(|n| v.namespace(n))
+        } else {
+            v.namespace(ns)
+        };
+        if !some_namespace && !v.nodes() {
+            return Err(ApiError::Forbidden("Permission denied".into()));
+        }
+        Ok(v)
+    }
+
+    fn namespace(&self, ns: &str) -> bool {
+        self.acl
+            .as_ref()
+            .is_none_or(|a| a.allow_namespace_operation(ns, caravan_acl::capability::READ_JOB))
+    }
+
+    fn nodes(&self) -> bool {
+        self.acl.as_ref().is_none_or(|a| a.allow_node_read())
+    }
+}
+
+async fn search(
+    State(s): State<AppState>,
+    resolved: Option<axum::Extension<crate::server::acl::Resolved>>,
+    rejected: Option<axum::Extension<super::acl_rules::TokenRejected>>,
+    body: Bytes,
+) -> ApiResult {
     let req: SearchRequest = decode_body(&body)?;
     let ctx = if req.context.is_empty() {
         "all".to_string()
@@ -52,6 +110,7 @@ async fn search(State(s): State<AppState>, body: Bytes) -> ApiResult {
     } else {
         req.namespace.clone()
     };
+    let vis = Visibility::check(&s, &ns, resolved, rejected)?;
     let t = s.server.store.snapshot();
     let p = req.prefix.as_str();
     let mut matches = Map::new();
@@ -64,31 +123,31 @@ async fn search(State(s): State<AppState>, body: Bytes) -> ApiResult {
             "jobs" => t
                 .jobs
                 .values()
-                .filter(|j| j.namespace == ns && j.id.starts_with(p))
+                .filter(|j| j.namespace == ns && vis.namespace(&j.namespace) && j.id.starts_with(p))
                 .map(|j| j.id.clone())
                 .collect(),
             "allocs" => t
                 .allocs
                 .values()
-                .filter(|a| a.namespace == ns && a.id.starts_with(p))
+                .filter(|a| a.namespace == ns && vis.namespace(&a.namespace) && a.id.starts_with(p))
                 .map(|a| a.id.clone())
                 .collect(),
             "nodes" => t
                 .nodes
                 .values()
-                .filter(|n| n.id.starts_with(p))
+                .filter(|n| vis.nodes() && n.id.starts_with(p))
                 .map(|n| n.id.clone())
                 .collect(),
             "evals" => t
                 .evals
                 .values()
-                .filter(|e| e.namespace == ns && e.id.starts_with(p))
+                .filter(|e| e.namespace == ns && vis.namespace(&e.namespace) && e.id.starts_with(p))
                 .map(|e| e.id.clone())
                 .collect(),
             _ => t
                 .deployments
                 .values()
-                .filter(|d| d.namespace == ns && d.id.starts_with(p))
+                .filter(|d| d.namespace == ns && vis.namespace(&d.namespace) && d.id.starts_with(p))
                 .map(|d| d.id.clone())
                 .collect(),
         };
@@ -228,6 +287,8 @@ impl Accumulator<'_> {
 async fn fuzzy(
     State(s): State<AppState>,
     Query(params): Query<HashMap<String, String>>,
+    resolved: Option<axum::Extension<crate::server::acl::Resolved>>,
+    rejected: Option<axum::Extension<super::acl_rules::TokenRejected>>,
     body: Bytes,
 ) -> ApiResult {
     let req: FuzzyRequest = decode_body(&body)?;
@@ -278,9 +339,10 @@ async fn fuzzy(
     } else {
         req.namespace.clone()
     };
+    let vis = Visibility::check(&s, &ns, resolved, rejected)?;
     let tables: Vec<Table> = contexts.iter().map(|c| context_table(c)).collect();
     blocking(&s, &q, &tables, |t| {
-        Ok(fuzzy_search(t, &contexts, &ns, &req.text, &cfg))
+        Ok(fuzzy_search(t, &contexts, &ns, &req.text, &cfg, &vis))
     })
     .await
 }
@@ -303,6 +365,7 @@ fn fuzzy_search(
     ns: &str,
     text: &str,
     cfg: &crate::server::SearchConfig,
+    vis: &Visibility,
 ) -> Value {
     let lower = text.to_lowercase();
     let mut acc = Accumulator {
@@ -312,7 +375,7 @@ fn fuzzy_search(
         truncations: BTreeMap::new(),
     };
     let all_ns = ns == "*";
-    let in_ns = |n: &str| all_ns || n == ns;
+    let in_ns = |n: &str| (all_ns || n == ns) && vis.namespace(n);
     let mut prefix_matches: BTreeMap<&'static str, Value> = BTreeMap::new();
     for ctx in contexts {
         match *ctx {
@@ -342,7 +405,7 @@ fn fuzzy_search(
                     |acc, a| acc.check("allocs", &a.name, &[&a.namespace, &a.id]),
                 );
             }
-            "nodes" => {
+            "nodes" if vis.nodes() => {
                 acc.truncations.insert("nodes", false);
                 acc.scan(
                     t.nodes.values().map(|n| &**n),
