@@ -638,3 +638,146 @@ async fn a_workload_identity_reads_its_own_job_variables_only() {
     assert_eq!(list, json!([list[0].clone()]), "{list}");
     assert_eq!(list[0]["Path"], "nomad/jobs/web");
 }
+
+/// A file under `dir` whose path ends with `tail`.
+fn find_file(dir: &std::path::Path, tail: &str) -> Option<std::path::PathBuf> {
+    for e in std::fs::read_dir(dir).ok()?.flatten() {
+        let p = e.path();
+        if p.to_string_lossy().ends_with(tail) {
+            return Some(p);
+        }
+        if p.is_dir() {
+            if let Some(f) = find_file(&p, tail) {
+                return Some(f);
+            }
+        }
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn templates_wait_for_read_and_rerender_variables() {
+    use crate::client::ClientConfig;
+    let a = super::tests::start_with(1, ServerConfig::default(), ClientConfig::default()).await;
+    let tmpl = "{{ with nomadVar \"nomad/jobs/tv\" }}user={{ .user }}{{ end }}\n\
+                exists={{ nomadVarExists \"nomad/jobs/none\" }}\n\
+                {{ range nomadVarList \"nomad/jobs\" }}path={{ .Path }}\n{{ end }}";
+    let job = json!({"Job": {
+        "ID": "tv",
+        "TaskGroups": [{
+            "Name": "g", "Count": 1,
+            "Tasks": [{
+                "Name": "web", "Driver": "raw_exec",
+                "Config": {"command": "/bin/sh", "args": ["-c", "exec sleep 300"]},
+                "Resources": {"CPU": 20, "MemoryMB": 30},
+                "KillTimeout": 1_000_000_000,
+                "Templates": [{"EmbeddedTmpl": tmpl, "DestPath": "local/app.conf", "ChangeMode": "noop"}]
+            }]
+        }]
+    }});
+    let (code, body) = a.put("/v1/jobs", &job).await;
+    assert_eq!(code, 200, "{body}");
+    // The variable does not exist yet: the task waits, saying what for.
+    crate::wait_for!(
+        a.get("/v1/job/tv/allocations").await[0]["TaskStates"]["web"]["Events"]
+            .as_array()
+            .is_some_and(|evs| evs.iter().any(|e| e["DisplayMessage"]
+                .as_str()
+                .or(e["Message"].as_str())
+                .is_some_and(|m| m.contains("Missing: nomad.var.block(nomad/jobs/tv)"))))
+    );
+    let (code, body) = a
+        .put("/v1/var/nomad/jobs/tv", &items(&[("user", "admin")]))
+        .await;
+    assert_eq!(code, 200, "{body}");
+    crate::wait_for!(find_file(&a.data_dir, "web/local/app.conf").is_some());
+    let file = find_file(&a.data_dir, "web/local/app.conf").unwrap_or_default();
+    let read = |p: &std::path::Path| std::fs::read_to_string(p).unwrap_or_default();
+    crate::wait_for!(read(&file) == "user=admin\nexists=false\npath=nomad/jobs/tv\n");
+    crate::wait_for!(!a.running("tv").await.is_empty());
+    // A change to the variable re-renders the file.
+    let (code, _) = a
+        .put("/v1/var/nomad/jobs/tv", &items(&[("user", "root")]))
+        .await;
+    assert_eq!(code, 200);
+    crate::wait_for!(read(&file).starts_with("user=root\n"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_acls_templates_read_as_the_tasks_workload_identity() {
+    use caravan_templates::Dependency;
+    let a = agent(true).await;
+    for p in ["nomad/jobs/web", "app/x"] {
+        a.server
+            .var_set(
+                "default",
+                p,
+                [("k".to_string(), p.to_string())].into(),
+                None,
+                None,
+            )
+            .expect("written");
+    }
+    let mut alloc = caravan_structs::Allocation {
+        id: caravan_structs::new_id(),
+        namespace: "default".into(),
+        job_id: "web".into(),
+        task_group: "g".into(),
+        client_status: "running".into(),
+        desired_status: "run".into(),
+        ..Default::default()
+    };
+    let now = caravan_structs::time::now_nanos() / 1_000_000_000;
+    let jwt = a
+        .server
+        .sign_identity(&json!({
+            "nomad_namespace": "default", "nomad_job_id": "web",
+            "nomad_allocation_id": alloc.id, "nomad_task": "t",
+            "sub": "global:default:web:g:t:default", "iat": now, "nbf": now,
+            "exp": now + 3600, "jti": caravan_structs::new_id(),
+        }))
+        .expect("signed");
+    alloc.signed_identities.insert("t".into(), jwt);
+    a.server
+        .raft_apply(crate::server::command::Command::ApplyPlanResults {
+            allocs: vec![alloc.clone()],
+            deployment: None,
+            deployment_updates: vec![],
+            eval_id: String::new(),
+        });
+    let var = |path: &str| Dependency::NomadVar {
+        path: path.into(),
+        namespace: None,
+        block: true,
+    };
+    let wait = Duration::from_millis(10);
+    let (v, _) = a
+        .server
+        .template_var(&alloc.id, "t", &var("nomad/jobs/web"), 0, wait)
+        .await
+        .expect("own variable");
+    assert_eq!(v, json!({"k": "nomad/jobs/web"}));
+    let e = a
+        .server
+        .template_var(&alloc.id, "t", &var("app/x"), 0, wait)
+        .await
+        .expect_err("not its own");
+    assert!(e.to_string().contains("Permission denied"), "{e}");
+    let list = Dependency::NomadVarList {
+        prefix: String::new(),
+        namespace: None,
+    };
+    let (v, _) = a
+        .server
+        .template_var(&alloc.id, "t", &list, 0, wait)
+        .await
+        .expect("listed");
+    assert_eq!(v.as_array().map(|l| l.len()), Some(1), "{v}");
+    // A task without an identity reads nothing.
+    let e = a
+        .server
+        .template_var(&alloc.id, "other-task", &var("nomad/jobs/web"), 0, wait)
+        .await
+        .expect_err("no identity");
+    assert!(e.to_string().contains("no workload identity"), "{e}");
+}

@@ -42,6 +42,20 @@ pub trait ServerRpc: Send + Sync {
         task: &str,
         names: Vec<String>,
     ) -> Result<std::collections::BTreeMap<String, String>, RpcError>;
+    /// A Nomad variable or variable listing a template of `task` reads, with the task's
+    /// workload identity, once the variables change past `min_index` (or `wait` passes): the
+    /// value in `caravan-templates`' shape and the index to wait from next.
+    async fn template_var(
+        &self,
+        alloc_id: &str,
+        task: &str,
+        dep: &caravan_templates::Dependency,
+        min_index: u64,
+        wait: Duration,
+    ) -> Result<(serde_json::Value, u64), RpcError> {
+        let _ = (alloc_id, task, min_index, wait);
+        Err(RpcError(format!("this transport cannot read {dep}")))
+    }
 }
 
 /// Calls the server in the same process.
@@ -102,6 +116,20 @@ impl ServerRpc for InProcess {
     ) -> Result<std::collections::BTreeMap<String, String>, RpcError> {
         self.0
             .sign_task_identities(alloc_id, task, &names)
+            .map_err(|e| RpcError(e.to_string()))
+    }
+
+    async fn template_var(
+        &self,
+        alloc_id: &str,
+        task: &str,
+        dep: &caravan_templates::Dependency,
+        min_index: u64,
+        wait: Duration,
+    ) -> Result<(serde_json::Value, u64), RpcError> {
+        self.0
+            .template_var(alloc_id, task, dep, min_index, wait)
+            .await
             .map_err(|e| RpcError(e.to_string()))
     }
 }

@@ -456,6 +456,101 @@ impl Server {
     }
 }
 
+impl Server {
+    /// What a task's templates read (`nomadVar`, `nomadVarExists`, `nomadVarList`): the
+    /// variable's items (`Null` when absent) or the metadata under a prefix, as the task's
+    /// workload identity may see them (with ACLs on), once the Variables table passes
+    /// `min_index` or `wait` ends; with the table's index.
+    pub async fn template_var(
+        &self,
+        alloc_id: &str,
+        task: &str,
+        dep: &caravan_templates::Dependency,
+        min_index: u64,
+        wait: Duration,
+    ) -> Result<(serde_json::Value, u64), ServerError> {
+        use caravan_acl::capability as cap;
+        use caravan_templates::Dependency;
+        let alloc = self
+            .store
+            .snapshot()
+            .allocs
+            .get(alloc_id)
+            .cloned()
+            .ok_or_else(|| ServerError::NotFound(format!("allocation {alloc_id} not found")))?;
+        let resolved = if self.acl_enabled() {
+            let jwt = alloc
+                .signed_identities
+                .get(task)
+                .filter(|t| !t.is_empty())
+                .ok_or_else(|| {
+                    ServerError::BadRequest(format!(
+                        "Permission denied: task {task:?} has no workload identity to read variables with"
+                    ))
+                })?;
+            Some(
+                self.resolve_token(Some(jwt))
+                    .map_err(|e| ServerError::BadRequest(format!("Permission denied: {e}")))?,
+            )
+        } else {
+            None
+        };
+        let may = |ns: &str, path: &str, capability: &str| {
+            resolved.as_ref().is_none_or(|r| {
+                r.acl
+                    .allow_variable_operation_with_claim(ns, path, capability, r.claim.as_ref())
+            })
+        };
+        if min_index > 0 {
+            self.store
+                .watches
+                .wait_any(&[crate::state::Table::Variables], min_index, wait)
+                .await;
+        }
+        let snap = self.store.snapshot();
+        let index = snap.table_index(crate::state::Table::Variables).max(1);
+        let ns_or = |ns: &Option<String>| ns.clone().unwrap_or_else(|| alloc.namespace.clone());
+        match dep {
+            Dependency::NomadVar {
+                path, namespace, ..
+            } => {
+                let ns = ns_or(namespace);
+                if !may(&ns, path, cap::VAR_READ) {
+                    return Err(ServerError::BadRequest(format!(
+                        "Permission denied: reading variable {path:?} in namespace {ns:?}"
+                    )));
+                }
+                let value = match snap.variable(&ns, path) {
+                    Some(v) => serde_json::to_value(self.var_open(&v)?.items)
+                        .map_err(|e| ServerError::Internal(e.to_string()))?,
+                    None => serde_json::Value::Null,
+                };
+                Ok((value, index))
+            }
+            Dependency::NomadVarList { prefix, namespace } => {
+                let ns = ns_or(namespace);
+                let list: Vec<VariableMeta> = snap
+                    .variables
+                    .values()
+                    .filter(|v| v.meta.namespace == ns && v.meta.path.starts_with(prefix.as_str()))
+                    .filter(|v| may(&ns, &v.meta.path, cap::VAR_LIST))
+                    .map(|v| VariableMeta {
+                        lock: None,
+                        ..v.meta.clone()
+                    })
+                    .collect();
+                Ok((
+                    serde_json::to_value(list).map_err(|e| ServerError::Internal(e.to_string()))?,
+                    index,
+                ))
+            }
+            other => Err(ServerError::BadRequest(format!(
+                "{other} is not read from the Nomad servers"
+            ))),
+        }
+    }
+}
+
 /// The leader's lock timer loop.
 pub async fn run_lock_timers(server: Arc<Server>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));

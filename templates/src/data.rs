@@ -28,6 +28,28 @@ pub enum Dependency {
     },
     /// The Consul catalog's services and their tags (`services`).
     Services { dc: Option<String> },
+    /// A Nomad variable (`nomadVar` waits for it to exist; `nomadVarExists` does not), in the
+    /// task's namespace unless `path@namespace` names one.
+    NomadVar {
+        path: String,
+        namespace: Option<String>,
+        block: bool,
+    },
+    /// The Nomad variables under a prefix (`nomadVarList`, `nomadVarListSafe`).
+    NomadVarList {
+        prefix: String,
+        namespace: Option<String>,
+    },
+}
+
+impl Dependency {
+    /// Whether the Nomad servers (not Consul) answer this dependency.
+    pub fn is_nomad(&self) -> bool {
+        matches!(
+            self,
+            Dependency::NomadVar { .. } | Dependency::NomadVarList { .. }
+        )
+    }
 }
 
 impl fmt::Display for Dependency {
@@ -50,6 +72,17 @@ impl fmt::Display for Dependency {
                 write!(f, "health.service({tag}{name}{}|{filter})", at(dc))
             }
             Dependency::Services { dc } => write!(f, "catalog.services({})", at(dc)),
+            Dependency::NomadVar {
+                path,
+                namespace,
+                block,
+            } => {
+                let kind = if *block { "block" } else { "get" };
+                write!(f, "nomad.var.{kind}({path}{})", at(namespace))
+            }
+            Dependency::NomadVarList { prefix, namespace } => {
+                write!(f, "nomad.var.list({prefix}{})", at(namespace))
+            }
         }
     }
 }
@@ -61,6 +94,9 @@ impl fmt::Display for Dependency {
 /// - `Service`: an array of consul-template `HealthService` objects (`Node`, `Address`, `ID`,
 ///   `Name`, `Tags`, `Port`, `Status`, `ServiceMeta`, `NodeMeta`, ...);
 /// - `Services`: an object of service name → tags.
+/// - `NomadVar`: an object of the variable's items, or `Null` when it does not exist;
+/// - `NomadVarList`: an array of variable metadata (`Namespace`, `Path`, `CreateIndex`,
+///   `ModifyIndex`, `CreateTime`, `ModifyTime`).
 pub trait DataSource {
     fn get(&self, dep: &Dependency) -> Option<Value>;
 }
@@ -93,6 +129,21 @@ impl DataSource for MapSource {
         // `key` and `keyOrDefault` read the same key: either fetch answers both.
         if let Some(v) = self.values.get(dep) {
             return Some(v.clone());
+        }
+        if let Dependency::NomadVar {
+            path,
+            namespace,
+            block,
+        } = dep
+        {
+            return self
+                .values
+                .get(&Dependency::NomadVar {
+                    path: path.clone(),
+                    namespace: namespace.clone(),
+                    block: !block,
+                })
+                .cloned();
         }
         if let Dependency::Kv { key, dc, block } = dep {
             return self

@@ -22,10 +22,6 @@ const UNAVAILABLE: &[(&str, &str)] = &[
     ("pkiCert", "Vault integration"),
     ("nomadService", "Nomad native service discovery"),
     ("nomadServices", "Nomad native service discovery"),
-    ("nomadVar", "Nomad Variables"),
-    ("nomadVarList", "Nomad Variables"),
-    ("nomadVarListSafe", "Nomad Variables"),
-    ("nomadVarExists", "Nomad Variables"),
     ("connect", "Consul Connect"),
     ("caRoots", "Consul Connect"),
     ("caLeaf", "Consul Connect"),
@@ -179,6 +175,12 @@ fn sandboxed(root: &Path, path: &str) -> Result<PathBuf, String> {
     Ok(out)
 }
 
+/// `path@namespace.region`: the namespace (the region is this client's own).
+fn nomad_namespace(at: Option<String>) -> Option<String> {
+    at.and_then(|n| n.split('.').next().map(str::to_string))
+        .filter(|n| !n.is_empty())
+}
+
 impl Host<'_> {
     /// Records `dep` and returns its data; `None` while it is not fetched.
     fn fetch(&mut self, dep: Dependency, blocking: bool) -> Option<Value> {
@@ -308,6 +310,51 @@ impl Host<'_> {
                         })
                         .collect(),
                 )
+            }
+            "nomadVar" | "nomadVarExists" => {
+                let (path, namespace) = split_dc(&str_arg(name, args, 0)?);
+                let namespace = nomad_namespace(namespace);
+                let block = name == "nomadVar";
+                let dep = Dependency::NomadVar {
+                    path: path.trim_matches('/').to_string(),
+                    namespace,
+                    block,
+                };
+                let v = self.fetch(dep.clone(), block);
+                match (block, v) {
+                    // Absent: `nomadVar` waits for it, as consul-template's does.
+                    (true, Some(Value::Null)) => {
+                        if !self.missing.contains(&dep) {
+                            self.missing.push(dep);
+                        }
+                        Value::Object(Map::new())
+                    }
+                    (true, v) => v.unwrap_or(Value::Object(Map::new())),
+                    (false, v) => Value::Bool(matches!(v, Some(Value::Object(_)))),
+                }
+            }
+            "nomadVarList" | "nomadVarListSafe" => {
+                let prefix = match args.first() {
+                    Some(Value::String(s)) => s.clone(),
+                    None => String::new(),
+                    Some(other) => {
+                        return Err(format!("{name}: argument 1 must be a string, got {other}"))
+                    }
+                };
+                let (prefix, namespace) = split_dc(&prefix);
+                let namespace = nomad_namespace(namespace);
+                let dep = Dependency::NomadVarList {
+                    prefix: prefix.trim_start_matches('/').to_string(),
+                    namespace,
+                };
+                let list = match self.fetch(dep.clone(), true) {
+                    Some(Value::Array(a)) => a,
+                    _ => vec![],
+                };
+                if name == "nomadVarListSafe" && list.is_empty() && !self.missing.contains(&dep) {
+                    self.missing.push(dep);
+                }
+                Value::Array(list)
             }
             "env" => Value::String(
                 self.opts

@@ -228,10 +228,7 @@ fn unavailable_and_denied_functions_fail_with_the_feature_named() {
             "{{ with secret \"kv/x\" }}{{ end }}",
             "secret needs Vault integration",
         ),
-        (
-            "{{ nomadVar \"nomad/jobs/x\" }}",
-            "nomadVar needs Nomad Variables",
-        ),
+        ("{{ toYAML . }}", "toYAML needs YAML encoding"),
         (
             "{{ range nomadService \"db\" }}{{ end }}",
             "nomadService needs Nomad native service discovery",
@@ -310,4 +307,47 @@ fn file_is_sandboxed() {
         assert!(e.contains("sandbox"), "{bad}: {e}");
     }
     let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn nomad_variables_render_wait_and_list() {
+    let var = |path: &str, block: bool| Dependency::NomadVar {
+        path: path.into(),
+        namespace: None,
+        block,
+    };
+    let mut s = MapSource::new();
+    s.set(
+        var("nomad/jobs/web", true),
+        json!({"user": "admin", "port": "80"}),
+    );
+    s.set(var("absent", true), json!(null));
+    s.set(
+        Dependency::NomadVarList {
+            prefix: "nomad/jobs".into(),
+            namespace: None,
+        },
+        json!([{"Path": "nomad/jobs/web", "Namespace": "default"}]),
+    );
+    let o = opts();
+    let r = render(
+        "{{ with nomadVar \"nomad/jobs/web\" }}{{ .user }}:{{ .port }}{{ end }} \
+         {{ range $k, $v := nomadVar \"nomad/jobs/web\" }}{{ $k }}={{ $v }};{{ end }} \
+         {{ nomadVarExists \"nomad/jobs/web\" }} {{ nomadVarExists \"absent\" }} \
+         {{ range nomadVarList \"nomad/jobs\" }}{{ .Path }}{{ end }}",
+        &o,
+        &s,
+    )
+    .unwrap();
+    assert!(r.missing.is_empty(), "{:?}", r.missing);
+    assert_eq!(
+        r.text,
+        "admin:80 port=80;user=admin; true false nomad/jobs/web"
+    );
+    // An absent variable holds the render back, named as consul-template names it.
+    let r = render("{{ with nomadVar \"absent\" }}{{ .x }}{{ end }}", &o, &s).unwrap();
+    assert_eq!(r.missing, vec![var("absent", true)]);
+    assert_eq!(r.missing[0].to_string(), "nomad.var.block(absent)");
+    let r = render("{{ nomadVar \"other@prod.global\" }}", &o, &s).unwrap();
+    assert_eq!(r.missing[0].to_string(), "nomad.var.block(other@prod)");
 }

@@ -117,10 +117,10 @@ pub fn task_hooks(
     vec![
         Box::new(task_dir::TaskDirHook),
         Box::new(dispatch_payload::DispatchPayloadHook),
-        Box::new(identity::IdentityHook::new(rpc)),
+        Box::new(identity::IdentityHook::new(rpc.clone())),
         Box::new(volumes::VolumeHook),
         Box::new(artifact::ArtifactHook::new(artifact)),
-        Box::new(template::TemplateHook::new(template)),
+        Box::new(template::TemplateHook::new(template).with_rpc(rpc)),
         Box::new(logmon::LogMonHook::default()),
         Box::new(services::ServiceHook::default()),
     ]

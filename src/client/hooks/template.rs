@@ -7,11 +7,14 @@
 //! are merged into the task environment (again after a re-render, for the next start); `once`, `wait { min max }`
 //! (quiescence before a re-render), `splay`, `perms`, `uid`/`gid` apply, with the client's
 //! `template {}` settings (denylist, `file` sandbox, stale reads, blocking wait, default and
-//! bounded `wait`, Consul retries: a dependency that keeps failing fails the task). Not here yet:
+//! bounded `wait`, Consul retries: a dependency that keeps failing fails the task). Nomad
+//! variables (`nomadVar`, `nomadVarExists`, `nomadVarList`) come from the servers, read with
+//! the task's workload identity and watched the same way. Not here yet:
 //! `change_mode = "script"`, watching `source` and `file` files for changes.
 
 use super::{HookContext, HookError, TaskControl, TaskHook};
 use crate::client::allocdir::resolve_within;
+use crate::client::rpc::ServerRpc;
 use crate::client::template_settings::{self, Retry, SharedTemplateSettings};
 use caravan_consul::{Consistency, ConsulClient, QueryMeta, QueryOptions};
 use caravan_driver::async_trait;
@@ -221,7 +224,58 @@ async fn read(
             let (m, meta) = c.catalog_services(&q(dc)).await?;
             (serde_json::to_value(m).unwrap_or(Value::Null), meta)
         }
+        // Answered by the Nomad servers ([`fetch_from`]), never by Consul.
+        Dependency::NomadVar { .. } | Dependency::NomadVarList { .. } => {
+            (Value::Null, QueryMeta::default())
+        }
     })
+}
+
+/// Where a task's template data comes from: Consul (when the client has it) and the Nomad
+/// servers (variables, read with the task's workload identity).
+#[derive(Clone)]
+struct Sources {
+    consul: Option<ConsulClient>,
+    nomad: Option<NomadSource>,
+}
+
+#[derive(Clone)]
+struct NomadSource {
+    rpc: Arc<dyn ServerRpc>,
+    alloc_id: String,
+    task: String,
+}
+
+impl Sources {
+    fn can_read(&self, dep: &Dependency) -> bool {
+        if dep.is_nomad() {
+            self.nomad.is_some()
+        } else {
+            self.consul.is_some()
+        }
+    }
+}
+
+/// Reads one dependency from whichever side answers it.
+async fn fetch_from(
+    src: &Sources,
+    dep: &Dependency,
+    opts: ReadOptions,
+) -> Result<(Value, u64), String> {
+    if dep.is_nomad() {
+        let Some(n) = &src.nomad else {
+            return Err("this client cannot reach the Nomad servers".into());
+        };
+        return n
+            .rpc
+            .template_var(&n.alloc_id, &n.task, dep, opts.index, opts.wait)
+            .await
+            .map_err(|e| e.to_string());
+    }
+    let Some(c) = &src.consul else {
+        return Err("this client has no consul block".into());
+    };
+    fetch(c, dep, opts).await.map_err(|e| e.to_string())
 }
 
 /// The templates of one task and the data they were last rendered from.
@@ -359,6 +413,8 @@ pub struct TemplateHook {
     settings: SharedTemplateSettings,
     watcher: Mutex<Option<tokio::task::JoinHandle<()>>>,
     renderer: Arc<tokio::sync::Mutex<Option<Renderer>>>,
+    /// The servers, for `nomadVar*` (none: templates cannot read Nomad variables).
+    rpc: Option<Arc<dyn ServerRpc>>,
 }
 
 impl TemplateHook {
@@ -367,7 +423,14 @@ impl TemplateHook {
             settings,
             watcher: Mutex::new(None),
             renderer: Default::default(),
+            rpc: None,
         }
+    }
+
+    /// Lets the templates read Nomad variables through the servers.
+    pub fn with_rpc(mut self, rpc: Arc<dyn ServerRpc>) -> TemplateHook {
+        self.rpc = Some(rpc);
+        self
     }
 }
 
@@ -463,6 +526,14 @@ impl TaskHook for TemplateHook {
         let mut indexes: std::collections::HashMap<Dependency, u64> = Default::default();
         let mut last_event: Option<Instant> = None;
         let mut failures = Failures::new(settings.consul_retry);
+        let sources = Sources {
+            consul: ctx.consul.as_ref().map(|c| c.client.clone()),
+            nomad: self.rpc.clone().map(|rpc| NomadSource {
+                rpc,
+                alloc_id: ctx.alloc.id.clone(),
+                task: ctx.task.name.clone(),
+            }),
+        };
         // First render: fetch what is missing until every template is complete.
         loop {
             let pass = r.pass(false).map_err(setup_failure)?;
@@ -474,12 +545,19 @@ impl TaskHook for TemplateHook {
             if ctx.control.as_ref().is_some_and(|c| c.killed()) {
                 return Ok(());
             }
-            let Some(consul) = ctx.consul.clone() else {
-                return Err(setup_failure(format!(
-                    "templates read Consul ({}), but this client has no consul block",
-                    missing_message(&pass.missing)
-                )));
-            };
+            if let Some(dep) = pass.missing.iter().find(|d| !sources.can_read(d)) {
+                return Err(setup_failure(if dep.is_nomad() {
+                    format!(
+                        "templates read Nomad variables ({}), but this client cannot reach the servers",
+                        missing_message(&pass.missing)
+                    )
+                } else {
+                    format!(
+                        "templates read Consul ({}), but this client has no consul block",
+                        missing_message(&pass.missing)
+                    )
+                }));
+            }
             if last_event.is_none_or(|t| t.elapsed() >= MISSING_EVENT_EVERY) {
                 let ev = TaskEvent::new(TASK_EVENT_TEMPLATE, missing_message(&pass.missing));
                 match &ctx.control {
@@ -494,17 +572,22 @@ impl TaskHook for TemplateHook {
                     wait: FIRST_RENDER_WAIT,
                     max_stale: settings.max_stale,
                 };
-                match fetch(&consul.client, dep, opts).await {
+                match fetch_from(&sources, dep, opts).await {
                     Ok((v, idx)) => {
                         failures.reset();
                         indexes.insert(dep.clone(), idx);
                         r.cache.set(dep.clone(), v);
                     }
                     Err(e) => {
-                        tracing::warn!(task = %ctx.task.name, "template: reading {dep} from Consul: {e}");
+                        let from = if dep.is_nomad() {
+                            "the servers"
+                        } else {
+                            "Consul"
+                        };
+                        tracing::warn!(task = %ctx.task.name, "template: reading {dep} from {from}: {e}");
                         let Some(delay) = failures.failed() else {
                             return Err(setup_failure(format!(
-                                "Template failed: reading {dep} from Consul failed {} times \
+                                "Template failed: reading {dep} from {from} failed {} times \
                                  (client template consul_retry attempts): {e}",
                                 failures.count
                             )));
@@ -523,17 +606,13 @@ impl TaskHook for TemplateHook {
         }
         let deps = r.pass(true).map_err(setup_failure)?.deps;
         *self.renderer.lock().await = Some(r);
-        if let (Some(consul), Some(control)) = (ctx.consul.clone(), ctx.control.clone()) {
+        if let (true, Some(control)) = (
+            deps.iter().any(|d| sources.can_read(d)),
+            ctx.control.clone(),
+        ) {
             let renderer = self.renderer.clone();
             let task = ctx.task.name.clone();
-            let handle = tokio::spawn(watch(
-                consul.client.clone(),
-                settings,
-                renderer,
-                control,
-                deps,
-                task,
-            ));
+            let handle = tokio::spawn(watch(sources, settings, renderer, control, deps, task));
             if let Ok(mut g) = self.watcher.lock() {
                 *g = Some(handle);
             }
@@ -552,7 +631,7 @@ impl TaskHook for TemplateHook {
 /// Watches each dependency with blocking queries; a change re-renders and applies the
 /// templates' change modes.
 async fn watch(
-    client: ConsulClient,
+    sources: Sources,
     settings: template_settings::TemplateSettings,
     renderer: Arc<tokio::sync::Mutex<Option<Renderer>>>,
     control: Arc<dyn TaskControl>,
@@ -565,7 +644,10 @@ async fn watch(
     let mut watched: HashSet<Dependency> = HashSet::new();
     let mut tasks = vec![];
     let spawn_watch = |dep: Dependency, tasks: &mut Vec<tokio::task::JoinHandle<()>>| {
-        let (client, tx, fail_tx) = (client.clone(), tx.clone(), fail_tx.clone());
+        if !sources.can_read(&dep) {
+            return;
+        }
+        let (sources, tx, fail_tx) = (sources.clone(), tx.clone(), fail_tx.clone());
         let (wait, max_stale) = (settings.block_query_wait, settings.max_stale);
         let mut failures = Failures::new(settings.consul_retry);
         tasks.push(tokio::spawn(async move {
@@ -576,7 +658,7 @@ async fn watch(
                     wait,
                     max_stale,
                 };
-                match fetch(&client, &dep, opts).await {
+                match fetch_from(&sources, &dep, opts).await {
                     Ok((v, idx)) => {
                         failures.reset();
                         index = caravan_consul::blocking::next_wait_index(index, idx);
@@ -587,8 +669,13 @@ async fn watch(
                     Err(e) => {
                         tracing::debug!("template watch of {dep}: {e}");
                         let Some(delay) = failures.failed() else {
+                            let from = if dep.is_nomad() {
+                                "the servers"
+                            } else {
+                                "Consul"
+                            };
                             let _ = fail_tx.send(format!(
-                                "reading {dep} from Consul failed {} times \
+                                "reading {dep} from {from} failed {} times \
                                  (client template consul_retry attempts): {e}",
                                 failures.count
                             ));
