@@ -154,6 +154,59 @@ fn namespace_of(query: Option<&str>) -> String {
         .unwrap_or_else(|| "default".to_string())
 }
 
+/// The namespace of the allocation, evaluation or deployment a route's `:id` names (an ID or
+/// a unique prefix of one), if the route names one and it exists.
+fn object_namespace(s: &AppState, pattern: &str, path: &str) -> Option<String> {
+    let kind = if pattern.starts_with("/v1/allocation/:id")
+        || pattern.starts_with("/v1/client/fs/")
+        || pattern.starts_with("/v1/client/allocation/:id")
+    {
+        "alloc"
+    } else if pattern.starts_with("/v1/evaluation/:id") {
+        "eval"
+    } else if pattern.starts_with("/v1/deployment/") && pattern.ends_with(":id") {
+        "deployment"
+    } else {
+        return None;
+    };
+    let at = pattern.split('/').position(|seg| seg == ":id")?;
+    let id = path.split('/').nth(at)?;
+    if id.is_empty() {
+        return None;
+    }
+    let t = s.server.store.snapshot();
+    // Keys are ordered, so the IDs with this prefix come first in a range starting at it.
+    fn unique<'a, T: 'a>(
+        it: impl Iterator<Item = (&'a String, &'a std::sync::Arc<T>)>,
+        id: &str,
+        ns: impl Fn(&T) -> &str,
+    ) -> Option<String> {
+        let mut matching = it.take_while(|(k, _)| k.starts_with(id));
+        let first = matching.next()?;
+        if matching.next().is_some() {
+            return None;
+        }
+        Some(ns(first.1).to_string())
+    }
+    match kind {
+        "alloc" => t
+            .allocs
+            .get(id)
+            .map(|a| a.namespace.clone())
+            .or_else(|| unique(t.allocs.range(id.to_string()..), id, |a| &a.namespace)),
+        "eval" => t
+            .evals
+            .get(id)
+            .map(|e| e.namespace.clone())
+            .or_else(|| unique(t.evals.range(id.to_string()..), id, |e| &e.namespace)),
+        _ => t
+            .deployments
+            .get(id)
+            .map(|d| d.namespace.clone())
+            .or_else(|| unique(t.deployments.range(id.to_string()..), id, |d| &d.namespace)),
+    }
+}
+
 /// Whether the request may see an object in namespace `ns` with `capability`: lists across
 /// namespaces keep only these. Always true while ACLs are off (no resolved token).
 pub fn may(r: &Option<axum::Extension<Resolved>>, ns: &str, capability: &str) -> bool {
@@ -198,7 +251,10 @@ pub async fn enforce(State(s): State<AppState>, mut req: Request, next: Next) ->
         Err(e) => return ApiError::Forbidden(e.to_string()).into_response(),
     };
     let acl = &resolved.acl;
-    let ns = namespace_of(req.uri().query());
+    // An allocation, evaluation or deployment named in the path is checked in its own
+    // namespace, whatever `?namespace=` says.
+    let ns = object_namespace(&s, &path, req.uri().path())
+        .unwrap_or_else(|| namespace_of(req.uri().query()));
     // `namespace=*`: allowed when some namespace allows it; lists then show only what the
     // token may see there (see [`may`]), as Nomad filters them.
     let namespaces: Vec<String> = if ns == "*" {

@@ -11,7 +11,7 @@ use crate::server::acl::AclConfig;
 use crate::server::ServerConfig;
 use axum::http::Method;
 use serde_json::{json, Value};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Every `(method, path)` the API modules register, read from their sources.
 fn registered_routes() -> Vec<(Method, String)> {
@@ -753,4 +753,79 @@ async fn searches_show_only_what_the_token_may_read() {
     assert_eq!(code, 200, "{body}");
     let v: Value = serde_json::from_str(&body).unwrap_or_default();
     assert_eq!(v["Matches"]["nodes"], json!([]), "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objects_named_by_id_are_checked_in_their_own_namespace() {
+    let a = acl_agent(AclConfig::default()).await;
+    let mgmt = bootstrap(&a).await;
+    let (code, body) = call(
+        &a,
+        &Method::PUT,
+        "/v1/namespace/prod",
+        Some(&mgmt),
+        Some(&json!({"Name": "prod"})),
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    let mut job = super::tests::sleeper_job("secretive", 1);
+    job["Job"]["Namespace"] = json!("prod");
+    let (code, body) = call(&a, &Method::PUT, "/v1/jobs", Some(&mgmt), Some(&job)).await;
+    assert_eq!(code, 200, "{body}");
+    let reg: Value = serde_json::from_str(&body).unwrap_or_default();
+    let eval = reg["EvalID"].as_str().unwrap_or_default().to_string();
+    let mut alloc = String::new();
+    crate::wait_for!({
+        let (_, body) = call(
+            &a,
+            &Method::GET,
+            "/v1/job/secretive/allocations?namespace=prod",
+            Some(&mgmt),
+            None,
+        )
+        .await;
+        let v: Value = serde_json::from_str(&body).unwrap_or_default();
+        alloc = v[0]["ID"].as_str().unwrap_or_default().to_string();
+        !alloc.is_empty()
+    });
+    policy(
+        &a,
+        &mgmt,
+        "default-write",
+        "namespace \"default\" {\n  policy = \"write\"\n}\n",
+    )
+    .await;
+    let other = token(&a, &mgmt, &["default-write"]).await;
+    for (method, path) in [
+        (Method::GET, format!("/v1/allocation/{alloc}")),
+        (Method::GET, format!("/v1/allocation/{}", &alloc[..8])),
+        (Method::PUT, format!("/v1/allocation/{alloc}/stop")),
+        (Method::GET, format!("/v1/evaluation/{eval}")),
+        (Method::GET, format!("/v1/client/fs/ls/{}", &alloc[..8])),
+        (Method::GET, format!("/v1/client/allocation/{alloc}/stats")),
+    ] {
+        let (code, body) = call(&a, &method, &path, Some(&other), None).await;
+        assert_eq!(code, 403, "{method} {path}: {body}");
+    }
+    let (code, body) = call(
+        &a,
+        &Method::GET,
+        &format!("/v1/allocation/{alloc}"),
+        Some(&mgmt),
+        None,
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(
+        call(
+            &a,
+            &Method::GET,
+            "/v1/job/secretive/allocations?namespace=prod",
+            Some(&mgmt),
+            None
+        )
+        .await
+        .0,
+        200
+    );
 }
