@@ -166,9 +166,15 @@ async fn volumes_are_refused_where_they_cannot_work() {
         )
         .await;
     assert_eq!(code, 200, "{body}");
-    wait_for!(!a.get("/v1/job/missing/evaluations").await[0]["FailedTGAllocs"].is_null());
-    let evals = a.get("/v1/job/missing/evaluations").await;
-    let failed = evals[0]["FailedTGAllocs"]["g"].to_string();
+    // The evaluation that failed placement (a blocked one follows it and may list first).
+    let failed_of = |evals: Value| {
+        evals
+            .as_array()
+            .and_then(|l| l.iter().find(|e| !e["FailedTGAllocs"]["g"].is_null()).cloned())
+            .map(|e| e["FailedTGAllocs"]["g"].to_string())
+    };
+    wait_for!(failed_of(a.get("/v1/job/missing/evaluations").await).is_some());
+    let failed = failed_of(a.get("/v1/job/missing/evaluations").await).unwrap_or_default();
     assert!(
         failed.contains("missing compatible host volumes"),
         "{failed}"
