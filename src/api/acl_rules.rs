@@ -214,6 +214,26 @@ pub fn may(r: &Option<axum::Extension<Resolved>>, ns: &str, capability: &str) ->
         .is_none_or(|axum::Extension(r)| r.acl.allow_namespace_operation(ns, capability))
 }
 
+/// The caller's ACL for handler-checked routes: `None` while ACLs are off (everything is
+/// allowed); with ACLs on, a request whose token did not resolve is refused, saying why.
+pub fn caller_acl(
+    s: &AppState,
+    r: Option<axum::Extension<Resolved>>,
+    rejected: Option<axum::Extension<TokenRejected>>,
+) -> Result<Option<std::sync::Arc<caravan_acl::Acl>>, ApiError> {
+    if !s.server.acl_enabled() {
+        return Ok(None);
+    }
+    match r {
+        Some(axum::Extension(r)) => Ok(Some(r.acl)),
+        None => Err(ApiError::Forbidden(
+            rejected
+                .map(|axum::Extension(e)| e.0)
+                .unwrap_or_else(|| "Permission denied".into()),
+        )),
+    }
+}
+
 /// Why the request's token resolved to nothing, for handler-checked routes.
 #[derive(Debug, Clone)]
 pub struct TokenRejected(pub String);

@@ -774,8 +774,7 @@ async fn objects_named_by_id_are_checked_in_their_own_namespace() {
     assert_eq!(code, 200, "{body}");
     let reg: Value = serde_json::from_str(&body).unwrap_or_default();
     let eval = reg["EvalID"].as_str().unwrap_or_default().to_string();
-    let mut alloc = String::new();
-    crate::wait_for!({
+    let alloc_of = || async {
         let (_, body) = call(
             &a,
             &Method::GET,
@@ -785,9 +784,10 @@ async fn objects_named_by_id_are_checked_in_their_own_namespace() {
         )
         .await;
         let v: Value = serde_json::from_str(&body).unwrap_or_default();
-        alloc = v[0]["ID"].as_str().unwrap_or_default().to_string();
-        !alloc.is_empty()
-    });
+        v[0]["ID"].as_str().unwrap_or_default().to_string()
+    };
+    crate::wait_for!(!alloc_of().await.is_empty());
+    let alloc = alloc_of().await;
     policy(
         &a,
         &mgmt,

@@ -57,14 +57,8 @@ async fn stream(
     };
     // With ACLs on, a subscription needs to be able to read some of what it asked for, and
     // then sees only the events its token may read.
-    let acl = if s.server.acl_enabled() {
-        let Some(axum::Extension(r)) = resolved else {
-            return Err(ApiError::Forbidden(
-                rejected
-                    .map(|axum::Extension(e)| e.0)
-                    .unwrap_or_else(|| "Permission denied".into()),
-            ));
-        };
+    let acl = super::acl_rules::caller_acl(&s, resolved, rejected)?;
+    if let Some(acl) = &acl {
         let namespaces: Vec<String> = match &namespace {
             Some(ns) => vec![ns.clone()],
             None => s
@@ -91,15 +85,12 @@ async fn stream(
         let any = wanted.iter().any(|t| {
             namespaces
                 .iter()
-                .any(|ns| crate::server::events::acl_allows(&r.acl, t, ns))
+                .any(|ns| crate::server::events::acl_allows(acl, t, ns))
         });
         if !any {
             return Err(ApiError::Forbidden("Permission denied".into()));
         }
-        Some(r.acl.clone())
-    } else {
-        None
-    };
+    }
     let sub = s.server.events.subscribe(SubscribeRequest {
         topics,
         index,

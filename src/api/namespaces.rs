@@ -30,25 +30,7 @@ pub fn routes() -> Router<AppState> {
 
 type Params = Query<HashMap<String, String>>;
 
-/// The caller's ACL for handler-checked routes: `None` while ACLs are off (everything is
-/// allowed); with ACLs on, a request whose token did not resolve is refused.
-pub(super) fn caller_acl(
-    s: &AppState,
-    r: Option<Extension<Resolved>>,
-    rejected: Option<Extension<TokenRejected>>,
-) -> Result<Option<Arc<Acl>>, ApiError> {
-    if !s.server.acl_enabled() {
-        return Ok(None);
-    }
-    match r {
-        Some(Extension(r)) => Ok(Some(r.acl)),
-        None => Err(ApiError::Forbidden(
-            rejected
-                .map(|Extension(e)| e.0)
-                .unwrap_or_else(|| "Permission denied".into()),
-        )),
-    }
-}
+pub(super) use super::acl_rules::caller_acl;
 
 /// Whether `acl` (none: ACLs off) passes `check`.
 pub(super) fn allows(acl: &Option<Arc<Acl>>, check: impl Fn(&Acl) -> bool) -> bool {

@@ -48,17 +48,11 @@ impl Visibility {
         resolved: Option<axum::Extension<crate::server::acl::Resolved>>,
         rejected: Option<axum::Extension<super::acl_rules::TokenRejected>>,
     ) -> Result<Visibility, ApiError> {
-        if !s.server.acl_enabled() {
+        let acl = super::acl_rules::caller_acl(s, resolved, rejected)?;
+        if acl.is_none() {
             return Ok(Visibility { acl: None });
         }
-        let Some(axum::Extension(r)) = resolved else {
-            return Err(ApiError::Forbidden(
-                rejected
-                    .map(|axum::Extension(e)| e.0)
-                    .unwrap_or_else(|| "Permission denied".into()),
-            ));
-        };
-        let v = Visibility { acl: Some(r.acl) };
+        let v = Visibility { acl };
         let some_namespace = if ns == "*" {
             s.server
                 .store
