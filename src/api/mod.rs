@@ -47,13 +47,13 @@ mod operator_tests;
 mod query;
 mod search;
 mod system;
-mod variables;
 #[cfg(test)]
 mod template_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod variable_tests;
+mod variables;
 #[cfg(test)]
 mod volume_tests;
 

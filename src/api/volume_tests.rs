@@ -170,7 +170,11 @@ async fn volumes_are_refused_where_they_cannot_work() {
     let failed_of = |evals: Value| {
         evals
             .as_array()
-            .and_then(|l| l.iter().find(|e| !e["FailedTGAllocs"]["g"].is_null()).cloned())
+            .and_then(|l| {
+                l.iter()
+                    .find(|e| !e["FailedTGAllocs"]["g"].is_null())
+                    .cloned()
+            })
             .map(|e| e["FailedTGAllocs"]["g"].to_string())
     };
     wait_for!(failed_of(a.get("/v1/job/missing/evaluations").await).is_some());

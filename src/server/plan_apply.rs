@@ -75,11 +75,7 @@ fn apply_plan(server: &Server, plan: Plan) -> PlanResult {
 /// that ask for their token then fail with why.
 fn sign_identities(server: &Server, snap: &Tables, commit: &mut [Allocation]) {
     for a in commit.iter_mut().filter(|a| !a.server_terminal()) {
-        let Some(job) = a
-            .job
-            .clone()
-            .or_else(|| snap.job(&a.namespace, &a.job_id))
-        else {
+        let Some(job) = a.job.clone().or_else(|| snap.job(&a.namespace, &a.job_id)) else {
             continue;
         };
         if let Err(e) = server.sign_alloc_identities(&job, a) {
