@@ -829,3 +829,44 @@ async fn objects_named_by_id_are_checked_in_their_own_namespace() {
         200
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acl_objects_have_events_for_management_only() {
+    let a = acl_agent(AclConfig::default()).await;
+    let mgmt = bootstrap(&a).await;
+    policy(
+        &a,
+        &mgmt,
+        "reader",
+        "namespace \"default\" {\n  policy = \"read\"\n}\n",
+    )
+    .await;
+    let reader = token(&a, &mgmt, &["reader"]).await;
+    let mut r = a
+        .http
+        .get(format!(
+            "{}/v1/event/stream?topic=ACLToken&topic=ACLPolicy&index=1",
+            a.base
+        ))
+        .header("X-Nomad-Token", &mgmt)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status().as_u16(), 200);
+    let mut text = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(1500);
+    while let Ok(Ok(Some(chunk))) = tokio::time::timeout_at(deadline, r.chunk()).await {
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(
+        text.contains("\"ACLPolicyUpserted\"") && text.contains("\"reader\""),
+        "{text}"
+    );
+    assert!(text.contains("\"ACLTokenUpserted\""), "{text}");
+    assert!(
+        !text.contains(&reader) && !text.contains(&mgmt),
+        "secrets never stream: {text}"
+    );
+    let (code, _) = stream_events(&a, "/v1/event/stream?topic=ACLPolicy", &reader, 200).await;
+    assert_eq!(code, 403, "only management follows ACL objects");
+}

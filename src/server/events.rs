@@ -79,11 +79,18 @@ pub enum EventError {
 /// What an event carries, as the state store holds it (serialised only when sent).
 #[derive(Debug, Clone)]
 pub enum Payload {
-    Job { job: Arc<Job>, deleted: bool },
+    Job {
+        job: Arc<Job>,
+        deleted: bool,
+    },
     Evaluation(Arc<Evaluation>),
     Allocation(Arc<Allocation>),
     Deployment(Arc<Deployment>),
     Node(Arc<Node>),
+    /// A token, shown without its secret.
+    AclToken(Arc<caravan_structs::AclToken>),
+    AclPolicy(Arc<caravan_structs::AclPolicy>),
+    AclRole(Arc<caravan_structs::AclRole>),
 }
 
 impl Payload {
@@ -121,6 +128,15 @@ impl Payload {
                 }
                 json!({"Node": node})
             }
+            Payload::AclToken(t) => {
+                let mut token = value(&**t);
+                if let Some(o) = token.as_object_mut() {
+                    o.remove("SecretID");
+                }
+                json!({"ACLToken": token})
+            }
+            Payload::AclPolicy(p) => json!({"ACLPolicy": value(&**p)}),
+            Payload::AclRole(r) => json!({"ACLRole": value(&**r)}),
         }
     }
 }
@@ -712,7 +728,68 @@ pub fn from_apply(before: &Tables, after: &Tables, index: u64, cmd: &Command) ->
             }
         }
     }
+    if let Command::Acl(_) = cmd {
+        events.extend(acl_events(before, after, index));
+    }
     Events { index, events }
+}
+
+/// ACLToken, ACLPolicy and ACLRole events for what an ACL entry changed (Nomad's
+/// `*Upserted`/`*Deleted`); only management tokens may read them.
+fn acl_events(before: &Tables, after: &Tables, index: u64) -> Vec<Arc<Event>> {
+    fn diff<'a, T: PartialEq>(
+        old: &'a im::OrdMap<String, Arc<T>>,
+        new: &'a im::OrdMap<String, Arc<T>>,
+    ) -> Vec<(&'a String, &'a Arc<T>, bool)> {
+        let mut out: Vec<_> = new
+            .iter()
+            .filter(|(k, v)| old.get(*k) != Some(*v))
+            .map(|(k, v)| (k, v, false))
+            .collect();
+        out.extend(
+            old.iter()
+                .filter(|(k, _)| !new.contains_key(*k))
+                .map(|(k, v)| (k, v, true)),
+        );
+        out
+    }
+    let mut events = Vec::new();
+    let mut push = |topic: &'static str, ty: &'static str, key: &str, payload: Payload| {
+        events.push(Arc::new(Event::new(
+            topic,
+            ty,
+            key.to_string(),
+            String::new(),
+            vec![],
+            index,
+            payload,
+        )));
+    };
+    for (k, t, deleted) in diff(&before.acl.tokens, &after.acl.tokens) {
+        let ty = if deleted {
+            "ACLTokenDeleted"
+        } else {
+            "ACLTokenUpserted"
+        };
+        push("ACLToken", ty, k, Payload::AclToken(t.clone()));
+    }
+    for (k, p, deleted) in diff(&before.acl.policies, &after.acl.policies) {
+        let ty = if deleted {
+            "ACLPolicyDeleted"
+        } else {
+            "ACLPolicyUpserted"
+        };
+        push("ACLPolicy", ty, k, Payload::AclPolicy(p.clone()));
+    }
+    for (k, r, deleted) in diff(&before.acl.roles, &after.acl.roles) {
+        let ty = if deleted {
+            "ACLRoleDeleted"
+        } else {
+            "ACLRoleUpserted"
+        };
+        push("ACLRole", ty, k, Payload::AclRole(r.clone()));
+    }
+    events
 }
 
 #[cfg(test)]
