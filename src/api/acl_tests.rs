@@ -870,3 +870,83 @@ async fn acl_objects_have_events_for_management_only() {
     let (code, _) = stream_events(&a, "/v1/event/stream?topic=ACLPolicy", &reader, 200).await;
     assert_eq!(code, 403, "only management follows ACL objects");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn searches_cover_namespaces_node_pools_and_variables() {
+    let a = acl_agent(AclConfig::default()).await;
+    let mgmt = bootstrap(&a).await;
+    for (path, body) in [
+        ("/v1/namespace/prod", json!({"Name": "prod"})),
+        ("/v1/node/pool/gpu", json!({"Name": "gpu"})),
+        (
+            "/v1/var/app/config",
+            json!({"Path": "app/config", "Items": {"k": "v"}}),
+        ),
+        (
+            "/v1/var/other/config?namespace=prod",
+            json!({"Path": "other/config", "Namespace": "prod", "Items": {"k": "v"}}),
+        ),
+    ] {
+        let (code, text) = call(&a, &Method::PUT, path, Some(&mgmt), Some(&body)).await;
+        assert!(code == 200 || code == 204, "{path}: {code} {text}");
+    }
+    let search = |token: String, body: Value| {
+        let a = &a;
+        async move {
+            let (code, text) = call(a, &Method::PUT, "/v1/search", Some(&token), Some(&body)).await;
+            assert_eq!(code, 200, "{text}");
+            serde_json::from_str::<Value>(&text).unwrap_or_default()
+        }
+    };
+    let m = search(
+        mgmt.clone(),
+        json!({"Prefix": "pr", "Context": "namespaces"}),
+    )
+    .await;
+    assert_eq!(m["Matches"]["namespaces"], json!(["prod"]), "{m}");
+    let m = search(
+        mgmt.clone(),
+        json!({"Prefix": "g", "Context": "node_pools"}),
+    )
+    .await;
+    assert_eq!(m["Matches"]["node_pools"], json!(["gpu"]), "{m}");
+    let m = search(mgmt.clone(), json!({"Prefix": "app", "Context": "vars"})).await;
+    assert_eq!(m["Matches"]["vars"], json!(["app/config"]), "{m}");
+    let m = search(
+        mgmt.clone(),
+        json!({"Prefix": "", "Context": "vars", "Namespace": "*"}),
+    )
+    .await;
+    assert_eq!(
+        m["Matches"]["vars"].as_array().map(|l| l.len()),
+        Some(2),
+        "{m}"
+    );
+    let (code, text) = call(
+        &a,
+        &Method::PUT,
+        "/v1/search/fuzzy",
+        Some(&mgmt),
+        Some(&json!({"Text": "config", "Context": "vars", "Namespace": "*"})),
+    )
+    .await;
+    assert_eq!(code, 200, "{text}");
+    assert!(
+        text.contains("app/config") && text.contains("other/config"),
+        "{text}"
+    );
+
+    // A reader of the default namespace without variable rules sees neither prod nor variables.
+    policy(
+        &a,
+        &mgmt,
+        "default-read",
+        "namespace \"default\" {\n  policy = \"read\"\n}\n",
+    )
+    .await;
+    let reader = token(&a, &mgmt, &["default-read"]).await;
+    let m = search(reader.clone(), json!({"Prefix": "", "Context": "all"})).await;
+    assert_eq!(m["Matches"]["namespaces"], json!(["default"]), "{m}");
+    assert_eq!(m["Matches"]["vars"], json!([]), "{m}");
+    assert_eq!(m["Matches"]["node_pools"], json!([]), "{m}");
+}

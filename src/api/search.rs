@@ -79,6 +79,21 @@ impl Visibility {
     fn nodes(&self) -> bool {
         self.acl.as_ref().is_none_or(|a| a.allow_node_read())
     }
+
+    /// A namespace itself (the `namespaces` context): any capability in it.
+    fn namespace_object(&self, ns: &str) -> bool {
+        self.acl.as_ref().is_none_or(|a| a.allow_namespace(ns))
+    }
+
+    fn node_pool(&self, pool: &str) -> bool {
+        self.acl.as_ref().is_none_or(|a| a.allow_node_pool(pool))
+    }
+
+    fn variable(&self, ns: &str, path: &str) -> bool {
+        self.acl
+            .as_ref()
+            .is_none_or(|a| a.allow_variable_operation(ns, path, caravan_acl::capability::VAR_LIST))
+    }
 }
 
 async fn search(
@@ -93,7 +108,16 @@ async fn search(
     } else {
         req.context.clone()
     };
-    let contexts = ["jobs", "allocs", "nodes", "evals", "deployments"];
+    let contexts = [
+        "jobs",
+        "allocs",
+        "nodes",
+        "evals",
+        "deployments",
+        "namespaces",
+        "node_pools",
+        "vars",
+    ];
     if ctx != "all" && !contexts.contains(&ctx.as_str()) {
         return Err(ApiError::BadRequest(format!(
             "invalid search context {ctx:?}"
@@ -107,6 +131,7 @@ async fn search(
     let vis = Visibility::check(&s, &ns, resolved, rejected)?;
     let t = s.server.store.snapshot();
     let p = req.prefix.as_str();
+    let in_ns = |n: &str| (ns == "*" || n == ns) && vis.namespace(n);
     let mut matches = Map::new();
     let mut truncations = Map::new();
     for c in contexts {
@@ -117,13 +142,13 @@ async fn search(
             "jobs" => t
                 .jobs
                 .values()
-                .filter(|j| j.namespace == ns && vis.namespace(&j.namespace) && j.id.starts_with(p))
+                .filter(|j| in_ns(&j.namespace) && j.id.starts_with(p))
                 .map(|j| j.id.clone())
                 .collect(),
             "allocs" => t
                 .allocs
                 .values()
-                .filter(|a| a.namespace == ns && vis.namespace(&a.namespace) && a.id.starts_with(p))
+                .filter(|a| in_ns(&a.namespace) && a.id.starts_with(p))
                 .map(|a| a.id.clone())
                 .collect(),
             "nodes" => t
@@ -135,14 +160,36 @@ async fn search(
             "evals" => t
                 .evals
                 .values()
-                .filter(|e| e.namespace == ns && vis.namespace(&e.namespace) && e.id.starts_with(p))
+                .filter(|e| in_ns(&e.namespace) && e.id.starts_with(p))
                 .map(|e| e.id.clone())
                 .collect(),
-            _ => t
+            "deployments" => t
                 .deployments
                 .values()
-                .filter(|d| d.namespace == ns && vis.namespace(&d.namespace) && d.id.starts_with(p))
+                .filter(|d| in_ns(&d.namespace) && d.id.starts_with(p))
                 .map(|d| d.id.clone())
+                .collect(),
+            "namespaces" => t
+                .partitions
+                .namespaces
+                .keys()
+                .filter(|n| n.starts_with(p) && vis.namespace_object(n))
+                .cloned()
+                .collect(),
+            "node_pools" => t
+                .partitions
+                .node_pools
+                .keys()
+                .filter(|n| n.starts_with(p) && vis.node_pool(n))
+                .cloned()
+                .collect(),
+            _ => t
+                .variables
+                .keys()
+                .filter(|(vns, path)| {
+                    (ns == "*" || *vns == ns) && path.starts_with(p) && vis.variable(vns, path)
+                })
+                .map(|(_, path)| path.clone())
                 .collect(),
         };
         truncations.insert(c.into(), Value::Bool(ids.len() > MAX_MATCHES));
@@ -170,7 +217,14 @@ struct FuzzyRequest {
 
 /// The contexts a fuzzy search request may name, besides `all`: fuzzy ones (names, scanned
 /// per namespace) and prefix ones (UUIDs). Nomad names the deployment context `deployment`.
-const FUZZY_CONTEXTS: [&str; 3] = ["jobs", "allocs", "nodes"];
+const FUZZY_CONTEXTS: [&str; 6] = [
+    "jobs",
+    "allocs",
+    "nodes",
+    "namespaces",
+    "node_pools",
+    "vars",
+];
 const PREFIX_CONTEXTS: [&str; 2] = ["evals", "deployment"];
 
 /// A fuzzy match: what matched, its parents' IDs (namespace first), and where `text` was
@@ -348,6 +402,9 @@ fn context_table(ctx: &str) -> Table {
         "allocs" => Table::Allocs,
         "nodes" => Table::Nodes,
         "evals" => Table::Evals,
+        "namespaces" => Table::Namespaces,
+        "node_pools" => Table::NodePools,
+        "vars" => Table::Variables,
         _ => Table::Deployments,
     }
 }
@@ -406,6 +463,38 @@ fn fuzzy_search(
                     cfg.limit_query,
                     &["nodes"],
                     |acc, n| acc.check("nodes", &n.name, &[&n.id]),
+                );
+            }
+            "namespaces" => {
+                acc.truncations.insert("namespaces", false);
+                acc.scan(
+                    t.partitions
+                        .namespaces
+                        .keys()
+                        .filter(|n| vis.namespace_object(n)),
+                    cfg.limit_query,
+                    &["namespaces"],
+                    |acc, n| acc.check("namespaces", n, &[]),
+                );
+            }
+            "node_pools" => {
+                acc.truncations.insert("node_pools", false);
+                acc.scan(
+                    t.partitions.node_pools.keys().filter(|n| vis.node_pool(n)),
+                    cfg.limit_query,
+                    &["node_pools"],
+                    |acc, n| acc.check("node_pools", n, &[]),
+                );
+            }
+            "vars" => {
+                acc.truncations.insert("vars", false);
+                acc.scan(
+                    t.variables
+                        .keys()
+                        .filter(|(vns, path)| (all_ns || *vns == ns) && vis.variable(vns, path)),
+                    cfg.limit_query,
+                    &["vars"],
+                    |acc, (vns, path)| acc.check("vars", path, &[vns]),
                 );
             }
             "evals" | "deployment" => {
