@@ -197,7 +197,7 @@ async fn unsupported_templates_are_refused_with_the_reason() {
     let (code, body) = a.put("/v1/jobs", &j).await;
     assert_eq!(code, 400, "{body}");
     assert!(
-        body.contains("change_mode \\\"script\\\"") || body.contains("change_mode \"script\""),
+        body.contains("must specify script path value when change mode is script"),
         "{body}"
     );
     j["Job"]["TaskGroups"][0]["Tasks"][0]["Templates"][0] = json!({"EmbeddedTmpl": "# the node list\n{{ with secret \"kv/db\" }}{{ .Data }}{{ end }}", "DestPath": "local/x"});
@@ -499,4 +499,67 @@ async fn client_template_settings_apply_and_reload_for_new_tasks() {
     assert_eq!(code, 200, "{body}");
     setup_failure("tmpl-late", "from Consul failed 3 times").await;
     assert!(a.running("tmpl-late").await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn script_mode_runs_the_change_script_in_the_task() {
+    let (addr, _consul_server) = caravan_consul_test_server::spawn_for_test()
+        .await
+        .expect("consul test server");
+    let (direct, link) = consul_at(&addr.to_string(), ConsulTiming::default());
+    let a = start_with_consul(link).await;
+    put(&direct, "scr/v", "one").await;
+    let mut j = signal_job("tmpl-script", "local/v.conf");
+    j["Job"]["TaskGroups"][0]["Tasks"][0]["Templates"] = json!([
+        {"EmbeddedTmpl": "v={{ key \"scr/v\" }}", "DestPath": "local/v.conf",
+         "ChangeMode": "script",
+         "ChangeScript": {"Command": "/bin/sh",
+                          "Args": ["-c", "echo \"ran $(cat local/v.conf)\" >> local/script.log"],
+                          "Timeout": 5_000_000_000i64, "FailOnError": true}},
+        {"EmbeddedTmpl": "{{ key \"scr/bad\" }}", "DestPath": "local/bad.conf",
+         "ChangeMode": "script",
+         "ChangeScript": {"Command": "/bin/sh", "Args": ["-c", "exit 3"], "FailOnError": true}}
+    ]);
+    put(&direct, "scr/bad", "0").await;
+    let (code, body) = a.put("/v1/jobs", &j).await;
+    assert_eq!(code, 200, "{body}");
+    crate::wait_for!(!a.running("tmpl-script").await.is_empty());
+    let alloc = a.allocs("tmpl-script").await[0]["ID"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let conf = find(&a.data_dir, &format!("{alloc}/web/local/v.conf")).expect("v.conf");
+    let log = conf.with_file_name("script.log");
+    // A change runs the script inside the task (its working directory), after the render.
+    put(&direct, "scr/v", "two").await;
+    crate::wait_for!(read(&log) == "ran v=two\n");
+    crate::wait_for!(
+        events(&a, &alloc)
+            .await
+            .iter()
+            .any(|(t, m)| t == "Template"
+                && m.starts_with("Template successfully ran script /bin/sh"))
+    );
+    let starts = read(
+        &conf
+            .parent()
+            .unwrap()
+            .parent()
+            .unwrap()
+            .parent()
+            .unwrap()
+            .join("alloc/starts.log"),
+    );
+    assert_eq!(
+        starts.lines().count(),
+        1,
+        "a script does not restart the task"
+    );
+    // A failing script with fail_on_error kills the task.
+    put(&direct, "scr/bad", "1").await;
+    crate::wait_for!(events(&a, &alloc)
+        .await
+        .iter()
+        .any(|(_, m)| m.contains("exited with code code: 3")));
+    crate::wait_for!(a.allocs("tmpl-script").await[0]["ClientStatus"] == "failed");
 }

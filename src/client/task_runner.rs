@@ -572,4 +572,17 @@ impl super::hooks::TaskControl for TaskRunner {
     async fn signal(&self, sig: &str) -> Result<(), String> {
         TaskRunner::signal(self, sig).await
     }
+    async fn exec(
+        &self,
+        cmd: Vec<String>,
+        timeout: Duration,
+    ) -> Result<caravan_driver::ExecResult, String> {
+        if !self.is_running() {
+            return Err(format!("task {:?} is not running", self.name));
+        }
+        self.driver
+            .exec(&self.task_id, cmd, timeout)
+            .await
+            .map_err(|e| e.to_string())
+    }
 }

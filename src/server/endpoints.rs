@@ -487,15 +487,19 @@ fn check_features(job: &Job) -> Result<(), ServerError> {
     }
 }
 
-/// Why a `template` block cannot run in Caravan yet, if it cannot: `change_mode = "script"`,
-/// and data functions whose source Caravan lacks (Vault, Nomad services and Variables, ...).
+/// Why a `template` block cannot run, if it cannot: `change_mode = "script"` without a
+/// script, and data functions whose source Caravan lacks (Vault, Nomad services, ...).
 fn template_unsupported(tmpl: &serde_json::Value) -> Option<String> {
     let s = |k: &str| tmpl.get(k).and_then(|v| v.as_str()).unwrap_or_default();
-    if s("ChangeMode") == "script" {
-        return Some(
-            "change_mode \"script\" is not available in Caravan yet (use restart, signal or noop)"
-                .into(),
-        );
+    if s("ChangeMode") == "script"
+        && tmpl
+            .get("ChangeScript")
+            .and_then(|c| c.get("Command"))
+            .and_then(|c| c.as_str())
+            .unwrap_or_default()
+            .is_empty()
+    {
+        return Some("must specify script path value when change mode is script".into());
     }
     let (ld, rd) = match (s("LeftDelim"), s("RightDelim")) {
         ("", _) | (_, "") => ("{{", "}}"),

@@ -71,6 +71,12 @@ pub trait TaskControl: Send + Sync {
     /// Kills the task and marks it failed, recording `ev` (its message is the kill reason).
     fn fail(&self, ev: TaskEvent);
     async fn signal(&self, sig: &str) -> Result<(), String>;
+    /// Runs a command in the task's context through its driver (a template's change script).
+    async fn exec(
+        &self,
+        cmd: Vec<String>,
+        timeout: std::time::Duration,
+    ) -> Result<caravan_driver::ExecResult, String>;
 }
 
 #[derive(Debug, thiserror::Error)]

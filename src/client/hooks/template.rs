@@ -55,6 +55,43 @@ struct Spec {
     splay: Duration,
     uid: Option<u32>,
     gid: Option<u32>,
+    /// `change_script` for `change_mode = "script"`.
+    script: Option<ChangeScript>,
+}
+
+/// A template's `change_script { command args timeout fail_on_error }`.
+#[derive(Debug, Clone)]
+struct ChangeScript {
+    command: String,
+    args: Vec<String>,
+    timeout: Duration,
+    fail_on_error: bool,
+}
+
+fn script_of(v: &Value) -> Option<ChangeScript> {
+    let command = v.get("Command")?.as_str()?.to_string();
+    if command.is_empty() {
+        return None;
+    }
+    let timeout = nanos(&v["Timeout"]);
+    Some(ChangeScript {
+        command,
+        args: v["Args"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        // Nomad's default.
+        timeout: if timeout.is_zero() {
+            Duration::from_secs(5)
+        } else {
+            timeout
+        },
+        fail_on_error: v["FailOnError"].as_bool().unwrap_or(false),
+    })
 }
 
 fn spec_of(ctx: &HookContext, i: usize, t: &Value) -> Result<Spec, String> {
@@ -119,6 +156,7 @@ fn spec_of(ctx: &HookContext, i: usize, t: &Value) -> Result<Spec, String> {
         splay: nanos(&t["Splay"]),
         uid: id_of(&t["Uid"]),
         gid: id_of(&t["Gid"]),
+        script: t.get("ChangeScript").and_then(script_of),
     })
 }
 
@@ -810,7 +848,52 @@ async fn watch(
                 ));
             }
         }
+        for script in modes
+            .iter()
+            .filter(|s| s.change_mode == "script")
+            .filter_map(|s| s.script.clone())
+        {
+            if !run_change_script(&*control, &script).await {
+                return;
+            }
+        }
     }
+}
+
+/// Runs a change script in the task, recording how it went as Nomad words it. Returns false
+/// when it failed with `fail_on_error` (the task is then being killed).
+async fn run_change_script(control: &dyn TaskControl, s: &ChangeScript) -> bool {
+    let mut cmd = vec![s.command.clone()];
+    cmd.extend(s.args.iter().cloned());
+    let failure = match control.exec(cmd, s.timeout).await {
+        Ok(r) if r.exit_code == 0 => {
+            control.event(TaskEvent::new(
+                TASK_EVENT_TEMPLATE,
+                format!(
+                    "Template successfully ran script {} with arguments: {:?}. Exit code: 0",
+                    s.command, s.args
+                ),
+            ));
+            return true;
+        }
+        Ok(r) => format!(
+            "Template ran script {} with arguments {:?} on change but it exited with code code: {}",
+            s.command, s.args, r.exit_code
+        ),
+        Err(e) => format!(
+            "Template failed to run script {} with arguments {:?} on change: {e}",
+            s.command, s.args
+        ),
+    };
+    control.event(TaskEvent::new(TASK_EVENT_TEMPLATE, failure.clone()));
+    if s.fail_on_error {
+        control.fail(TaskEvent::new(
+            caravan_structs::TASK_EVENT_KILLING,
+            format!("Template script failed, task is being killed: {failure}"),
+        ));
+        return false;
+    }
+    true
 }
 
 #[cfg(test)]
