@@ -76,11 +76,100 @@ impl Task {
 
     /// The task's named identities (not the default one).
     pub fn named_identities(&self) -> Vec<WorkloadIdentity> {
-        self.identities
+        let mut out: Vec<WorkloadIdentity> = self
+            .identities
             .iter()
             .filter_map(parse)
             .filter(|w| !w.is_default())
-            .collect()
+            .collect();
+        // A `vault` block implies its login identity (Nomad's implicit identities hook).
+        if let Some(v) = self.vault_identity() {
+            match out.iter_mut().find(|w| w.name == v.name) {
+                Some(w) => *w = v,
+                None => out.push(v),
+            }
+        }
+        out
+    }
+}
+
+/// The audience of the identity a task with a `vault` block logs in to Vault with, when the
+/// task names none (Nomad's `vault.default_identity.aud` default).
+pub const VAULT_IDENTITY_DEFAULT_AUD: &str = "vault.io";
+
+/// A task's `vault` block (Nomad's `Vault`, JSON names), with the defaults the jobspec fills.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct TaskVault {
+    pub role: String,
+    pub namespace: String,
+    /// The agent's `vault "<cluster>"` block to use.
+    pub cluster: String,
+    /// Expose the token as `VAULT_TOKEN`.
+    pub env: bool,
+    /// Do not write `secrets/vault_token`.
+    pub disable_file: bool,
+    pub change_mode: String,
+    pub change_signal: String,
+    pub allow_token_expiration: bool,
+}
+
+impl Default for TaskVault {
+    fn default() -> Self {
+        TaskVault {
+            role: String::new(),
+            namespace: String::new(),
+            cluster: "default".into(),
+            env: true,
+            disable_file: false,
+            change_mode: "restart".into(),
+            change_signal: String::new(),
+            allow_token_expiration: false,
+        }
+    }
+}
+
+impl TaskVault {
+    /// The name of the workload identity the task logs in to Vault with: `vault_<cluster>`.
+    pub fn identity_name(&self) -> String {
+        let cluster = if self.cluster.is_empty() {
+            "default"
+        } else {
+            &self.cluster
+        };
+        format!("vault_{cluster}")
+    }
+}
+
+impl Task {
+    /// The task's `vault` block, typed; `None` without one (or one that does not decode).
+    pub fn vault_block(&self) -> Option<TaskVault> {
+        let v = self.vault.as_ref()?;
+        let mut t: TaskVault = serde_json::from_value(v.clone()).ok()?;
+        if t.cluster.is_empty() {
+            t.cluster = "default".into();
+        }
+        Some(t)
+    }
+
+    /// The identity the task logs in to Vault with: its own `identity "vault_<cluster>"` block,
+    /// or the implicit one Nomad adds for a `vault` block (audience `vault.io`, neither env nor
+    /// file). `None` for a task without a `vault` block.
+    pub fn vault_identity(&self) -> Option<WorkloadIdentity> {
+        let name = self.vault_block()?.identity_name();
+        let mut w = self
+            .identities
+            .iter()
+            .filter_map(parse)
+            .find(|w| w.name == name)
+            .unwrap_or_else(|| WorkloadIdentity {
+                name: name.clone(),
+                ..Default::default()
+            });
+        if w.audience.is_empty() {
+            w.audience = vec![VAULT_IDENTITY_DEFAULT_AUD.into()];
+        }
+        Some(w)
     }
 }
 
@@ -145,6 +234,33 @@ impl IdentityClaims {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_vault_block_implies_its_login_identity() {
+        let mut t = Task::default();
+        assert_eq!(t.vault_identity(), None);
+        t.vault = Some(json!({"Role": "web", "Env": false}));
+        let v = t.vault_block().unwrap();
+        assert_eq!(v.role, "web");
+        assert!(!v.env);
+        assert_eq!(v.cluster, "default");
+        assert_eq!(v.change_mode, "restart");
+        let named = t.named_identities();
+        assert_eq!(named.len(), 1);
+        assert_eq!(named[0].name, "vault_default");
+        assert_eq!(named[0].audience, vec!["vault.io".to_string()]);
+        assert!(!named[0].env && !named[0].file);
+        // The task's own block for that identity wins (its audience, its TTL), once.
+        t.identities =
+            vec![json!({"Name": "vault_default", "Audience": ["vault.example"], "TTL": 60})];
+        let named = t.named_identities();
+        assert_eq!(named.len(), 1);
+        assert_eq!(named[0].audience, vec!["vault.example".to_string()]);
+        assert_eq!(named[0].ttl, 60);
+        t.vault = Some(json!({"Cluster": "other"}));
+        assert_eq!(t.vault_identity().unwrap().name, "vault_other");
+        assert_eq!(t.named_identities().len(), 2);
+    }
 
     #[test]
     fn default_identity_is_implicit_and_named_ones_are_kept_apart() {
