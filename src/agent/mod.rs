@@ -9,6 +9,7 @@ mod reload;
 mod shutdown;
 mod template;
 pub mod validate;
+mod vault;
 
 use crate::api::{self, AgentInfo, AppState};
 use crate::client::{rpc::InProcess, Client, ClientConfig};
@@ -167,6 +168,7 @@ async fn serve(
                     })
                     .collect(),
                 consul: Some(consul.clone()),
+                vault: vault::vault_clusters(&cfg)?,
                 ..Default::default()
             },
             drivers,

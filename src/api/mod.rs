@@ -55,6 +55,8 @@ mod tests;
 mod variable_tests;
 mod variables;
 #[cfg(test)]
+mod vault_tests;
+#[cfg(test)]
 mod volume_tests;
 
 use crate::client::Client;

@@ -164,6 +164,7 @@ impl AllocRunner {
                 template: shared.template.clone(),
                 consul: shared.config.consul.clone(),
                 rpc: shared.rpc.clone(),
+                vault: std::sync::Arc::new(shared.config.vault.clone()),
             });
             self.lock_tasks().insert(task.name.clone(), tr.clone());
             Some(tr)

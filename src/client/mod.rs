@@ -16,6 +16,7 @@ pub mod snapshot;
 pub mod task_runner;
 pub mod taskenv;
 pub mod template_settings;
+pub mod vault;
 
 use alloc_runner::AllocRunner;
 use caravan_driver::Driver;
@@ -53,6 +54,8 @@ pub struct ClientConfig {
     pub driver_fingerprint_period: Duration,
     /// The local Consul agent (`consul {}`): fingerprint, service registration.
     pub consul: Option<Arc<consul::Consul>>,
+    /// The enabled `vault {}` clusters by name (empty: Vault is off on this client).
+    pub vault: vault::VaultClusters,
 }
 
 /// One host volume the client offers to jobs.
@@ -82,6 +85,7 @@ impl Default for ClientConfig {
             template: template_settings::TemplateSettings::default(),
             driver_fingerprint_period: Duration::from_secs(15),
             consul: None,
+            vault: Default::default(),
         }
     }
 }
@@ -512,7 +516,10 @@ fn driver_info(fp: caravan_driver::Fingerprint) -> DriverInfo {
 }
 
 async fn build_node(config: &ClientConfig, drivers: &[Arc<dyn Driver>]) -> anyhow::Result<Node> {
-    let facts = fingerprint::fingerprint(&config.data_dir, &config.network_ip);
+    let mut facts = fingerprint::fingerprint(&config.data_dir, &config.network_ip);
+    facts
+        .attributes
+        .extend(vault::fingerprint(&config.vault).await);
     let id_path = config.data_dir.join("client").join("client-id");
     let id = match std::fs::read_to_string(&id_path) {
         Ok(s) if s.trim().len() == 36 => s.trim().to_string(),

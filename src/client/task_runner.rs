@@ -65,6 +65,8 @@ pub struct TaskRunnerConfig {
     pub consul: Option<Arc<super::consul::Consul>>,
     /// The servers, for hooks that ask them for something (identity renewal).
     pub rpc: Arc<dyn super::rpc::ServerRpc>,
+    /// The client's Vault clusters, for the Vault hook.
+    pub vault: Arc<super::vault::VaultClusters>,
 }
 
 impl TaskRunner {
@@ -180,7 +182,12 @@ impl TaskRunner {
     }
 
     async fn run(self: Arc<Self>, cfg: TaskRunnerConfig) {
-        let hooks = task_hooks(cfg.artifact.clone(), cfg.template.clone(), cfg.rpc.clone());
+        let hooks = task_hooks(
+            cfg.artifact.clone(),
+            cfg.template.clone(),
+            cfg.rpc.clone(),
+            cfg.vault.clone(),
+        );
         let job = cfg.alloc.job.clone().unwrap_or_default();
         let group = job
             .lookup_group(&cfg.alloc.task_group)

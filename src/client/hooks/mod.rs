@@ -20,6 +20,7 @@ mod logmon;
 pub mod services;
 mod task_dir;
 mod template;
+mod vault;
 mod volumes;
 
 use super::allocdir::AllocDir;
@@ -119,6 +120,7 @@ pub fn task_hooks(
     artifact: SharedGetterConfig,
     template: super::template_settings::SharedTemplateSettings,
     rpc: Arc<dyn super::rpc::ServerRpc>,
+    vault: Arc<super::vault::VaultClusters>,
 ) -> Vec<Box<dyn TaskHook>> {
     vec![
         Box::new(task_dir::TaskDirHook),
@@ -126,6 +128,7 @@ pub fn task_hooks(
         Box::new(identity::IdentityHook::new(rpc.clone())),
         Box::new(volumes::VolumeHook),
         Box::new(artifact::ArtifactHook::new(artifact)),
+        Box::new(vault::VaultHook::new(vault)),
         Box::new(template::TemplateHook::new(template).with_rpc(rpc)),
         Box::new(logmon::LogMonHook::default()),
         Box::new(services::ServiceHook::default()),

@@ -1,0 +1,82 @@
+//! The agent's `vault "<name>" {}` blocks as the client uses them: enabled clusters with their
+//! address (`VAULT_ADDR` when unset, as Nomad), namespace, JWT auth mount and default role.
+
+use super::config::AgentConfig;
+use crate::client::vault::{VaultClusters, VaultSettings};
+
+pub fn vault_clusters(cfg: &AgentConfig) -> anyhow::Result<VaultClusters> {
+    let mut out = VaultClusters::new();
+    for (name, v) in &cfg.file.vault.0 {
+        if v.enabled != Some(true) {
+            continue;
+        }
+        let d = VaultSettings::default();
+        let address = v
+            .address
+            .clone()
+            .or_else(|| std::env::var("VAULT_ADDR").ok())
+            .unwrap_or(d.address);
+        let s = VaultSettings {
+            address,
+            namespace: v.namespace.clone().unwrap_or_default(),
+            jwt_auth_backend_path: v
+                .jwt_auth_backend_path
+                .clone()
+                .unwrap_or(d.jwt_auth_backend_path),
+            create_from_role: v.create_from_role.clone().unwrap_or_default(),
+        };
+        s.client()
+            .map_err(|e| anyhow::anyhow!("vault {name:?}: {e}"))?;
+        out.insert(name.clone(), s);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(hcl: &str) -> anyhow::Result<AgentConfig> {
+        let dir = std::env::temp_dir().join(format!("caravan-vault-{}", caravan_structs::new_id()));
+        std::fs::create_dir_all(&dir)?;
+        let path = dir.join("agent.hcl");
+        std::fs::write(&path, hcl)?;
+        let cfg = super::super::config::from_args(&[
+            "-dev".to_string(),
+            format!("-config={}", path.display()),
+        ]);
+        let _ = std::fs::remove_dir_all(&dir);
+        cfg
+    }
+
+    #[test]
+    fn enabled_vault_blocks_become_client_clusters() {
+        let cfg = load(
+            r#"
+vault {
+  enabled = true
+  address = "http://127.0.0.1:8200"
+  create_from_role = "nomad-workloads"
+  namespace = "ns1"
+}
+vault "other" {
+  enabled = false
+  address = "http://other:8200"
+}
+"#,
+        )
+        .unwrap();
+        let c = vault_clusters(&cfg).unwrap();
+        assert_eq!(c.len(), 1);
+        let d = &c["default"];
+        assert_eq!(d.address, "http://127.0.0.1:8200");
+        assert_eq!(d.jwt_auth_backend_path, "jwt-nomad");
+        assert_eq!(d.create_from_role, "nomad-workloads");
+        assert_eq!(d.namespace, "ns1");
+        assert!(vault_clusters(&load("").unwrap()).unwrap().is_empty());
+        let e =
+            vault_clusters(&load("vault {\n enabled = true\n address = \"nope\"\n}\n").unwrap())
+                .unwrap_err();
+        assert!(e.to_string().contains("invalid Vault address"), "{e}");
+    }
+}

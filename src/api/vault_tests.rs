@@ -1,0 +1,225 @@
+//! Vault end to end against a real OpenBao dev server started by the test: its JWT auth trusts
+//! the agent's `/.well-known/jwks.json`; a raw_exec task with `vault { role }` gets
+//! `secrets/vault_token` and `VAULT_TOKEN` whose policies are the role's (plus `default`);
+//! stopping the job revokes the token; a role that does not exist fails the task before it
+//! starts, with the reason in its events. Skips (printing why) when OpenBao cannot be
+//! installed.
+
+use super::tests::{start_with, TestAgent};
+use crate::client::vault::VaultSettings;
+use crate::client::ClientConfig;
+use crate::server::ServerConfig;
+use crate::wait_for;
+use caravan_vault::dev_server::DevServer;
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+async fn get_json(a: &TestAgent, path: &str) -> Value {
+    let r = a
+        .http
+        .get(format!("{}{path}", a.base))
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status().as_u16(), 200, "GET {path}");
+    r.json().await.expect("json")
+}
+
+fn vault_job(id: &str, role: &str) -> Value {
+    json!({"Job": {
+        "ID": id, "Type": "batch",
+        "TaskGroups": [{
+            "Name": "web", "Count": 1,
+            "RestartPolicy": {"Attempts": 0, "Mode": "fail"},
+            "ReschedulePolicy": {"Attempts": 0, "Unlimited": false},
+            "Tasks": [{
+                "Name": "server", "Driver": "raw_exec",
+                "Config": {"command": "/bin/sh", "args": ["-c",
+                    "echo \"token=$VAULT_TOKEN\"; echo \"addr=$VAULT_ADDR\"; exec sleep 600"]},
+                "Vault": {"Role": role},
+                "Identities": [{"Name": "vault_default", "Audience": ["vault.io"],
+                                "TTL": 3_600_000_000_000i64}],
+                "Resources": {"CPU": 20, "MemoryMB": 10},
+                "KillTimeout": 1_000_000_000
+            }]
+        }]
+    }})
+}
+
+async fn first_alloc(a: &TestAgent, job: &str) -> Option<Value> {
+    get_json(a, &format!("/v1/job/{job}/allocations"))
+        .await
+        .as_array()
+        .and_then(|v| v.first().cloned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vault_role_login_gives_the_task_a_token_revoked_when_the_job_stops() {
+    let bao = match DevServer::start() {
+        Ok(b) => b,
+        Err(why) => {
+            println!("SKIPPED: OpenBao unavailable: {why}");
+            return;
+        }
+    };
+    let mut client = ClientConfig::default();
+    client.vault.insert(
+        "default".into(),
+        VaultSettings {
+            address: bao.address.clone(),
+            ..Default::default()
+        },
+    );
+    let a = start_with(1, ServerConfig::default(), client).await;
+    let root = bao.root_client();
+    let post = |path: String, body: Value| {
+        let root = root.clone();
+        async move {
+            root.request(reqwest::Method::POST, &path, Some(&body))
+                .await
+                .unwrap_or_else(|e| panic!("{path}: {e}"))
+        }
+    };
+    post("sys/auth/jwt-nomad".into(), json!({"type": "jwt"})).await;
+    post(
+        "auth/jwt-nomad/config".into(),
+        json!({
+            "jwks_url": format!("{}/.well-known/jwks.json", a.base),
+            "jwt_supported_algs": ["EdDSA"],
+        }),
+    )
+    .await;
+    post(
+        "sys/policies/acl/app".into(),
+        json!({"policy": "path \"secret/data/app\" { capabilities = [\"read\"] }"}),
+    )
+    .await;
+    post(
+        "auth/jwt-nomad/role/app".into(),
+        json!({
+            "role_type": "jwt",
+            "bound_audiences": ["vault.io"],
+            "user_claim": "nomad_job_id",
+            "bound_claims": {"nomad_namespace": "default", "nomad_job_id": "vault-app"},
+            "token_policies": ["app"],
+            "token_ttl": "1h",
+        }),
+    )
+    .await;
+    post(
+        "secret/data/app".into(),
+        json!({"data": {"password": "hunter2"}}),
+    )
+    .await;
+
+    let r = a
+        .http
+        .put(format!("{}/v1/jobs", a.base))
+        .json(&vault_job("vault-app", "app"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200, "{}", r.text().await.unwrap());
+    let mut alloc_id = String::new();
+    wait_for!(match first_alloc(&a, "vault-app").await {
+        Some(al) => {
+            assert_ne!(al["ClientStatus"], "failed", "{al:#}");
+            alloc_id = al["ID"].as_str().unwrap().to_string();
+            al["ClientStatus"] == "running"
+        }
+        None => false,
+    });
+
+    let path = a
+        .data_dir
+        .join("n1/alloc")
+        .join(&alloc_id)
+        .join("server/secrets/vault_token");
+    let file_token = std::fs::read_to_string(&path).expect("secrets/vault_token");
+    let logs = format!(
+        "{}/v1/client/fs/logs/{alloc_id}?task=server&type=stdout&plain=true",
+        a.base
+    );
+    let mut out;
+    wait_for!({
+        out = a
+            .http
+            .get(&logs)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        out.contains("addr=")
+    });
+    let env_token = out
+        .lines()
+        .find_map(|l| l.strip_prefix("token="))
+        .expect("token line");
+    assert_eq!(env_token, file_token);
+    assert!(
+        out.contains(&format!("addr={}", bao.address)),
+        "VAULT_ADDR: {out}"
+    );
+
+    // The token is the role's: its policies, and it reads what the policy grants.
+    let task = root.with_token(file_token.clone());
+    let info = task.lookup_self().await.unwrap();
+    let mut policies = info.policies.clone();
+    policies.sort();
+    assert_eq!(policies, vec!["app", "default"]);
+    assert!(info.renewable);
+    let s = task.kv2_read("secret", "app").await.unwrap().unwrap();
+    assert_eq!(s.data["password"], "hunter2");
+
+    // Stopping the job revokes the token.
+    let r = a
+        .http
+        .delete(format!("{}/v1/job/vault-app", a.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    wait_for!(match task.lookup_self().await {
+        Ok(_) => false,
+        Err(e) => {
+            assert_eq!(e.status(), Some(403), "{e}");
+            true
+        }
+    });
+
+    // A role that does not exist: the task fails before starting, saying why.
+    let r = a
+        .http
+        .put(format!("{}/v1/jobs", a.base))
+        .json(&vault_job("vault-norole", "nope"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let mut state = Value::Null;
+    wait_for!(match first_alloc(&a, "vault-norole").await {
+        Some(al) if al["ClientStatus"] == "failed" => {
+            state = al["TaskStates"]["server"].clone();
+            true
+        }
+        _ => false,
+    });
+    let events = state["Events"].as_array().cloned().unwrap_or_default();
+    let setup = events
+        .iter()
+        .find(|e| e["Type"] == "Setup Failure")
+        .unwrap_or_else(|| panic!("no Setup Failure event: {state:#}"));
+    let msg = setup["DisplayMessage"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+        + setup["SetupError"].as_str().unwrap_or_default();
+    assert!(msg.contains("role \"nope\""), "{msg}");
+    assert!(
+        !events.iter().any(|e| e["Type"] == "Started"),
+        "the task must not start: {state:#}"
+    );
+}
