@@ -119,6 +119,7 @@ async fn serve(
             .unwrap_or(true),
         event_buffer_size: event_buffer_size(&cfg)?,
         search: search_config(&cfg)?,
+        vault_clusters: vault::vault_clusters(&cfg)?.into_keys().collect(),
         ..Default::default()
     });
     server.start();

@@ -38,8 +38,6 @@ fn vault_job(id: &str, role: &str) -> Value {
                 "Config": {"command": "/bin/sh", "args": ["-c",
                     "echo \"token=$VAULT_TOKEN\"; echo \"addr=$VAULT_ADDR\"; exec sleep 600"]},
                 "Vault": {"Role": role},
-                "Identities": [{"Name": "vault_default", "Audience": ["vault.io"],
-                                "TTL": 3_600_000_000_000i64}],
                 "Resources": {"CPU": 20, "MemoryMB": 10},
                 "KillTimeout": 1_000_000_000
             }]
@@ -71,7 +69,11 @@ async fn vault_role_login_gives_the_task_a_token_revoked_when_the_job_stops() {
             ..Default::default()
         },
     );
-    let a = start_with(1, ServerConfig::default(), client).await;
+    let server = ServerConfig {
+        vault_clusters: vec!["default".into()],
+        ..Default::default()
+    };
+    let a = start_with(1, server, client).await;
     let root = bao.root_client();
     let post = |path: String, body: Value| {
         let root = root.clone();
@@ -222,4 +224,31 @@ async fn vault_role_login_gives_the_task_a_token_revoked_when_the_job_stops() {
         !events.iter().any(|e| e["Type"] == "Started"),
         "the task must not start: {state:#}"
     );
+}
+
+#[tokio::test]
+async fn a_vault_job_is_refused_at_submit_while_vault_is_disabled() {
+    let a = start_with(1, ServerConfig::default(), ClientConfig::default()).await;
+    for path in ["/v1/jobs", "/v1/job/vault-app/plan"] {
+        let r = a
+            .http
+            .put(format!("{}{path}", a.base))
+            .json(&vault_job("vault-app", "app"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 400, "{path}");
+        let body = r.text().await.unwrap();
+        assert!(
+            body.contains("Vault \"default\" not enabled but used in the job"),
+            "{path}: {body}"
+        );
+    }
+    let r = a
+        .http
+        .get(format!("{}/v1/job/vault-app", a.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 404, "nothing was registered");
 }

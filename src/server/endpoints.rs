@@ -46,6 +46,7 @@ impl Server {
             return Err(ServerError::BadRequest(format_multi(&errs)));
         }
         check_features(&job)?;
+        check_vault(&job, &self.config.vault_clusters)?;
         if self.scheduler_config().reject_job_registration {
             return Err(ServerError::BadRequest(
                 "job registration, dispatch, and scale are disabled by the scheduler configuration"
@@ -149,6 +150,7 @@ impl Server {
             return Err(ServerError::BadRequest(format_multi(&errs)));
         }
         check_features(&job)?;
+        check_vault(&job, &self.config.vault_clusters)?;
         let snap = self.store.snapshot();
         super::partitions::admit_job(&snap, &job)?;
         let existing = snap.job(&job.namespace, &job.id);
@@ -400,6 +402,22 @@ fn job_warnings(job: &Job, cfg: &SchedulerConfiguration) -> String {
         s.push_str(&format!("\n* {e}"));
     }
     s
+}
+
+/// A task's `vault` block needs its cluster enabled in the agent's `vault` config (Nomad's
+/// job Vault hook).
+fn check_vault(job: &Job, enabled: &[String]) -> Result<(), ServerError> {
+    for t in job.task_groups.iter().flat_map(|g| g.tasks.iter()) {
+        if let Some(v) = t.vault_block() {
+            if !enabled.contains(&v.cluster) {
+                return Err(ServerError::BadRequest(format!(
+                    "Vault {:?} not enabled but used in the job",
+                    v.cluster
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn check_features(job: &Job) -> Result<(), ServerError> {

@@ -57,6 +57,8 @@ pub struct ServerConfig {
     pub event_buffer_size: usize,
     /// `search {}`: fuzzy search settings.
     pub search: SearchConfig,
+    /// The enabled `vault "<name>" {}` clusters: a job whose task uses another is refused.
+    pub vault_clusters: Vec<String>,
 }
 
 /// `server { search { ... } }`, with Nomad's defaults.
@@ -100,6 +102,7 @@ impl Default for ServerConfig {
             enable_event_broker: true,
             event_buffer_size: events::DEFAULT_EVENT_BUFFER_SIZE,
             search: SearchConfig::default(),
+            vault_clusters: Vec::new(),
         }
     }
 }
