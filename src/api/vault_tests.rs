@@ -176,6 +176,48 @@ async fn vault_role_login_gives_the_task_a_token_revoked_when_the_job_stops() {
     let s = task.kv2_read("secret", "app").await.unwrap().unwrap();
     assert_eq!(s.data["password"], "hunter2");
 
+    // A task restart keeps the token (prestart runs once per task runner), still valid.
+    let r = a
+        .http
+        .put(format!(
+            "{}/v1/client/allocation/{alloc_id}/restart",
+            a.base
+        ))
+        .json(&json!({"TaskName": "server"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200, "{}", r.text().await.unwrap());
+    wait_for!({
+        let out = a
+            .http
+            .get(&logs)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        out.matches("addr=").count() == 2
+    });
+    let out = a
+        .http
+        .get(&logs)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        out.lines()
+            .filter_map(|l| l.strip_prefix("token="))
+            .all(|t| t == file_token),
+        "{out}"
+    );
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), file_token);
+    assert_eq!(task.lookup_self().await.unwrap().accessor, info.accessor);
+
     // Stopping the job revokes the token.
     let r = a
         .http
@@ -190,6 +232,53 @@ async fn vault_role_login_gives_the_task_a_token_revoked_when_the_job_stops() {
             assert_eq!(e.status(), Some(403), "{e}");
             true
         }
+    });
+
+    // A short-lived token is renewed in the background (Vault records the renewal).
+    post(
+        "auth/jwt-nomad/role/short".into(),
+        json!({
+            "role_type": "jwt",
+            "bound_audiences": ["vault.io"],
+            "user_claim": "nomad_job_id",
+            "bound_claims": {"nomad_job_id": "vault-short"},
+            "token_policies": ["app"],
+            "token_ttl": "4s",
+            "token_max_ttl": "1h",
+        }),
+    )
+    .await;
+    let r = a
+        .http
+        .put(format!("{}/v1/jobs", a.base))
+        .json(&vault_job("vault-short", "short"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let mut short_alloc = String::new();
+    wait_for!(match first_alloc(&a, "vault-short").await {
+        Some(al) if al["ClientStatus"] == "running" => {
+            short_alloc = al["ID"].as_str().unwrap().to_string();
+            true
+        }
+        _ => false,
+    });
+    let short_token = std::fs::read_to_string(
+        a.data_dir
+            .join("n1/alloc")
+            .join(&short_alloc)
+            .join("server/secrets/vault_token"),
+    )
+    .unwrap();
+    let short = root.with_token(short_token);
+    wait_for!({
+        let v = short
+            .request(reqwest::Method::GET, "auth/token/lookup-self", None)
+            .await
+            .expect("the short token stays valid")
+            .unwrap_or_default();
+        v["data"]["last_renewal_time"].as_i64().unwrap_or(0) > 0
     });
 
     // A role that does not exist: the task fails before starting, saying why.

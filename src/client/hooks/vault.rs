@@ -159,7 +159,8 @@ impl TaskHook for VaultHook {
                 0
             },
         ));
-        // A restart runs prestart again: the previous token goes.
+        // Should prestart run again for this task (it runs once per task runner; restarts
+        // keep the token), the previous token goes.
         if let Some((old, h)) = self.take_state() {
             h.abort();
             if let Err(e) = old.revoke_self().await {
