@@ -493,6 +493,12 @@ pub const COMMANDS: &[CommandSpec] = &[
         flags: flags![],
     },
     CommandSpec {
+        name: "setup vault",
+        synopsis: "Prints (or with -apply writes) the Vault JWT auth method, role and policy for workload identities",
+        args: "",
+        flags: flags![F::value("jwks-url"), F::bool("apply")],
+    },
+    CommandSpec {
         name: "acl bootstrap",
         synopsis: "Bootstrap the ACL system for initial token",
         args: "[<path>]",
@@ -692,6 +698,10 @@ pub const GROUPS: &[(&str, &str)] = &[
     ("acl token", "Interact with ACL tokens"),
     ("acl role", "Interact with ACL roles"),
     ("var", "Interact with variables"),
+    (
+        "setup",
+        "Sets up Vault to trust Caravan's workload identities",
+    ),
 ];
 
 /// Top-level shortcuts, as Nomad has them.

@@ -16,6 +16,7 @@ mod node;
 mod node_pool;
 mod operator;
 mod server;
+mod setup;
 mod status;
 mod system;
 mod var;
@@ -93,6 +94,7 @@ pub(crate) async fn dispatch(ctx: &mut Ctx<'_>) -> i32 {
         "operator root keyring list" => keyring::list(ctx).await,
         "operator root keyring rotate" => keyring::rotate(ctx).await,
         "operator root keyring remove" => keyring::remove(ctx).await,
+        "setup vault" => setup::vault(ctx).await,
         "acl bootstrap" => acl::bootstrap(ctx).await,
         "acl policy apply" => acl::policy_apply(ctx).await,
         "acl policy list" => acl::policy_list(ctx).await,
