@@ -120,6 +120,7 @@ async fn serve(
         event_buffer_size: event_buffer_size(&cfg)?,
         search: search_config(&cfg)?,
         vault_clusters: vault::vault_clusters(&cfg)?.into_keys().collect(),
+        vault_default_identity: vault::default_identities(&cfg),
         ..Default::default()
     });
     server.start();

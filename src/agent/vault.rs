@@ -32,6 +32,33 @@ pub fn vault_clusters(cfg: &AgentConfig) -> anyhow::Result<VaultClusters> {
     Ok(out)
 }
 
+/// `default_identity { aud ttl env file }` of each enabled cluster that has one, as the
+/// identity the servers add to tasks using that cluster.
+pub fn default_identities(
+    cfg: &AgentConfig,
+) -> std::collections::BTreeMap<String, caravan_structs::WorkloadIdentity> {
+    cfg.file
+        .vault
+        .0
+        .iter()
+        .filter(|(_, v)| v.enabled == Some(true))
+        .filter_map(|(name, v)| {
+            let d = v.default_identity.as_ref()?;
+            Some((
+                name.clone(),
+                caravan_structs::WorkloadIdentity {
+                    audience: d.aud.clone().unwrap_or_default(),
+                    ttl: d.ttl.map(|t| t.0).unwrap_or(0),
+                    env: d.env.unwrap_or(false),
+                    file: d.file.unwrap_or(false),
+                    filepath: d.filepath.clone().unwrap_or_default(),
+                    ..Default::default()
+                },
+            ))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -58,6 +85,10 @@ vault {
   address = "http://127.0.0.1:8200"
   create_from_role = "nomad-workloads"
   namespace = "ns1"
+  default_identity {
+    aud = ["vault.example"]
+    ttl = "1h"
+  }
 }
 vault "other" {
   enabled = false
@@ -73,6 +104,10 @@ vault "other" {
         assert_eq!(d.jwt_auth_backend_path, "jwt-nomad");
         assert_eq!(d.create_from_role, "nomad-workloads");
         assert_eq!(d.namespace, "ns1");
+        let ids = default_identities(&cfg);
+        assert_eq!(ids.len(), 1);
+        assert_eq!(ids["default"].audience, vec!["vault.example".to_string()]);
+        assert_eq!(ids["default"].ttl, 3_600_000_000_000);
         assert!(vault_clusters(&load("").unwrap()).unwrap().is_empty());
         let e =
             vault_clusters(&load("vault {\n enabled = true\n address = \"nope\"\n}\n").unwrap())

@@ -341,3 +341,52 @@ async fn a_vault_job_is_refused_at_submit_while_vault_is_disabled() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 404, "nothing was registered");
 }
+
+#[tokio::test]
+async fn the_agents_default_identity_becomes_the_tasks_vault_identity_at_submit() {
+    let server = ServerConfig {
+        vault_clusters: vec!["default".into()],
+        vault_default_identity: [(
+            "default".to_string(),
+            caravan_structs::WorkloadIdentity {
+                audience: vec!["vault.example".into()],
+                ttl: 3_600_000_000_000,
+                ..Default::default()
+            },
+        )]
+        .into(),
+        ..Default::default()
+    };
+    let a = start_with(0, server, ClientConfig::default()).await;
+    let r = a
+        .http
+        .put(format!("{}/v1/jobs", a.base))
+        .json(&vault_job("vault-app", "app"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let job = get_json(&a, "/v1/job/vault-app").await;
+    let ids = job["TaskGroups"][0]["Tasks"][0]["Identities"].clone();
+    let ids = ids.as_array().cloned().unwrap_or_default();
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    assert_eq!(ids[0]["Name"], "vault_default");
+    assert_eq!(ids[0]["Audience"], json!(["vault.example"]));
+    assert_eq!(ids[0]["TTL"], 3_600_000_000_000i64);
+    // The task's own block wins: nothing is added.
+    let mut own = vault_job("vault-own", "app");
+    own["Job"]["TaskGroups"][0]["Tasks"][0]["Identities"] =
+        json!([{"Name": "vault_default", "Audience": ["mine"]}]);
+    let r = a
+        .http
+        .put(format!("{}/v1/jobs", a.base))
+        .json(&own)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let job = get_json(&a, "/v1/job/vault-own").await;
+    let ids = job["TaskGroups"][0]["Tasks"][0]["Identities"].clone();
+    assert_eq!(ids.as_array().map(Vec::len), Some(1), "{ids}");
+    assert_eq!(ids[0]["Audience"], json!(["mine"]));
+}

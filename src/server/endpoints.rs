@@ -47,6 +47,7 @@ impl Server {
         }
         check_features(&job)?;
         check_vault(&job, &self.config.vault_clusters)?;
+        add_vault_identities(&mut job, &self.config.vault_default_identity);
         if self.scheduler_config().reject_job_registration {
             return Err(ServerError::BadRequest(
                 "job registration, dispatch, and scale are disabled by the scheduler configuration"
@@ -402,6 +403,33 @@ fn job_warnings(job: &Job, cfg: &SchedulerConfiguration) -> String {
         s.push_str(&format!("\n* {e}"));
     }
     s
+}
+
+/// Gives each task using a Vault cluster whose agent config has a `default_identity` that
+/// identity as `vault_<cluster>`, unless the task has its own (Nomad's implicit identities
+/// hook), so the job shows what the servers sign.
+fn add_vault_identities(
+    job: &mut Job,
+    defaults: &std::collections::BTreeMap<String, caravan_structs::WorkloadIdentity>,
+) {
+    for t in job.task_groups.iter_mut().flat_map(|g| g.tasks.iter_mut()) {
+        let Some(v) = t.vault_block() else { continue };
+        let Some(d) = defaults.get(&v.cluster) else {
+            continue;
+        };
+        let name = v.identity_name();
+        if t.identities
+            .iter()
+            .any(|i| i.get("Name").and_then(|n| n.as_str()) == Some(name.as_str()))
+        {
+            continue;
+        }
+        let mut id = d.clone();
+        id.name = name;
+        if let Ok(v) = serde_json::to_value(&id) {
+            t.identities.push(v);
+        }
+    }
 }
 
 /// A task's `vault` block needs its cluster enabled in the agent's `vault` config (Nomad's

@@ -59,6 +59,10 @@ pub struct ServerConfig {
     pub search: SearchConfig,
     /// The enabled `vault "<name>" {}` clusters: a job whose task uses another is refused.
     pub vault_clusters: Vec<String>,
+    /// `vault "<name>" { default_identity {} }` by cluster: added at submit as the
+    /// `vault_<name>` identity of tasks using that cluster without their own.
+    pub vault_default_identity:
+        std::collections::BTreeMap<String, caravan_structs::WorkloadIdentity>,
 }
 
 /// `server { search { ... } }`, with Nomad's defaults.
@@ -103,6 +107,7 @@ impl Default for ServerConfig {
             event_buffer_size: events::DEFAULT_EVENT_BUFFER_SIZE,
             search: SearchConfig::default(),
             vault_clusters: Vec::new(),
+            vault_default_identity: std::collections::BTreeMap::new(),
         }
     }
 }
