@@ -281,6 +281,68 @@ async fn vault_role_login_gives_the_task_a_token_revoked_when_the_job_stops() {
         v["data"]["last_renewal_time"].as_i64().unwrap_or(0) > 0
     });
 
+    // A token that reaches its max TTL is replaced by a new login: the file gets the new one
+    // and `change_mode = "restart"` restarts the task with it in VAULT_TOKEN.
+    post(
+        "auth/jwt-nomad/role/capped".into(),
+        json!({
+            "role_type": "jwt",
+            "bound_audiences": ["vault.io"],
+            "user_claim": "nomad_job_id",
+            "bound_claims": {"nomad_job_id": "vault-capped"},
+            "token_policies": ["app"],
+            "token_ttl": "2s",
+            "token_max_ttl": "3s",
+        }),
+    )
+    .await;
+    let r = a
+        .http
+        .put(format!("{}/v1/jobs", a.base))
+        .json(&vault_job("vault-capped", "capped"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let mut capped_alloc = String::new();
+    wait_for!(match first_alloc(&a, "vault-capped").await {
+        Some(al) if al["ClientStatus"] == "running" => {
+            capped_alloc = al["ID"].as_str().unwrap().to_string();
+            true
+        }
+        _ => false,
+    });
+    let capped_logs = format!(
+        "{}/v1/client/fs/logs/{capped_alloc}?task=server&type=stdout&plain=true",
+        a.base
+    );
+    let mut tokens: Vec<String> = vec![];
+    wait_for!({
+        let out = a
+            .http
+            .get(&capped_logs)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        tokens = out
+            .lines()
+            .filter_map(|l| l.strip_prefix("token="))
+            .map(str::to_string)
+            .collect();
+        tokens.len() >= 2
+    });
+    assert_ne!(tokens[0], tokens[1], "the restarted task has the new token");
+    // The client reports the restart's events to the servers shortly after.
+    wait_for!(
+        get_json(&a, &format!("/v1/allocation/{capped_alloc}")).await["TaskStates"]["server"]
+            ["Events"]
+            .to_string()
+            .contains("new Vault token acquired")
+    );
+
     // A role that does not exist: the task fails before starting, saying why.
     let r = a
         .http

@@ -2,23 +2,33 @@
 //! flow): logs in to the cluster's JWT auth method with the task's `vault_<cluster>` identity
 //! and its role (or the agent's `create_from_role`), writes `secrets/vault_token` (unless
 //! `disable_file`), sets `VAULT_TOKEN` (unless `env = false`), `VAULT_ADDR` and
-//! `VAULT_NAMESPACE`, renews the token at half its lease in the background, and — beyond
+//! `VAULT_NAMESPACE`, renews the token at half its lease in the background — once it cannot
+//! be renewed any more (its max TTL, revoked), logs in again, rewrites the file and applies
+//! `change_mode` (`restart` with the new `VAULT_TOKEN`, `signal` with `change_signal`,
+//! `noop`) — and, beyond
 //! Nomad — revokes it when the task stops for good (not when the client restarts: this hook's
 //! `stop` only runs for a finished task). A login Vault refuses (unknown role, claims the role
 //! does not accept) fails the task before it starts; an unreachable Vault is retried under the
 //! restart policy.
 
-use super::{HookContext, HookError, TaskHook};
+use super::{HookContext, HookError, TaskControl, TaskHook};
 use crate::client::vault::{VaultClusters, VaultSettings};
 use caravan_driver::async_trait;
-use caravan_structs::TaskVault;
+use caravan_structs::{TaskEvent, TaskVault, TASK_EVENT_RESTART_SIGNAL};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// The task's current token client (replaced after a new login) and its renewal loop.
+type LoggedIn = (
+    Arc<Mutex<caravan_vault::Client>>,
+    tokio::task::JoinHandle<()>,
+);
+
 pub struct VaultHook {
     clusters: Arc<VaultClusters>,
-    /// The task's token client and its renewal loop, once logged in.
-    state: Mutex<Option<(caravan_vault::Client, tokio::task::JoinHandle<()>)>>,
+    /// The task's current token client (the renewal loop replaces it after a new login) and
+    /// the renewal loop, once logged in.
+    state: Mutex<Option<LoggedIn>>,
 }
 
 impl VaultHook {
@@ -29,7 +39,7 @@ impl VaultHook {
         }
     }
 
-    fn take_state(&self) -> Option<(caravan_vault::Client, tokio::task::JoinHandle<()>)> {
+    fn take_state(&self) -> Option<LoggedIn> {
         match self.state.lock() {
             Ok(mut g) => g.take(),
             Err(p) => p.into_inner().take(),
@@ -45,26 +55,113 @@ fn err(message: String, recoverable: bool) -> HookError {
     }
 }
 
-/// Renews the token at half its lease until it cannot be renewed any more.
-async fn renew_loop(client: caravan_vault::Client, task: String, mut lease: u64) {
+/// What the renewal loop needs to log in again and tell the task.
+struct Relogin {
+    client: caravan_vault::Client,
+    mount: String,
+    role: String,
+    jwt: String,
+    file: Option<std::path::PathBuf>,
+    env: bool,
+    change_mode: String,
+    change_signal: String,
+    control: Option<Arc<dyn TaskControl>>,
+    current: Arc<Mutex<caravan_vault::Client>>,
+    task: String,
+}
+
+fn current_client(c: &Mutex<caravan_vault::Client>) -> caravan_vault::Client {
+    match c.lock() {
+        Ok(g) => g.clone(),
+        Err(p) => p.into_inner().clone(),
+    }
+}
+
+impl Relogin {
+    /// A new token for the task after the old one ran out: file, environment, change_mode.
+    async fn replace(&self) -> Option<u64> {
+        let auth = match self
+            .client
+            .jwt_login(&self.mount, &self.role, &self.jwt)
+            .await
+        {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(task = %self.task, "logging in to Vault again: {e}");
+                return None;
+            }
+        };
+        let token = auth.client_token.clone();
+        if let Some(path) = &self.file {
+            if let Err(e) = write_secret(path, &token) {
+                tracing::warn!(task = %self.task, "writing {}: {e}", path.display());
+            }
+        }
+        match self.current.lock() {
+            Ok(mut g) => *g = self.client.with_token(token.clone()),
+            Err(p) => *p.into_inner() = self.client.with_token(token.clone()),
+        }
+        if let Some(control) = &self.control {
+            if self.env {
+                control.set_env([("VAULT_TOKEN".to_string(), token)].into());
+            }
+            match self.change_mode.as_str() {
+                "signal" if !self.change_signal.is_empty() => {
+                    if let Err(e) = control.signal(&self.change_signal).await {
+                        tracing::warn!(task = %self.task, "signal after a new Vault token: {e}");
+                    }
+                }
+                "restart" => {
+                    let ev = TaskEvent::new(
+                        TASK_EVENT_RESTART_SIGNAL,
+                        "Vault: new Vault token acquired",
+                    );
+                    if let Err(e) = control.restart(ev) {
+                        tracing::warn!(task = %self.task, "restart after a new Vault token: {e}");
+                    }
+                }
+                _ => {}
+            }
+        }
+        Some(if auth.renewable {
+            auth.lease_duration
+        } else {
+            0
+        })
+    }
+}
+
+/// Renews the token at half its lease; one that cannot be renewed any more is replaced.
+async fn renew_loop(r: Relogin, mut lease: u64) {
     loop {
         if lease == 0 {
             return;
         }
         tokio::time::sleep(Duration::from_secs(lease.div_ceil(2))).await;
-        match client.renew_self(None).await {
+        match current_client(&r.current).renew_self(None).await {
+            // A lease cut short by the token's max TTL: replace it when it runs out.
+            Ok(auth) if auth.lease_duration < lease.div_ceil(2) => {
+                tokio::time::sleep(Duration::from_secs(auth.lease_duration)).await;
+                match r.replace().await {
+                    Some(l) => lease = l,
+                    None => lease = 2,
+                }
+            }
             Ok(auth) => {
-                tracing::debug!(%task, lease = auth.lease_duration, "Vault token renewed");
+                tracing::debug!(task = %r.task, lease = auth.lease_duration, "Vault token renewed");
                 lease = auth.lease_duration;
             }
             Err(e) if e.is_unreachable() => {
                 // Vault is away: try again after a short wait, with the lease still running.
-                tracing::warn!(%task, "renewing the Vault token: {e}");
+                tracing::warn!(task = %r.task, "renewing the Vault token: {e}");
                 lease = lease.div_ceil(2).max(2);
             }
             Err(e) => {
-                tracing::warn!(%task, "the Vault token can no longer be renewed: {e}");
-                return;
+                tracing::warn!(task = %r.task, "the Vault token can no longer be renewed: {e}");
+                match r.replace().await {
+                    Some(l) => lease = l,
+                    None => lease = 2,
+                }
             }
         }
     }
@@ -149,10 +246,26 @@ impl TaskHook for VaultHook {
         if !namespace.is_empty() {
             ctx.env.insert("VAULT_NAMESPACE".into(), namespace);
         }
-        let task_client = client.with_token(token);
+        let current = Arc::new(Mutex::new(client.with_token(token)));
+        let relogin = Relogin {
+            client: client.clone(),
+            mount: s.jwt_auth_backend_path.clone(),
+            role,
+            jwt: jwt.clone(),
+            file: (!v.disable_file).then(|| {
+                ctx.alloc_dir
+                    .secrets_dir(&ctx.task.name)
+                    .join("vault_token")
+            }),
+            env: v.env,
+            change_mode: v.change_mode.clone(),
+            change_signal: v.change_signal.clone(),
+            control: ctx.control.clone(),
+            current: current.clone(),
+            task: ctx.task.name.clone(),
+        };
         let renewer = tokio::spawn(renew_loop(
-            task_client.clone(),
-            ctx.task.name.clone(),
+            relogin,
             if auth.renewable {
                 auth.lease_duration
             } else {
@@ -163,13 +276,13 @@ impl TaskHook for VaultHook {
         // keep the token), the previous token goes.
         if let Some((old, h)) = self.take_state() {
             h.abort();
-            if let Err(e) = old.revoke_self().await {
+            if let Err(e) = current_client(&old).revoke_self().await {
                 tracing::warn!(task = %ctx.task.name, "revoking the previous Vault token: {e}");
             }
         }
         match self.state.lock() {
-            Ok(mut g) => *g = Some((task_client, renewer)),
-            Err(p) => *p.into_inner() = Some((task_client, renewer)),
+            Ok(mut g) => *g = Some((current, renewer)),
+            Err(p) => *p.into_inner() = Some((current, renewer)),
         }
         Ok(())
     }
@@ -179,7 +292,7 @@ impl TaskHook for VaultHook {
             return Ok(());
         };
         renewer.abort();
-        client.revoke_self().await.map_err(|e| {
+        current_client(&client).revoke_self().await.map_err(|e| {
             err(
                 format!("revoking the Vault token of task {:?}: {e}", ctx.task.name),
                 false,
