@@ -218,6 +218,31 @@ pub(crate) fn call(name: &str, args: &[Value]) -> Option<Result<Value, String>> 
                     j
                 })
             }
+            // consul-template trims the encoder's trailing newline.
+            "toYAML" => {
+                want(name, args, 1)?;
+                let y = serde_yaml::to_string(&args[0]).map_err(|e| format!("toYAML: {e}"))?;
+                Value::String(y.trim_end_matches('\n').to_string())
+            }
+            "parseYAML" => {
+                want(name, args, 1)?;
+                let t = a0();
+                if t.trim().is_empty() {
+                    Value::Object(Map::new())
+                } else {
+                    serde_yaml::from_str(&t).map_err(|e| format!("parseYAML: {e}"))?
+                }
+            }
+            "toTOML" => {
+                want(name, args, 1)?;
+                if !args[0].is_object() {
+                    return Err(
+                        "toTOML: the value must be a map (a TOML document is a table)".into(),
+                    );
+                }
+                let t = toml::to_string(&args[0]).map_err(|e| format!("toTOML: {e}"))?;
+                Value::String(t.trim_end_matches('\n').to_string())
+            }
             "parseJSON" => {
                 want(name, args, 1)?;
                 let t = a0();

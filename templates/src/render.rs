@@ -33,9 +33,6 @@ const UNAVAILABLE: &[(&str, &str)] = &[
     ("peerings", "Consul peerings"),
     ("exportedServices", "Consul exported services"),
     ("sockaddr", "go-sockaddr address templates"),
-    ("toYAML", "YAML encoding"),
-    ("parseYAML", "YAML decoding"),
-    ("toTOML", "TOML encoding"),
     ("byMeta", "service meta grouping (byMeta)"),
 ];
 
