@@ -3,7 +3,10 @@
 //! `restart` fills the rest from the job type's default, a task's from its group's; `update`,
 //! `reschedule` and `migrate` take the job's block under the group's, then the defaults. Serde
 //! alone would fill a missing field from one fixed default whatever the job type, and would not
-//! inherit from the job or group at all.
+//! inherit from the job or group at all. The other blocks get the defaults of their own
+//! `Canonicalize` methods (spread and affinity weight, device count, NUMA affinity, volume
+//! mounts, CSI plugin, disconnect, vault, consul, periodic, multiregion, sidecar task, gateway
+//! proxy), checked by the golden tests in `tests/golden.rs`.
 
 use caravan_structs::time::{MINUTE, SECOND};
 use caravan_structs::{ReschedulePolicy, RestartPolicy, UpdateStrategy};
@@ -57,6 +60,7 @@ pub(crate) fn apply(job: &mut JsonMap) {
         .filter(|t| !t.is_empty())
         .unwrap_or("service")
         .to_string();
+    job_defaults(job, &job_type);
     let job_update = job.get("Update").filter(|v| v.is_object()).cloned();
     let job_reschedule = job.get("Reschedule").filter(|v| v.is_object()).cloned();
     let job_migrate = job.get("Migrate").filter(|v| v.is_object()).cloned();
@@ -71,6 +75,11 @@ pub(crate) fn apply(job: &mut JsonMap) {
         .and_then(Json::as_str)
         .unwrap_or_default()
         .to_string();
+    let job_consul_ns = job
+        .get("ConsulNamespace")
+        .and_then(Json::as_str)
+        .unwrap_or_default()
+        .to_string();
     let Some(Json::Array(groups)) = job.get_mut("TaskGroups") else {
         return;
     };
@@ -81,6 +90,7 @@ pub(crate) fn apply(job: &mut JsonMap) {
             .and_then(Json::as_str)
             .unwrap_or_default()
             .to_string();
+        group_defaults(g, &job_consul_ns);
 
         // count: from the scaling block's min when not written; the policy's own defaults.
         let scaling_min = g
@@ -216,6 +226,16 @@ fn service_defaults(s: &mut JsonMap, default_name: &str) {
             s.insert(k.into(), json!(v));
         }
     }
+    if let Some(Json::Object(w)) = s.get_mut("Weights") {
+        for k in ["Passing", "Warning"] {
+            if w.get(k).and_then(Json::as_i64).is_none_or(|n| n <= 0) {
+                w.insert(k.into(), json!(1));
+            }
+        }
+    }
+    if let Some(Json::Object(c)) = s.get_mut("Connect") {
+        connect_defaults(c);
+    }
     let on_update = s.get("OnUpdate").cloned().unwrap_or(Json::Null);
     let service_restart = s.get("CheckRestart").filter(|v| v.is_object()).cloned();
     if let Some(Json::Array(checks)) = s.get_mut("Checks") {
@@ -268,7 +288,7 @@ fn task_defaults(t: &mut JsonMap) {
             if let Some(Json::Object(cs)) = tpl.get_mut("ChangeScript") {
                 fill(
                     cs,
-                    json!({"Args": [], "Timeout": 5 * SECOND, "FailOnError": false, "RunOnFirstRender": false}),
+                    json!({"Command": "", "Args": [], "Timeout": 5 * SECOND, "FailOnError": false, "RunOnFirstRender": false}),
                 );
             }
         }
@@ -295,8 +315,44 @@ fn task_defaults(t: &mut JsonMap) {
     if let Some(Json::Object(v)) = t.get_mut("Vault") {
         fill(
             v,
-            json!({"Env": true, "DisableFile": false, "ChangeMode": "restart"}),
+            json!({
+                "Env": true, "DisableFile": false, "ChangeMode": "restart", "Namespace": "",
+                "ChangeSignal": "SIGHUP", "AllowTokenExpiration": false,
+            }),
         );
+        if v.get("Cluster")
+            .and_then(Json::as_str)
+            .is_none_or(str::is_empty)
+        {
+            v.insert("Cluster".into(), json!("default"));
+        }
+    }
+    match t.get_mut("Resources") {
+        Some(Json::Object(r)) => resources_defaults(r),
+        _ => {
+            t.insert(
+                "Resources".into(),
+                json!({"CPU": 100, "Cores": 0, "MemoryMB": 300}),
+            );
+        }
+    }
+    volume_mounts(t.get_mut("VolumeMounts"));
+    weights(t.get_mut("Affinities"));
+    if let Some(Json::Object(c)) = t.get_mut("Consul") {
+        consul_cluster(c);
+    }
+    if let Some(Json::Object(c)) = t.get_mut("CSIPluginConfig") {
+        for (k, v) in [("MountDir", "/csi"), ("StagePublishBaseDir", "/local/csi")] {
+            if c.get(k).and_then(Json::as_str).is_none_or(str::is_empty) {
+                c.insert(k.into(), json!(v));
+            }
+        }
+        if c.get("HealthTimeout")
+            .and_then(Json::as_i64)
+            .is_none_or(|n| n == 0)
+        {
+            c.insert("HealthTimeout".into(), json!(30 * SECOND));
+        }
     }
     if let Some(Json::Array(ids)) = t.get_mut("Identities") {
         let default = ids.iter().position(|i| {
@@ -308,6 +364,192 @@ fn task_defaults(t: &mut JsonMap) {
         if let Some(i) = default {
             let id = ids.remove(i);
             t.insert("Identity".into(), id);
+        }
+    }
+}
+
+/// Nomad's `UpdateStrategy` defaults (`api.DefaultUpdateStrategy`).
+fn default_update() -> Json {
+    update_json(&UpdateStrategy::default())
+}
+
+/// Job-level defaults of `api.Job.Canonicalize`: service and system jobs get the default
+/// update strategy when they have none (and every group of theirs inherits it), a partial one
+/// is completed; periodic, multiregion, spreads and affinities get their defaults.
+fn job_defaults(job: &mut JsonMap, job_type: &str) {
+    match job.get("Update") {
+        Some(u) if u.is_object() => {
+            let full = merge(&default_update(), Some(u));
+            job.insert("Update".into(), full);
+        }
+        _ if job_type == "service" || job_type == "system" => {
+            job.insert("Update".into(), default_update());
+        }
+        _ => {}
+    }
+    if let Some(Json::Object(p)) = job.get_mut("Periodic") {
+        fill(
+            p,
+            json!({"Enabled": true, "Spec": "", "Specs": [], "SpecType": "cron", "ProhibitOverlap": false}),
+        );
+        if p.get("TimeZone")
+            .and_then(Json::as_str)
+            .is_none_or(str::is_empty)
+        {
+            p.insert("TimeZone".into(), json!("UTC"));
+        }
+    }
+    if let Some(Json::Object(m)) = job.get_mut("Multiregion") {
+        match m.get_mut("Strategy") {
+            Some(Json::Object(st)) => fill(st, json!({"MaxParallel": 0, "OnFailure": ""})),
+            _ => {
+                m.insert(
+                    "Strategy".into(),
+                    json!({"MaxParallel": 0, "OnFailure": ""}),
+                );
+            }
+        }
+        match m.get_mut("Regions") {
+            Some(Json::Array(regions)) => {
+                for r in regions.iter_mut() {
+                    if let Json::Object(r) = r {
+                        fill(r, json!({"Count": 1, "Datacenters": [], "Meta": {}}));
+                    }
+                }
+            }
+            _ => {
+                m.insert("Regions".into(), json!([]));
+            }
+        }
+    }
+    weights(job.get_mut("Spreads"));
+    weights(job.get_mut("Affinities"));
+}
+
+/// Gives every affinity or spread in the list without a weight Nomad's 50.
+fn weights(list: Option<&mut Json>) {
+    if let Some(Json::Array(items)) = list {
+        for i in items.iter_mut() {
+            if let Json::Object(i) = i {
+                fill(i, json!({"Weight": 50}));
+            }
+        }
+    }
+}
+
+/// Group-level defaults of `api.TaskGroup.Canonicalize` beside the inherited policies:
+/// ephemeral disk, consul (namespace from the job's, cluster), disconnect, spreads and
+/// affinities.
+fn group_defaults(g: &mut JsonMap, job_consul_ns: &str) {
+    match g.get_mut("EphemeralDisk") {
+        Some(Json::Object(d)) => fill(d, json!({"Sticky": false, "Migrate": false, "SizeMB": 300})),
+        _ => {
+            g.insert(
+                "EphemeralDisk".into(),
+                json!({"Sticky": false, "Migrate": false, "SizeMB": 300}),
+            );
+        }
+    }
+    if let Some(Json::Object(c)) = g.get_mut("Consul") {
+        if c.get("Namespace")
+            .and_then(Json::as_str)
+            .is_none_or(str::is_empty)
+        {
+            c.insert("Namespace".into(), json!(job_consul_ns));
+        }
+        consul_cluster(c);
+    }
+    if let Some(Json::Object(d)) = g.get_mut("Disconnect") {
+        fill(d, json!({"Replace": true, "Reconcile": "best_score"}));
+    }
+    weights(g.get_mut("Spreads"));
+    weights(g.get_mut("Affinities"));
+}
+
+fn consul_cluster(c: &mut JsonMap) {
+    if c.get("Cluster")
+        .and_then(Json::as_str)
+        .is_none_or(str::is_empty)
+    {
+        c.insert("Cluster".into(), json!("default"));
+    }
+}
+
+/// `api.Resources.Canonicalize`: CPU 100 and memory 300 MB unless written (no default CPU
+/// when cores are reserved), each device's count 1 and its affinities' weight 50, a NUMA
+/// block's affinity `none`.
+fn resources_defaults(r: &mut JsonMap) {
+    let cores = r.get("Cores").filter(|v| !v.is_null()).cloned();
+    if cores.is_none() {
+        r.insert("Cores".into(), json!(0));
+        if r.get("CPU").is_none_or(Json::is_null) {
+            r.insert("CPU".into(), json!(100));
+        }
+    }
+    fill(r, json!({"CPU": 0, "MemoryMB": 300}));
+    if let Some(Json::Array(devices)) = r.get_mut("Devices") {
+        for d in devices.iter_mut() {
+            if let Json::Object(d) = d {
+                fill(d, json!({"Count": 1}));
+                weights(d.get_mut("Affinities"));
+            }
+        }
+    }
+    if let Some(Json::Object(n)) = r.get_mut("NUMA") {
+        if n.get("Affinity")
+            .and_then(Json::as_str)
+            .is_none_or(str::is_empty)
+        {
+            n.insert("Affinity".into(), json!("none"));
+        }
+    }
+}
+
+/// `api.VolumeMount.Canonicalize`.
+fn volume_mounts(list: Option<&mut Json>) {
+    if let Some(Json::Array(vms)) = list {
+        for vm in vms.iter_mut() {
+            if let Json::Object(vm) = vm {
+                fill(
+                    vm,
+                    json!({"PropagationMode": "private", "ReadOnly": false, "SELinuxLabel": ""}),
+                );
+            }
+        }
+    }
+}
+
+/// `api.ConsulConnect.Canonicalize`: the sidecar task's resources, logs, kill timeout and
+/// shutdown delay, a gateway proxy's connect timeout (5s).
+fn connect_defaults(c: &mut JsonMap) {
+    if let Some(Json::Object(st)) = c.get_mut("SidecarTask") {
+        match st.get_mut("Resources") {
+            Some(Json::Object(r)) => resources_defaults(r),
+            _ => {
+                st.insert(
+                    "Resources".into(),
+                    json!({"CPU": 100, "Cores": 0, "MemoryMB": 300}),
+                );
+            }
+        }
+        match st.get_mut("LogConfig") {
+            Some(Json::Object(l)) => fill(
+                l,
+                json!({"MaxFiles": 10, "MaxFileSizeMB": 10, "Disabled": false}),
+            ),
+            _ => {
+                st.insert(
+                    "LogConfig".into(),
+                    json!({"MaxFiles": 10, "MaxFileSizeMB": 10, "Disabled": false}),
+                );
+            }
+        }
+        fill(st, json!({"KillTimeout": 5 * SECOND, "ShutdownDelay": 0}));
+        volume_mounts(st.get_mut("VolumeMounts"));
+    }
+    if let Some(Json::Object(gw)) = c.get_mut("Gateway") {
+        if let Some(Json::Object(p)) = gw.get_mut("Proxy") {
+            fill(p, json!({"ConnectTimeout": 5 * SECOND}));
         }
     }
 }
@@ -342,5 +584,45 @@ mod tests {
         assert_eq!(g["ReschedulePolicy"]["DelayFunction"], json!("constant"));
         // Batch groups get no migrate block.
         assert!(g.get("Migrate").is_none());
+    }
+
+    #[test]
+    fn blocks_get_their_canonicalize_defaults() {
+        let mut job = json!({
+            "Type": "system",
+            "Spreads": [{ "Attribute": "${node.datacenter}" }],
+            "Periodic": { "Spec": "@daily" },
+            "TaskGroups": [{
+                "Disconnect": { "LostAfter": 1 },
+                "Consul": {},
+                "Tasks": [{
+                    "Vault": { "Policies": ["a"] },
+                    "Resources": { "Cores": 2, "Devices": [{ "Name": "gpu" }], "NUMA": {} },
+                    "VolumeMounts": [{ "Volume": "v" }],
+                }]
+            }]
+        });
+        let Json::Object(m) = &mut job else { panic!() };
+        apply(m);
+        assert_eq!(job["Spreads"][0]["Weight"], json!(50));
+        assert_eq!(job["Periodic"]["Enabled"], json!(true));
+        assert_eq!(job["Periodic"]["TimeZone"], json!("UTC"));
+        // System jobs get the default update strategy, and their groups inherit it.
+        assert_eq!(job["Update"]["MaxParallel"], json!(1));
+        assert_eq!(
+            job["TaskGroups"][0]["Update"]["Stagger"],
+            json!(30 * SECOND)
+        );
+        let g = &job["TaskGroups"][0];
+        assert_eq!(g["Disconnect"]["Replace"], json!(true));
+        assert_eq!(g["Disconnect"]["Reconcile"], json!("best_score"));
+        assert_eq!(g["Consul"]["Cluster"], json!("default"));
+        let t = &g["Tasks"][0];
+        assert_eq!(t["Vault"]["Cluster"], json!("default"));
+        assert_eq!(t["Vault"]["ChangeSignal"], json!("SIGHUP"));
+        assert_eq!(t["Resources"]["CPU"], json!(0));
+        assert_eq!(t["Resources"]["Devices"][0]["Count"], json!(1));
+        assert_eq!(t["Resources"]["NUMA"]["Affinity"], json!("none"));
+        assert_eq!(t["VolumeMounts"][0]["PropagationMode"], json!("private"));
     }
 }
