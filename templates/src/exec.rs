@@ -455,10 +455,36 @@ impl<'a> Exec<'a> {
         match builtin(name, &args) {
             Some(r) => r.map_err(|e| (pos, format!("error calling {name}: {e}"))),
             None => match self.host.call(name, args) {
-                Some(r) => r.map_err(|e| (pos, format!("error calling {name}: {e}"))),
+                Some(r) => {
+                    let v = r.map_err(|e| (pos, format!("error calling {name}: {e}")))?;
+                    // Go maps are references: `sprig_set $d "k" 1` changes `$d` itself.
+                    if let (true, Some(Operand::Var(var, path))) =
+                        (crate::sprig::mutates_first_arg(name), ops.first())
+                    {
+                        self.write_back(var, path, v.clone());
+                    }
+                    Ok(v)
+                }
                 None => Err((pos, format!("function {name:?} not defined"))),
             },
         }
+    }
+
+    /// Stores `v` at `$var.path...` (for the Sprig functions that change a map in place).
+    fn write_back(&mut self, var: &str, path: &[String], v: Value) {
+        let Some(slot) = self.vars.iter_mut().rev().find(|(n, _)| n == var) else {
+            return;
+        };
+        let mut target = &mut slot.1;
+        for key in path {
+            match target {
+                Value::Object(m) if m.contains_key(key) => {
+                    target = m.get_mut(key).expect("key checked above")
+                }
+                _ => return,
+            }
+        }
+        *target = v;
     }
 }
 

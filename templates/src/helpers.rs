@@ -126,7 +126,7 @@ fn arith(name: &str, args: &[Value]) -> Result<Value, String> {
 }
 
 /// Translates a Go time layout (`2006-01-02T15:04:05Z07:00`) into a chrono format string.
-fn go_layout(layout: &str) -> String {
+pub(crate) fn go_layout(layout: &str) -> String {
     const MAP: &[(&str, &str)] = &[
         ("2006", "%Y"),
         ("January", "%B"),
@@ -469,9 +469,7 @@ pub(crate) fn call(name: &str, args: &[Value]) -> Option<Result<Value, String>> 
                 return Err(format!("{name} is not available in Caravan yet"))
             }
             _ if name.starts_with("sprig_") => {
-                return Err(format!(
-                    "{name}: sprig functions are not available in Caravan yet"
-                ))
+                return crate::sprig::call(name, args).unwrap_or(Err(String::new()))
             }
             _ => return Err(String::new()),
         })

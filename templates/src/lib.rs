@@ -18,6 +18,7 @@ pub mod fmt;
 mod helpers;
 pub mod parse;
 pub mod render;
+mod sprig;
 
 pub use data::{DataSource, Dependency, MapSource};
 pub use error::TemplateError;
