@@ -371,3 +371,209 @@ fn corpus_json_jobs_parse() {
     println!("corpus JSON jobs: {ok} ok, {} failed", failed.len());
     assert!(ok >= 6, "only {ok} corpus JSON jobs parse, expected 6");
 }
+
+/// At least this many of the 512 HCL job files must pass the server's validation (the rest
+/// are listed, with why, in docs/compatibility.md; the test prints each).
+const VALID_FLOOR: usize = 341;
+
+/// Errors of Caravan's job validation that Nomad's `Job.Validate` (or its admission hooks)
+/// gives too, for the same reason: (a piece of Caravan's error, Nomad's message). Most corpus
+/// files failing these are documentation snippets and parser fixtures that leave out the
+/// parts a runnable job needs.
+const NOMAD_REJECTS_TOO: &[(&str, &str)] = &[
+    ("Missing job task groups", "Missing job task groups"),
+    ("has no tasks", "Missing tasks for task group"),
+    ("missing driver", "Missing task driver"),
+    (
+        "does not exist in the network",
+        "port label %q referenced by services %v does not exist",
+    ),
+    (
+        "Parameterized job can only be used with",
+        "Parameterized job can only be used with \"batch\" or \"sysbatch\" scheduler",
+    ),
+    (
+        "task group count must not be",
+        "task group count must not be greater/less than maximum/minimum count in scaling policy",
+    ),
+    (
+        "not enabled but used in the job",
+        "Vault %q not enabled but used in the job (the agent has only the default cluster)",
+    ),
+];
+
+/// What the conformance agent has: Vault enabled (the `default` cluster), as the issue asks;
+/// the node pools and namespaces the files name are taken as created.
+const VAULT_CLUSTERS: &[&str] = &["default"];
+
+/// The server-side checks a submitted job goes through in `PUT /v1/validate/job` (and at the
+/// start of registration): canonicalize, validate, and the agent's Vault clusters. Each error
+/// separately.
+fn server_validate(job: &mut caravan_structs::Job) -> Vec<String> {
+    job.canonicalize();
+    let mut errs = job.validate().err().unwrap_or_default();
+    for t in job.task_groups.iter().flat_map(|g| g.tasks.iter()) {
+        if let Some(v) = t.vault_block() {
+            if !VAULT_CLUSTERS.contains(&v.cluster.as_str()) {
+                errs.push(format!(
+                    "Vault {:?} not enabled but used in the job",
+                    v.cluster
+                ));
+            }
+        }
+    }
+    errs
+}
+
+/// Groups whose only tasks Nomad would add itself: at registration its Consul Connect
+/// admission hook injects the sidecar proxy task of a `sidecar_service` and the Envoy task of a
+/// `gateway`; Caravan does not run Consul Connect and adds none.
+fn connect_only_groups(job: &caravan_structs::Job) -> Vec<String> {
+    job.task_groups
+        .iter()
+        .filter(|g| g.tasks.is_empty())
+        .filter(|g| {
+            g.services.iter().any(|s| {
+                s.connect.as_ref().is_some_and(|c| {
+                    c.get("SidecarService").is_some_and(|v| !v.is_null())
+                        || c.get("Gateway").is_some_and(|v| !v.is_null())
+                })
+            })
+        })
+        .map(|g| g.name.clone())
+        .collect()
+}
+
+/// The `-var` values and files that files Nomad's tests or docs run with a value the corpus
+/// lacks: (file, vars, files to create in a scratch directory the job's `file()` calls read).
+type Supplied = (
+    &'static str,
+    &'static [(&'static str, &'static str)],
+    &'static [(&'static str, &'static str)],
+);
+const SUPPLIED: &[Supplied] = &[
+    // TestParse_UnsetVariables passes region_var in its success case.
+    (
+        "jobspec2__parse_test.go__L196.hcl",
+        &[("region_var", "us-west")],
+        &[],
+    ),
+    // TestParse_FileOperators reads its own source file; a stand-in with the same name.
+    (
+        "jobspec2__parse_test.go__L267.hcl",
+        &[],
+        &[("parse_test.go", "package jobspec2\n")],
+    ),
+    // The demo reads the user's SSH private key; a stand-in key file.
+    (
+        "demo__csi__kadalu-csi__controller.nomad.hcl",
+        &[("ssh_priv_path", "{scratch}/id_rsa")],
+        &[(
+            "id_rsa",
+            "-----BEGIN OPENSSH PRIVATE KEY-----\nstand-in\n-----END OPENSSH PRIVATE KEY-----\n",
+        )],
+    ),
+];
+
+/// The inputs for `name`, with [`SUPPLIED`] values and files added (written under `scratch`).
+fn validate_inputs_for(name: &str, dir: &Path, scratch: &Path) -> VarInputs {
+    let mut inputs = inputs_for(name, dir);
+    if let Some((_, vars, files)) = SUPPLIED.iter().find(|(f, _, _)| *f == name) {
+        let own = scratch.join(name);
+        std::fs::create_dir_all(&own).expect("scratch directory");
+        for (file, content) in *files {
+            std::fs::write(own.join(file), content).expect("scratch file");
+        }
+        for (k, v) in *vars {
+            let v = v.replace("{scratch}", &own.to_string_lossy());
+            inputs.vars.insert(k.to_string(), v);
+        }
+        if !files.is_empty() {
+            inputs.fs_base_dir = Some(own);
+        }
+    }
+    inputs
+}
+
+#[test]
+fn corpus_hcl_jobspecs_validate() {
+    let Some(root) = corpus_dir() else {
+        println!("SKIPPED: corpus not found at ../shared/corpus beside the workspace");
+        return;
+    };
+    let dir = root.join("jobspecs");
+    let scratch = std::env::temp_dir().join(format!("caravan-corpus-{}", std::process::id()));
+    let (mut total, mut valid, mut rejected_parse, mut rejected_validate, mut genuine) =
+        (0, 0, 0, 0, 0);
+    let mut problems = Vec::new();
+    for path in files(&dir, "hcl") {
+        total += 1;
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_string();
+        let Ok(src) = std::fs::read_to_string(&path) else {
+            problems.push(format!("{name}: unreadable"));
+            continue;
+        };
+        let inputs = validate_inputs_for(&name, &dir, &scratch);
+        let mut job = match parse_hcl(&src, &name, &inputs) {
+            Ok(job) => job,
+            Err(e) if REJECTED.iter().any(|(f, _, _)| *f == name) => {
+                println!("REJECTED at parse, as Nomad does: {name}: {e}");
+                rejected_parse += 1;
+                continue;
+            }
+            Err(e) => {
+                problems.push(format!("{name}: does not parse: {e}"));
+                continue;
+            }
+        };
+        let connect_only = connect_only_groups(&job);
+        let errs = server_validate(&mut job);
+        if errs.is_empty() {
+            valid += 1;
+            continue;
+        }
+        let joined = errs.join("; ");
+        if !connect_only.is_empty() {
+            println!(
+                "GENUINE difference: {name}: {joined} (groups {connect_only:?} hold only Consul \
+                 Connect services: Nomad injects their proxy/gateway task, Caravan does not)"
+            );
+            genuine += 1;
+            continue;
+        }
+        let unexplained: Vec<&String> = errs
+            .iter()
+            .filter(|e| !NOMAD_REJECTS_TOO.iter().any(|(piece, _)| e.contains(piece)))
+            .collect();
+        if unexplained.is_empty() {
+            println!("INVALID, as Nomad's validation finds too: {name}: {joined}");
+            rejected_validate += 1;
+        } else {
+            problems.push(format!("{name}: fails validation: {joined}"));
+        }
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+    for p in &problems {
+        println!("FAILED {p}");
+    }
+    println!(
+        "corpus jobspecs: {valid} of {total} validate; {rejected_parse} rejected at parse and \
+         {rejected_validate} at validation as Nomad rejects them; {genuine} genuine differences; \
+         {} unexplained",
+        problems.len()
+    );
+    assert!(
+        problems.is_empty(),
+        "{} unexplained validation failures:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
+    assert!(
+        valid >= VALID_FLOOR,
+        "only {valid} corpus job files validate, expected at least {VALID_FLOOR}"
+    );
+}
