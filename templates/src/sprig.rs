@@ -319,8 +319,7 @@ fn go_quote(s: &str) -> String {
     o
 }
 
-/// Go's `strings.Title`: a letter after a separator (anything but letters, digits, `_`) is
-/// upper-cased.
+/// Go's `strings.Title`: a letter after a separator is upper-cased.
 fn go_title(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut prev_sep = true;
@@ -330,7 +329,13 @@ fn go_title(s: &str) -> String {
         } else {
             out.push(c);
         }
-        prev_sep = !(c.is_alphanumeric() || c == '_');
+        // Go's isSeparator: ASCII letters, digits and `_` join words, other ASCII separates;
+        // beyond ASCII only letters, digits and spaces are classified.
+        prev_sep = if c.is_ascii() {
+            !(c.is_ascii_alphanumeric() || c == '_')
+        } else {
+            !c.is_alphanumeric() && c.is_whitespace()
+        };
     }
     out
 }

@@ -39,6 +39,7 @@ fn sprig_table() {
             r#"{{ sprig_title "hello world-wide" }}"#,
             "Hello World-Wide",
         ),
+        (r#"{{ sprig_title "snake_case x.y" }}"#, "Snake_case X.Y"),
         (r#"{{ sprig_untitle "Hello World" }}"#, "hello world"),
         (r#"{{ sprig_repeat 3 "hello" }}"#, "hellohellohello"),
         (r#"{{ sprig_substr 0 5 "hello world" }}"#, "hello"),
