@@ -303,8 +303,7 @@ fn task_defaults(t: &mut JsonMap) {
             if a.get("RelativeDest").is_none_or(Json::is_null) {
                 let dest = if a.get("GetterMode").and_then(Json::as_str) == Some("file") {
                     let src = a.get("GetterSource").and_then(Json::as_str).unwrap_or("");
-                    let base = src.rsplit('/').next().unwrap_or(src);
-                    format!("local/{base}")
+                    local_file_dest(src)
                 } else {
                     "local/".to_string()
                 };
@@ -365,6 +364,19 @@ fn task_defaults(t: &mut JsonMap) {
             let id = ids.remove(i);
             t.insert("Identity".into(), id);
         }
+    }
+}
+
+/// `filepath.Join("local", path.Base(source))`, Nomad's destination for a `mode = "file"`
+/// artifact: the last element of the source with trailing slashes dropped, `local` alone when
+/// that is empty, `.` or `/`.
+fn local_file_dest(source: &str) -> String {
+    let trimmed = source.trim_end_matches('/');
+    let base = trimmed.rsplit('/').next().unwrap_or(trimmed);
+    match base {
+        "" | "." => "local".to_string(),
+        ".." => ".".to_string(),
+        b => format!("local/{b}"),
     }
 }
 
@@ -584,6 +596,14 @@ mod tests {
         assert_eq!(g["ReschedulePolicy"]["DelayFunction"], json!("constant"));
         // Batch groups get no migrate block.
         assert!(g.get("Migrate").is_none());
+    }
+
+    #[test]
+    fn file_artifact_destination_is_gos_base() {
+        assert_eq!(local_file_dest("https://x.io/a/tool.tgz"), "local/tool.tgz");
+        assert_eq!(local_file_dest("https://x.io/a/dir/"), "local/dir");
+        assert_eq!(local_file_dest(""), "local");
+        assert_eq!(local_file_dest("/"), "local");
     }
 
     #[test]
