@@ -17,53 +17,50 @@
 
 use caravan_jobspec::{parse_hcl, VarInputs};
 use serde_json::Value as Json;
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-/// (corpus file, `-var` values, the blocks it is here for).
-const GOLDEN: &[(&str, &[(&str, &str)], &str)] = &[
-    ("jobspec__test-fixtures__basic.hcl", &[], "job, group, task, update, migrate, reschedule, restart, ephemeral_disk, volume (host, csi), disconnect, max_client_disconnect, logs, env, service, checks, check_restart, resources, network, port, device, artifact, vault, template, lifecycle, affinity, spread, constraint, kind, dispatch_payload-less batch"),
-    ("jobspec__test-fixtures__periodic-cron.hcl", &[], "periodic"),
+/// (corpus file, the blocks it is here for). None of them needs `-var` values.
+const GOLDEN: &[(&str, &str)] = &[
+    ("jobspec__test-fixtures__basic.hcl", "job, group, task, update, migrate, reschedule, restart, ephemeral_disk, volume (host, csi), disconnect, max_client_disconnect, logs, env, service, checks, check_restart, resources, network, port, device, artifact, vault, template, lifecycle, affinity, spread, constraint, kind, dispatch_payload-less batch"),
+    ("jobspec__test-fixtures__periodic-cron.hcl", "periodic"),
     (
-        "e2e__scaling__input__namespace_default_system.nomad.hcl",
-        &[],
-        "system job: update inherited by groups",
+        "e2e__scaling__input__namespace_default_system.nomad.hcl", "system job: update inherited by groups",
     ),
-    ("jobspec__test-fixtures__parameterized_job.hcl", &[], "parameterized, dispatch_payload"),
-    ("jobspec__test-fixtures__multiregion.hcl", &[], "multiregion"),
-    ("jobspec__test-fixtures__tg-network.hcl", &[], "group network with ports, dns, mode"),
-    ("jobspec__test-fixtures__tg-scaling-policy-minimal.hcl", &[], "group scaling, count from scaling"),
-    ("jobspec__test-fixtures__task-scaling-policy.hcl", &[], "task scaling (cpu, mem)"),
-    ("jobspec__test-fixtures__csi-plugin.hcl", &[], "csi_plugin"),
-    ("jobspec__test-fixtures__tg-service-connect-gateway-mesh.hcl", &[], "connect mesh gateway"),
-    ("jobspec__test-fixtures__tg-service-connect-gateway-ingress.hcl", &[], "connect ingress gateway"),
-    ("jobspec__test-fixtures__tg-service-connect-gateway-terminating.hcl", &[], "connect terminating gateway"),
-    ("jobspec2__test-fixtures__connect-example.hcl", &[], "connect sidecar_service, upstreams"),
-    ("jobspec__test-fixtures__tg-service-connect-resources.hcl", &[], "sidecar_task resources"),
-    ("jobspec__test-fixtures__tg-service-proxy-expose.hcl", &[], "proxy expose paths"),
-    ("jobspec__test-fixtures__tg-service-check.hcl", &[], "group service check (grpc, http)"),
-    ("jobspec__test-fixtures__service-check-restart.hcl", &[], "check_restart"),
-    ("jobspec__test-fixtures__artifacts.hcl", &[], "artifact"),
-    ("jobspec__test-fixtures__reschedule-job.hcl", &[], "job reschedule"),
-    ("jobspec__test-fixtures__consul-namespace.hcl", &[], "group consul"),
-    ("website__content__docs__job-specification__change_script.mdx__L22.hcl", &[], "template change_mode script, change_script"),
-    ("jobspec2__test-fixtures__template-wait-config.hcl", &[], "template wait"),
-    ("jobspec__test-fixtures__service-check-initial-status.hcl", &[], "check initial_status"),
-    ("website__content__docs__job-specification__numa.mdx__L27.hcl", &[], "resources numa"),
-    ("website__content__docs__job-specification__ui.mdx__L39.hcl", &[], "ui"),
-    ("website__content__docs__job-specification__action.mdx__L30.hcl", &[], "action"),
-    ("website__content__docs__job-specification__disconnect.mdx__L30.hcl", &[], "disconnect"),
-    ("website__content__docs__job-specification__logs.mdx__L31.hcl", &[], "logs"),
-    ("website__content__docs__job-specification__device.mdx__L34.hcl", &[], "device, affinity"),
-    ("website__content__docs__job-specification__spread.mdx__L39.hcl", &[], "spread"),
-    ("website__content__docs__job-specification__migrate.mdx__L37.hcl", &[], "migrate"),
-    ("website__content__docs__job-specification__ephemeral_disk.mdx__L22.hcl", &[], "ephemeral_disk"),
-    ("website__content__docs__job-specification__secret.mdx__L33.hcl", &[], "secret"),
-    ("website__content__docs__job-specification__schedule.mdx__L33.hcl", &[], "task schedule"),
-    ("website__content__docs__job-specification__vault.mdx__L34.hcl", &[], "vault"),
-    ("website__content__docs__job-specification__volume_mount.mdx__L22.hcl", &[], "volume, volume_mount"),
-    ("command__asset__example-short.nomad.hcl", &[], "identity"),
-    ("website__content__docs__job-declare__task-dependencies.mdx__L87.hcl", &[], "lifecycle"),
+    ("jobspec__test-fixtures__parameterized_job.hcl", "parameterized, dispatch_payload"),
+    ("jobspec__test-fixtures__multiregion.hcl", "multiregion"),
+    ("jobspec__test-fixtures__tg-network.hcl", "group network with ports, dns, mode"),
+    ("jobspec__test-fixtures__tg-scaling-policy-minimal.hcl", "group scaling, count from scaling"),
+    ("jobspec__test-fixtures__task-scaling-policy.hcl", "task scaling (cpu, mem)"),
+    ("jobspec__test-fixtures__csi-plugin.hcl", "csi_plugin"),
+    ("jobspec__test-fixtures__tg-service-connect-gateway-mesh.hcl", "connect mesh gateway"),
+    ("jobspec__test-fixtures__tg-service-connect-gateway-ingress.hcl", "connect ingress gateway"),
+    ("jobspec__test-fixtures__tg-service-connect-gateway-terminating.hcl", "connect terminating gateway"),
+    ("jobspec2__test-fixtures__connect-example.hcl", "connect sidecar_service, upstreams"),
+    ("jobspec__test-fixtures__tg-service-connect-resources.hcl", "sidecar_task resources"),
+    ("jobspec__test-fixtures__tg-service-proxy-expose.hcl", "proxy expose paths"),
+    ("jobspec__test-fixtures__tg-service-check.hcl", "group service check (grpc, http)"),
+    ("jobspec__test-fixtures__service-check-restart.hcl", "check_restart"),
+    ("jobspec__test-fixtures__artifacts.hcl", "artifact"),
+    ("jobspec__test-fixtures__reschedule-job.hcl", "job reschedule"),
+    ("jobspec__test-fixtures__consul-namespace.hcl", "group consul"),
+    ("website__content__docs__job-specification__change_script.mdx__L22.hcl", "template change_mode script, change_script"),
+    ("jobspec2__test-fixtures__template-wait-config.hcl", "template wait"),
+    ("jobspec__test-fixtures__service-check-initial-status.hcl", "check initial_status"),
+    ("website__content__docs__job-specification__numa.mdx__L27.hcl", "resources numa"),
+    ("website__content__docs__job-specification__ui.mdx__L39.hcl", "ui"),
+    ("website__content__docs__job-specification__action.mdx__L30.hcl", "action"),
+    ("website__content__docs__job-specification__disconnect.mdx__L30.hcl", "disconnect"),
+    ("website__content__docs__job-specification__logs.mdx__L31.hcl", "logs"),
+    ("website__content__docs__job-specification__device.mdx__L34.hcl", "device, affinity"),
+    ("website__content__docs__job-specification__spread.mdx__L39.hcl", "spread"),
+    ("website__content__docs__job-specification__migrate.mdx__L37.hcl", "migrate"),
+    ("website__content__docs__job-specification__ephemeral_disk.mdx__L22.hcl", "ephemeral_disk"),
+    ("website__content__docs__job-specification__secret.mdx__L33.hcl", "secret"),
+    ("website__content__docs__job-specification__schedule.mdx__L33.hcl", "task schedule"),
+    ("website__content__docs__job-specification__vault.mdx__L34.hcl", "vault"),
+    ("website__content__docs__job-specification__volume_mount.mdx__L22.hcl", "volume, volume_mount"),
+    ("command__asset__example-short.nomad.hcl", "identity"),
+    ("website__content__docs__job-declare__task-dependencies.mdx__L87.hcl", "lifecycle"),
 ];
 
 fn corpus_dir() -> Option<PathBuf> {
@@ -192,14 +189,10 @@ fn golden_canonical_json() {
     let dir = root.join("jobspecs");
     let update = std::env::var_os("GOLDEN_UPDATE").is_some();
     let mut failures = Vec::new();
-    for (name, vars, _covers) in GOLDEN {
+    for (name, _covers) in GOLDEN {
         let src = std::fs::read_to_string(dir.join(name))
             .unwrap_or_else(|e| panic!("corpus file {name}: {e}"));
         let inputs = VarInputs {
-            vars: vars
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect::<BTreeMap<_, _>>(),
             fs_base_dir: Some(dir.clone()),
             ..Default::default()
         };
