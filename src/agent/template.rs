@@ -9,6 +9,14 @@ use anyhow::{anyhow, bail};
 
 pub fn template_settings(cfg: &AgentConfig) -> anyhow::Result<TemplateSettings> {
     let mut s = TemplateSettings::default();
+    if let Some(o) = cfg
+        .file
+        .client
+        .as_ref()
+        .and_then(|c| c.vault_outage.as_ref())
+    {
+        s.vault_outage = o.parse().map_err(|e: String| anyhow!(e))?;
+    }
     let Some(t) = cfg.file.client.as_ref().and_then(|c| c.template.as_ref()) else {
         return Ok(s);
     };
@@ -129,6 +137,7 @@ mod tests {
         let cfg = load(
             r#"client {
   enabled = true
+  vault_outage = "fail"
   template {
     function_denylist = ["env", "file"]
     disable_file_sandbox = true
@@ -168,6 +177,17 @@ mod tests {
         );
         assert_eq!(s.vault_retry.attempts, 5);
         assert_eq!(s.vault_default_lease_duration, ms(600_000));
+        assert_eq!(
+            s.vault_outage,
+            crate::client::vault_outage::VaultOutage::Fail
+        );
+        assert_eq!(
+            template_settings(&load("client {\n enabled = true\n}\n").unwrap())
+                .unwrap()
+                .vault_outage,
+            crate::client::vault_outage::VaultOutage::Keep,
+            "keep by default"
+        );
     }
 
     #[test]
@@ -189,6 +209,10 @@ mod tests {
             (
                 "client {\n template {\n block_query_wait = \"0s\"\n }\n}\n",
                 "block_query_wait must be greater than zero",
+            ),
+            (
+                "client {\n vault_outage = \"ignore\"\n}\n",
+                "client.vault_outage must be \"keep\" or \"fail\"",
             ),
         ] {
             let e = template_settings(&load(hcl).unwrap())

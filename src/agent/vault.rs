@@ -24,7 +24,37 @@ pub fn vault_clusters(cfg: &AgentConfig) -> anyhow::Result<VaultClusters> {
                 .clone()
                 .unwrap_or(d.jwt_auth_backend_path),
             create_from_role: v.create_from_role.clone().unwrap_or_default(),
+            tls: caravan_vault::TlsConfig {
+                ca_file: v
+                    .ca_file
+                    .clone()
+                    .or_else(|| std::env::var("VAULT_CACERT").ok())
+                    .map(Into::into),
+                ca_path: v
+                    .ca_path
+                    .clone()
+                    .or_else(|| std::env::var("VAULT_CAPATH").ok())
+                    .map(Into::into),
+                cert_file: v
+                    .cert_file
+                    .clone()
+                    .or_else(|| std::env::var("VAULT_CLIENT_CERT").ok())
+                    .map(Into::into),
+                key_file: v
+                    .key_file
+                    .clone()
+                    .or_else(|| std::env::var("VAULT_CLIENT_KEY").ok())
+                    .map(Into::into),
+                skip_verify: v.tls_skip_verify.unwrap_or(false),
+            },
         };
+        if let Some(n) = v.tls_server_name.as_deref().filter(|n| !n.is_empty()) {
+            tracing::warn!(
+                cluster = %name,
+                "vault tls_server_name {n:?} is not supported yet: Vault's certificate must \
+                 name the host of its address"
+            );
+        }
         s.client()
             .map_err(|e| anyhow::anyhow!("vault {name:?}: {e}"))?;
         out.insert(name.clone(), s);
@@ -113,5 +143,18 @@ vault "other" {
             vault_clusters(&load("vault {\n enabled = true\n address = \"nope\"\n}\n").unwrap())
                 .unwrap_err();
         assert!(e.to_string().contains("invalid Vault address"), "{e}");
+        let e = vault_clusters(
+            &load(
+                "vault {\n enabled = true\n address = \"https://v:8200\"\n \
+                 ca_file = \"/nonexistent/ca.pem\"\n}\n",
+            )
+            .unwrap(),
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("reading the CA file /nonexistent/ca.pem"),
+            "{e}"
+        );
     }
 }

@@ -128,6 +128,10 @@ async fn metrics(State(s): State<AppState>, Query(p): Query<HashMap<String, Stri
         ("nomad.state.allocs", snap.allocs.len() as f64),
         ("nomad.state.nodes", snap.nodes.len() as f64),
         ("nomad.client.allocations.running", running as f64),
+        (
+            "nomad.client.vault.stale_tasks",
+            crate::client::vault_outage::stale_tasks() as f64,
+        ),
         ("nomad.runtime.alloc_bytes", rss as f64),
         ("nomad.raft.applied_index", snap.index as f64),
         ("nomad.uptime", s.server.started_at.elapsed().as_secs_f64()),

@@ -50,10 +50,14 @@ mod system;
 #[cfg(test)]
 mod template_tests;
 #[cfg(test)]
+mod test_proxy;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod variable_tests;
 mod variables;
+#[cfg(test)]
+mod vault_template_tests;
 #[cfg(test)]
 mod vault_tests;
 #[cfg(test)]

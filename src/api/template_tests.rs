@@ -342,26 +342,6 @@ async fn signal_mode_sends_the_signal_and_escaping_destinations_fail() {
     assert!(!ev.iter().any(|(t, _)| t == "Started"), "{ev:?}");
 }
 
-/// Forwards TCP to `to` until the returned task is aborted, which cuts every connection it
-/// carries and refuses new ones (a Consul outage as the client sees it).
-async fn proxy(to: std::net::SocketAddr) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = l.local_addr().expect("addr");
-    let task = tokio::spawn(async move {
-        let mut conns = tokio::task::JoinSet::new();
-        while let Ok((mut inbound, _)) = l.accept().await {
-            conns.spawn(async move {
-                if let Ok(mut out) = tokio::net::TcpStream::connect(to).await {
-                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
-                }
-            });
-        }
-    });
-    (addr, task)
-}
-
 /// `signal_job` with `tmpl` as its one template.
 fn job_with(id: &str, tmpl: Value) -> Value {
     let mut j = signal_job(id, "local/x");
@@ -383,7 +363,8 @@ async fn client_template_settings_apply_and_reload_for_new_tasks() {
     let (consul_addr, _consul_server) = caravan_consul_test_server::spawn_for_test()
         .await
         .expect("consul test server");
-    let (via, cut) = proxy(consul_addr).await;
+    let proxy = super::test_proxy::Proxy::start(consul_addr).await;
+    let via = proxy.addr;
     let (direct, _) = consul_at(&consul_addr.to_string(), ConsulTiming::default());
     let (_, link) = consul_at(&via.to_string(), ConsulTiming::default());
     let settings = TemplateSettings {
@@ -477,7 +458,7 @@ async fn client_template_settings_apply_and_reload_for_new_tasks() {
     assert_eq!(code, 200, "{body}");
     crate::wait_for!(!a.running("tmpl-kv").await.is_empty());
     let alloc = first_alloc(&a, "tmpl-kv").await;
-    cut.abort();
+    proxy.cut();
     crate::wait_for!(events(&a, &alloc).await.iter().any(|(t, m)| t == "Killing"
         && m.starts_with(
             "Template failed: reading kv.block(cfg/port) from Consul failed 3 times"

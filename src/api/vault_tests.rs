@@ -14,7 +14,7 @@ use caravan_vault::dev_server::DevServer;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
-async fn get_json(a: &TestAgent, path: &str) -> Value {
+pub(super) async fn get_json(a: &TestAgent, path: &str) -> Value {
     let r = a
         .http
         .get(format!("{}{path}", a.base))
@@ -45,7 +45,69 @@ fn vault_job(id: &str, role: &str) -> Value {
     }})
 }
 
-async fn first_alloc(a: &TestAgent, job: &str) -> Option<Value> {
+/// An agent (one node) whose client logs tasks in to Vault at `address`, with `client`'s
+/// other settings.
+pub(super) async fn vault_agent(address: &str, mut client: ClientConfig) -> TestAgent {
+    client.vault.insert(
+        "default".into(),
+        VaultSettings {
+            address: address.to_string(),
+            ..Default::default()
+        },
+    );
+    let server = ServerConfig {
+        vault_clusters: vec!["default".into()],
+        ..Default::default()
+    };
+    start_with(1, server, client).await
+}
+
+/// One write to OpenBao as root; panics with the path on failure.
+pub(super) async fn bao_post(
+    root: &caravan_vault::Client,
+    path: String,
+    body: Value,
+) -> Option<Value> {
+    root.request(reqwest::Method::POST, &path, Some(&body))
+        .await
+        .unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// OpenBao trusts the agent's workload identities: JWT auth at `jwt-nomad` reading its JWKS,
+/// a policy `app` that reads `secret/data/app`, and a role `app` for tasks of job `job`.
+pub(super) async fn trust_agent(root: &caravan_vault::Client, a: &TestAgent, job: &str) {
+    bao_post(root, "sys/auth/jwt-nomad".into(), json!({"type": "jwt"})).await;
+    bao_post(
+        root,
+        "auth/jwt-nomad/config".into(),
+        json!({
+            "jwks_url": format!("{}/.well-known/jwks.json", a.base),
+            "jwt_supported_algs": ["EdDSA"],
+        }),
+    )
+    .await;
+    bao_post(
+        root,
+        "sys/policies/acl/app".into(),
+        json!({"policy": "path \"secret/data/app\" { capabilities = [\"read\"] }"}),
+    )
+    .await;
+    bao_post(
+        root,
+        "auth/jwt-nomad/role/app".into(),
+        json!({
+            "role_type": "jwt",
+            "bound_audiences": ["vault.io"],
+            "user_claim": "nomad_job_id",
+            "bound_claims": {"nomad_namespace": "default", "nomad_job_id": job},
+            "token_policies": ["app"],
+            "token_ttl": "1h",
+        }),
+    )
+    .await;
+}
+
+pub(super) async fn first_alloc(a: &TestAgent, job: &str) -> Option<Value> {
     get_json(a, &format!("/v1/job/{job}/allocations"))
         .await
         .as_array()
@@ -61,54 +123,10 @@ async fn vault_role_login_gives_the_task_a_token_revoked_when_the_job_stops() {
             return;
         }
     };
-    let mut client = ClientConfig::default();
-    client.vault.insert(
-        "default".into(),
-        VaultSettings {
-            address: bao.address.clone(),
-            ..Default::default()
-        },
-    );
-    let server = ServerConfig {
-        vault_clusters: vec!["default".into()],
-        ..Default::default()
-    };
-    let a = start_with(1, server, client).await;
+    let a = vault_agent(&bao.address, ClientConfig::default()).await;
     let root = bao.root_client();
-    let post = |path: String, body: Value| {
-        let root = root.clone();
-        async move {
-            root.request(reqwest::Method::POST, &path, Some(&body))
-                .await
-                .unwrap_or_else(|e| panic!("{path}: {e}"))
-        }
-    };
-    post("sys/auth/jwt-nomad".into(), json!({"type": "jwt"})).await;
-    post(
-        "auth/jwt-nomad/config".into(),
-        json!({
-            "jwks_url": format!("{}/.well-known/jwks.json", a.base),
-            "jwt_supported_algs": ["EdDSA"],
-        }),
-    )
-    .await;
-    post(
-        "sys/policies/acl/app".into(),
-        json!({"policy": "path \"secret/data/app\" { capabilities = [\"read\"] }"}),
-    )
-    .await;
-    post(
-        "auth/jwt-nomad/role/app".into(),
-        json!({
-            "role_type": "jwt",
-            "bound_audiences": ["vault.io"],
-            "user_claim": "nomad_job_id",
-            "bound_claims": {"nomad_namespace": "default", "nomad_job_id": "vault-app"},
-            "token_policies": ["app"],
-            "token_ttl": "1h",
-        }),
-    )
-    .await;
+    let post = |path: String, body: Value| bao_post(&root, path, body);
+    trust_agent(&root, &a, "vault-app").await;
     post(
         "secret/data/app".into(),
         json!({"data": {"password": "hunter2"}}),

@@ -17,6 +17,7 @@ pub mod task_runner;
 pub mod taskenv;
 pub mod template_settings;
 pub mod vault;
+pub mod vault_outage;
 
 use alloc_runner::AllocRunner;
 use caravan_driver::Driver;

@@ -217,6 +217,7 @@ impl TaskRunner {
             mounts: vec![],
             consul: cfg.consul.clone(),
             control: Some(self.clone() as Arc<dyn super::hooks::TaskControl>),
+            vault: None,
         };
         let mut control = self.control.subscribe();
 

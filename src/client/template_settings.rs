@@ -56,10 +56,16 @@ pub struct TemplateSettings {
     /// Limits a template's own `wait` must stay within.
     pub wait_bounds: Option<WaitBounds>,
     pub consul_retry: Retry,
-    /// Kept for the Vault and Nomad data sources, which templates cannot read yet.
+    /// Failed Vault reads in a row before a template fails (an outage counts only with
+    /// `vault_outage = "fail"`).
     pub vault_retry: Retry,
+    /// Failed reads of Nomad variables in a row before a template fails.
     pub nomad_retry: Retry,
+    /// How often a secret without a lease (KV) is read again.
     pub vault_default_lease_duration: Duration,
+    /// `client { vault_outage }`: what a Vault outage does to running tasks (their templates
+    /// and their token).
+    pub vault_outage: super::vault_outage::VaultOutage,
 }
 
 impl Default for TemplateSettings {
@@ -79,11 +85,21 @@ impl Default for TemplateSettings {
             vault_retry: Retry::default(),
             nomad_retry: Retry::default(),
             vault_default_lease_duration: Duration::from_secs(5 * 60),
+            vault_outage: Default::default(),
         }
     }
 }
 
 impl TemplateSettings {
+    /// How failed reads of a data source are retried.
+    pub fn retry_for(&self, kind: caravan_templates::SourceKind) -> Retry {
+        match kind {
+            caravan_templates::SourceKind::Consul => self.consul_retry,
+            caravan_templates::SourceKind::Nomad => self.nomad_retry,
+            caravan_templates::SourceKind::Vault => self.vault_retry,
+        }
+    }
+
     /// The quiescence one template gets: its own `wait` held within `wait_bounds`, else the
     /// client's `wait`.
     pub fn wait_for(&self, own: Option<(Duration, Duration)>) -> Option<(Duration, Duration)> {

@@ -16,6 +16,8 @@ pub struct VaultSettings {
     pub jwt_auth_backend_path: String,
     /// The role for tasks whose `vault` block names none.
     pub create_from_role: String,
+    /// `ca_file`, `ca_path`, `cert_file`, `key_file`, `tls_skip_verify`.
+    pub tls: caravan_vault::TlsConfig,
 }
 
 impl Default for VaultSettings {
@@ -25,6 +27,7 @@ impl Default for VaultSettings {
             namespace: String::new(),
             jwt_auth_backend_path: "jwt-nomad".into(),
             create_from_role: String::new(),
+            tls: Default::default(),
         }
     }
 }
@@ -34,6 +37,7 @@ impl VaultSettings {
         caravan_vault::Client::new(&caravan_vault::VaultConfig {
             address: self.address.clone(),
             namespace: self.namespace.clone(),
+            tls: self.tls.clone(),
             ..Default::default()
         })
     }

@@ -40,15 +40,47 @@ pub enum Dependency {
         prefix: String,
         namespace: Option<String>,
     },
+    /// A Vault secret read with the task's Vault token (`secret "path"`): KV v1 and v2 (a KV
+    /// v2 path without `data/` gets it, as consul-template's), dynamic secrets.
+    VaultRead { path: String },
+    /// A Vault write whose answer is the secret (`secret "path" "k=v" ...`), e.g. a dynamic
+    /// credential or a transit operation.
+    VaultWrite {
+        path: String,
+        data: Vec<(String, String)>,
+    },
+    /// The keys under a Vault path (`secrets "path"`).
+    VaultList { path: String },
+    /// A certificate issued by Vault's PKI engine (`pkiCert "pki/issue/role" "k=v" ...`).
+    VaultPki {
+        path: String,
+        data: Vec<(String, String)>,
+    },
+}
+
+/// Which service answers a dependency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SourceKind {
+    Consul,
+    Nomad,
+    Vault,
 }
 
 impl Dependency {
     /// Whether the Nomad servers (not Consul) answer this dependency.
     pub fn is_nomad(&self) -> bool {
-        matches!(
-            self,
-            Dependency::NomadVar { .. } | Dependency::NomadVarList { .. }
-        )
+        self.kind() == SourceKind::Nomad
+    }
+
+    pub fn kind(&self) -> SourceKind {
+        match self {
+            Dependency::NomadVar { .. } | Dependency::NomadVarList { .. } => SourceKind::Nomad,
+            Dependency::VaultRead { .. }
+            | Dependency::VaultWrite { .. }
+            | Dependency::VaultList { .. }
+            | Dependency::VaultPki { .. } => SourceKind::Vault,
+            _ => SourceKind::Consul,
+        }
     }
 }
 
@@ -83,8 +115,22 @@ impl fmt::Display for Dependency {
             Dependency::NomadVarList { prefix, namespace } => {
                 write!(f, "nomad.var.list({prefix}{})", at(namespace))
             }
+            Dependency::VaultRead { path } => write!(f, "vault.read({path})"),
+            // Key names only: the values may be secret.
+            Dependency::VaultWrite { path, data } => {
+                write!(f, "vault.write({path} -> {})", keys(data))
+            }
+            Dependency::VaultList { path } => write!(f, "vault.list({path})"),
+            Dependency::VaultPki { path, data } => write!(f, "vault.pki({path} -> {})", keys(data)),
         }
     }
+}
+
+fn keys(data: &[(String, String)]) -> String {
+    data.iter()
+        .map(|(k, _)| k.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// What a source knows of a dependency: `None` until fetched. Values, once fetched:
@@ -96,7 +142,12 @@ impl fmt::Display for Dependency {
 /// - `Services`: an object of service name → tags.
 /// - `NomadVar`: an object of the variable's items, or `Null` when it does not exist;
 /// - `NomadVarList`: an array of variable metadata (`Namespace`, `Path`, `CreateIndex`,
-///   `ModifyIndex`, `CreateTime`, `ModifyTime`).
+///   `ModifyIndex`, `CreateTime`, `ModifyTime`);
+/// - `VaultRead`, `VaultWrite`: consul-template's secret (`RequestID`, `LeaseID`,
+///   `LeaseDuration`, `Renewable`, `Data`, `Warnings`; KV v2's `Data` holds `data` and
+///   `metadata`);
+/// - `VaultList`: an array of key names;
+/// - `VaultPki`: `{"Cert", "Key", "CA", "CAChain"}` PEM text.
 pub trait DataSource {
     fn get(&self, dep: &Dependency) -> Option<Value>;
 }

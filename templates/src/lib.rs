@@ -20,7 +20,7 @@ pub mod parse;
 pub mod render;
 mod sprig;
 
-pub use data::{DataSource, Dependency, MapSource};
+pub use data::{DataSource, Dependency, MapSource, SourceKind};
 pub use error::TemplateError;
 pub use exec::{ExecOptions, FuncHost, NoFuncs};
 pub use parse::Template;

@@ -17,9 +17,6 @@ pub const DEFAULT_DENYLIST: &[&str] = &["plugin", "writeToFile", "executeTemplat
 /// Functions that need something Caravan does not have yet (a data source, an encoding), with
 /// what they need.
 const UNAVAILABLE: &[(&str, &str)] = &[
-    ("secret", "Vault integration"),
-    ("secrets", "Vault integration"),
-    ("pkiCert", "Vault integration"),
     ("nomadService", "Nomad native service discovery"),
     ("nomadServices", "Nomad native service discovery"),
     ("connect", "Consul Connect"),
@@ -170,6 +167,28 @@ fn sandboxed(root: &Path, path: &str) -> Result<PathBuf, String> {
         }
     }
     Ok(out)
+}
+
+/// A Vault path argument, without surrounding slashes.
+fn vault_path(name: &str, args: &[Value]) -> Result<String, String> {
+    let path = str_arg(name, args, 0)?.trim().trim_matches('/').to_string();
+    if path.is_empty() {
+        return Err(format!("{name}: the Vault path is empty"));
+    }
+    Ok(path)
+}
+
+/// `"key=value"` arguments of a Vault write, in order.
+fn kv_args(name: &str, args: &[Value]) -> Result<Vec<(String, String)>, String> {
+    args.iter()
+        .map(|a| match a {
+            Value::String(s) => match s.split_once('=') {
+                Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+                _ => Err(format!("{name}: {s:?} is not a key=value pair")),
+            },
+            other => Err(format!("{name}: {other} is not a key=value string")),
+        })
+        .collect()
 }
 
 /// `path@namespace.region`: the namespace (the region is this client's own).
@@ -352,6 +371,27 @@ impl Host<'_> {
                     self.missing.push(dep);
                 }
                 Value::Array(list)
+            }
+            "secret" => {
+                let path = vault_path(name, args)?;
+                let data = kv_args(name, &args[1..])?;
+                let dep = if data.is_empty() {
+                    Dependency::VaultRead { path }
+                } else {
+                    Dependency::VaultWrite { path, data }
+                };
+                self.fetch(dep, true).unwrap_or(Value::Object(Map::new()))
+            }
+            "secrets" => {
+                let path = vault_path(name, args)?;
+                self.fetch(Dependency::VaultList { path }, true)
+                    .unwrap_or(Value::Array(vec![]))
+            }
+            "pkiCert" => {
+                let path = vault_path(name, args)?;
+                let data = kv_args(name, &args[1..])?;
+                self.fetch(Dependency::VaultPki { path, data }, true)
+                    .unwrap_or(Value::Object(Map::new()))
             }
             "env" => Value::String(
                 self.opts

@@ -228,8 +228,8 @@ fn dependencies_are_recorded_and_missing_data_reported() {
 fn unavailable_and_denied_functions_fail_with_the_feature_named() {
     for (src, needle) in [
         (
-            "{{ with secret \"kv/x\" }}{{ end }}",
-            "secret needs Vault integration",
+            "{{ with secret \"kv/x\" \"ttl\" }}{{ end }}",
+            "secret: \"ttl\" is not a key=value pair",
         ),
         (
             "{{ range nomadService \"db\" }}{{ end }}",
@@ -352,4 +352,68 @@ fn nomad_variables_render_wait_and_list() {
     assert_eq!(r.missing[0].to_string(), "nomad.var.block(absent)");
     let r = render("{{ nomadVar \"other@prod.global\" }}", &o, &s).unwrap();
     assert_eq!(r.missing[0].to_string(), "nomad.var.block(other@prod)");
+}
+
+#[test]
+fn vault_secrets_render_wait_and_name_their_dependencies() {
+    let read = Dependency::VaultRead {
+        path: "secret/data/app".into(),
+    };
+    let write = Dependency::VaultWrite {
+        path: "database/creds/ro".into(),
+        data: vec![("ttl".into(), "1h".into())],
+    };
+    let list = Dependency::VaultList {
+        path: "secret/metadata".into(),
+    };
+    let pki = Dependency::VaultPki {
+        path: "pki/issue/web".into(),
+        data: vec![("common_name".into(), "web.example.com".into())],
+    };
+    let o = opts();
+    let src = "{{ with secret \"/secret/data/app\" }}{{ .Data.data.password }}\
+               /{{ .Data.metadata.version }}{{ end }} \
+               {{ with secret \"database/creds/ro\" \"ttl=1h\" }}{{ .Data.username }} {{ .LeaseDuration }}{{ end }} \
+               {{ range secrets \"secret/metadata/\" }}{{ . }},{{ end }} \
+               {{ with pkiCert \"pki/issue/web\" \"common_name=web.example.com\" }}{{ .Cert }}{{ .Key }}{{ end }}";
+    // Nothing fetched yet: every Vault dependency holds the render back.
+    let r = render(src, &o, &MapSource::new()).unwrap();
+    assert_eq!(
+        r.missing,
+        vec![read.clone(), write.clone(), list.clone(), pki.clone()]
+    );
+    assert_eq!(
+        r.missing.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
+        [
+            "vault.read(secret/data/app)",
+            "vault.write(database/creds/ro -> ttl)",
+            "vault.list(secret/metadata)",
+            "vault.pki(pki/issue/web -> common_name)",
+        ]
+    );
+    let mut s = MapSource::new();
+    s.set(
+        read,
+        json!({"LeaseID": "", "LeaseDuration": 0, "Renewable": false,
+               "Data": {"data": {"password": "hunter2"}, "metadata": {"version": 3}}}),
+    );
+    s.set(
+        write,
+        json!({"LeaseID": "database/creds/ro/abc", "LeaseDuration": 3600, "Renewable": true,
+               "Data": {"username": "v-ro-1", "password": "p"}}),
+    );
+    s.set(list, json!(["app", "db"]));
+    s.set(
+        pki,
+        json!({"Cert": "C", "Key": "K", "CA": "A", "CAChain": ["A"]}),
+    );
+    let r = render(src, &o, &s).unwrap();
+    assert!(r.complete(), "{:?}", r.missing);
+    assert_eq!(r.text, "hunter2/3 v-ro-1 3600 app,db, CK");
+    assert!(r
+        .deps
+        .iter()
+        .all(|d| d.kind() == caravan_templates::SourceKind::Vault));
+    let e = render("{{ secret \"\" }}", &o, &s).unwrap_err().to_string();
+    assert!(e.contains("secret: the Vault path is empty"), "{e}");
 }

@@ -5,6 +5,11 @@
 //! purpose (4xx) are returned at once, with Vault's own error messages.
 
 pub mod dev_server;
+pub mod secrets;
+mod tls;
+
+pub use secrets::{kv2_data_path, MountInfo, Secret};
+pub use tls::TlsConfig;
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -32,6 +37,9 @@ pub enum VaultError {
     Decode { path: String, message: String },
     #[error("invalid Vault address {0:?}")]
     Address(String),
+    /// A TLS file that cannot be read or used.
+    #[error("Vault TLS: {0}")]
+    Tls(String),
 }
 
 impl VaultError {
@@ -79,6 +87,8 @@ pub struct VaultConfig {
     pub retry: Retry,
     /// Per-request timeout; zero means 30 s.
     pub timeout: Duration,
+    /// CA, client certificate and verification for `https` addresses.
+    pub tls: TlsConfig,
 }
 
 /// The `auth` part of a login or renewal answer.
@@ -170,8 +180,7 @@ impl Client {
         } else {
             cfg.timeout
         };
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
+        let http = tls::configure(reqwest::Client::builder().timeout(timeout), &cfg.tls)?
             .build()
             .map_err(|e| VaultError::Address(format!("{}: {e}", cfg.address)))?;
         Ok(Client {

@@ -98,6 +98,8 @@ section! {
         pub disk_free_mb: Option<i64>,
         pub reservable_cores: Option<String>,
         pub max_kill_timeout: Option<Duration>,
+        /// Caravan: `"keep"` (default) or `"fail"`, what a Vault outage does to running tasks.
+        pub vault_outage: Option<String>,
         pub client_max_port: Option<i64>,
         pub client_min_port: Option<i64>,
         pub max_dynamic_port: Option<i64>,

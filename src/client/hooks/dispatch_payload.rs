@@ -94,6 +94,7 @@ mod tests {
             mounts: vec![],
             consul: None,
             control: None,
+            vault: None,
         }
     }
 

@@ -304,6 +304,7 @@ mod tests {
             mounts: vec![],
             consul: None,
             control: None,
+            vault: None,
         }
     }
 

@@ -20,6 +20,7 @@ mod logmon;
 pub mod services;
 mod task_dir;
 mod template;
+mod template_vault;
 mod vault;
 mod volumes;
 
@@ -54,6 +55,9 @@ pub struct HookContext {
     pub consul: Option<Arc<super::consul::Consul>>,
     /// The running task, for hooks that act on it later (templates restart or signal it).
     pub control: Option<Arc<dyn TaskControl>>,
+    /// The task's Vault token client, once the vault hook logged in (templates read secrets
+    /// with it; it is replaced after a new login).
+    pub vault: Option<Arc<std::sync::Mutex<caravan_vault::Client>>>,
 }
 
 /// What a hook may do to its task after prestart (the task runner implements it).
@@ -128,7 +132,7 @@ pub fn task_hooks(
         Box::new(identity::IdentityHook::new(rpc.clone())),
         Box::new(volumes::VolumeHook),
         Box::new(artifact::ArtifactHook::new(artifact)),
-        Box::new(vault::VaultHook::new(vault)),
+        Box::new(vault::VaultHook::new(vault, template.clone())),
         Box::new(template::TemplateHook::new(template).with_rpc(rpc)),
         Box::new(logmon::LogMonHook::default()),
         Box::new(services::ServiceHook::default()),

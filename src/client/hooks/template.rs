@@ -9,17 +9,22 @@
 //! `template {}` settings (denylist, `file` sandbox, stale reads, blocking wait, default and
 //! bounded `wait`, Consul retries: a dependency that keeps failing fails the task). Nomad
 //! variables (`nomadVar`, `nomadVarExists`, `nomadVarList`) come from the servers, read with
-//! the task's workload identity and watched the same way. Not here yet:
-//! `change_mode = "script"`, watching `source` and `file` files for changes.
+//! the task's workload identity and watched the same way. Vault secrets (`secret`, `secrets`,
+//! `pkiCert`) are read with the task's Vault token ([`super::template_vault`]) and renewed or
+//! read again as their leases require; while Vault is unreachable the task keeps its last
+//! secrets ([`crate::client::vault_outage`]). Not here yet: watching `source` and `file`
+//! files for changes.
 
+use super::template_vault::{self, refused, FetchError, VaultSource};
 use super::{HookContext, HookError, TaskControl, TaskHook};
 use crate::client::allocdir::resolve_within;
 use crate::client::rpc::ServerRpc;
 use crate::client::template_settings::{self, Retry, SharedTemplateSettings};
+use crate::client::vault_outage::{Staleness, VaultOutage};
 use caravan_consul::{Consistency, ConsulClient, QueryMeta, QueryOptions};
 use caravan_driver::async_trait;
 use caravan_structs::TaskEvent;
-use caravan_templates::{render, DataSource, Dependency, MapSource, RenderOptions};
+use caravan_templates::{render, DataSource, Dependency, MapSource, RenderOptions, SourceKind};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -262,19 +267,24 @@ async fn read(
             let (m, meta) = c.catalog_services(&q(dc)).await?;
             (serde_json::to_value(m).unwrap_or(Value::Null), meta)
         }
-        // Answered by the Nomad servers ([`fetch_from`]), never by Consul.
-        Dependency::NomadVar { .. } | Dependency::NomadVarList { .. } => {
-            (Value::Null, QueryMeta::default())
-        }
+        // Answered by the Nomad servers or Vault ([`fetch_from`]), never by Consul.
+        Dependency::NomadVar { .. }
+        | Dependency::NomadVarList { .. }
+        | Dependency::VaultRead { .. }
+        | Dependency::VaultWrite { .. }
+        | Dependency::VaultList { .. }
+        | Dependency::VaultPki { .. } => (Value::Null, QueryMeta::default()),
     })
 }
 
-/// Where a task's template data comes from: Consul (when the client has it) and the Nomad
-/// servers (variables, read with the task's workload identity).
+/// Where a task's template data comes from: Consul (when the client has it), the Nomad
+/// servers (variables, read with the task's workload identity) and Vault (with the task's
+/// Vault token, when it has a `vault` block).
 #[derive(Clone)]
 struct Sources {
     consul: Option<ConsulClient>,
     nomad: Option<NomadSource>,
+    vault: Option<Arc<VaultSource>>,
 }
 
 #[derive(Clone)]
@@ -286,11 +296,29 @@ struct NomadSource {
 
 impl Sources {
     fn can_read(&self, dep: &Dependency) -> bool {
-        if dep.is_nomad() {
-            self.nomad.is_some()
-        } else {
-            self.consul.is_some()
+        match dep.kind() {
+            SourceKind::Consul => self.consul.is_some(),
+            SourceKind::Nomad => self.nomad.is_some(),
+            SourceKind::Vault => self.vault.is_some(),
         }
+    }
+}
+
+/// Who answers a dependency, in messages.
+fn source_name(kind: SourceKind) -> &'static str {
+    match kind {
+        SourceKind::Consul => "Consul",
+        SourceKind::Nomad => "the servers",
+        SourceKind::Vault => "Vault",
+    }
+}
+
+/// The client `template {}` retry block for a source, in messages.
+fn retry_name(kind: SourceKind) -> &'static str {
+    match kind {
+        SourceKind::Consul => "consul_retry",
+        SourceKind::Nomad => "nomad_retry",
+        SourceKind::Vault => "vault_retry",
     }
 }
 
@@ -299,21 +327,32 @@ async fn fetch_from(
     src: &Sources,
     dep: &Dependency,
     opts: ReadOptions,
-) -> Result<(Value, u64), String> {
-    if dep.is_nomad() {
-        let Some(n) = &src.nomad else {
-            return Err("this client cannot reach the Nomad servers".into());
-        };
-        return n
-            .rpc
-            .template_var(&n.alloc_id, &n.task, dep, opts.index, opts.wait)
-            .await
-            .map_err(|e| e.to_string());
+) -> Result<(Value, u64), FetchError> {
+    match dep.kind() {
+        SourceKind::Vault => {
+            let Some(v) = &src.vault else {
+                return Err(refused("this task has no vault block"));
+            };
+            v.fetch(dep).await.map(|f| (f.value, 0))
+        }
+        SourceKind::Nomad => {
+            let Some(n) = &src.nomad else {
+                return Err(refused("this client cannot reach the Nomad servers"));
+            };
+            n.rpc
+                .template_var(&n.alloc_id, &n.task, dep, opts.index, opts.wait)
+                .await
+                .map_err(|e| refused(e.to_string()))
+        }
+        SourceKind::Consul => {
+            let Some(c) = &src.consul else {
+                return Err(refused("this client has no consul block"));
+            };
+            fetch(c, dep, opts)
+                .await
+                .map_err(|e| refused(e.to_string()))
+        }
     }
-    let Some(c) = &src.consul else {
-        return Err("this client has no consul block".into());
-    };
-    fetch(c, dep, opts).await.map_err(|e| e.to_string())
 }
 
 /// The templates of one task and the data they were last rendered from.
@@ -494,6 +533,12 @@ impl Failures {
         self.backoff.reset();
     }
 
+    /// The delay before the next try of a failure that does not count (a Vault outage the
+    /// client rides out).
+    fn uncounted(&mut self) -> Duration {
+        self.backoff.next_delay()
+    }
+
     /// Counts a failure: the delay before the next read, or `None` once the attempts are
     /// used up.
     fn failed(&mut self) -> Option<Duration> {
@@ -563,7 +608,7 @@ impl TaskHook for TemplateHook {
         };
         let mut indexes: std::collections::HashMap<Dependency, u64> = Default::default();
         let mut last_event: Option<Instant> = None;
-        let mut failures = Failures::new(settings.consul_retry);
+        let mut failures: std::collections::HashMap<SourceKind, Failures> = Default::default();
         let sources = Sources {
             consul: ctx.consul.as_ref().map(|c| c.client.clone()),
             nomad: self.rpc.clone().map(|rpc| NomadSource {
@@ -571,6 +616,10 @@ impl TaskHook for TemplateHook {
                 alloc_id: ctx.alloc.id.clone(),
                 task: ctx.task.name.clone(),
             }),
+            vault: ctx
+                .vault
+                .clone()
+                .map(|c| Arc::new(VaultSource::new(c, settings.vault_default_lease_duration))),
         };
         // First render: fetch what is missing until every template is complete.
         loop {
@@ -584,16 +633,17 @@ impl TaskHook for TemplateHook {
                 return Ok(());
             }
             if let Some(dep) = pass.missing.iter().find(|d| !sources.can_read(d)) {
-                return Err(setup_failure(if dep.is_nomad() {
-                    format!(
-                        "templates read Nomad variables ({}), but this client cannot reach the servers",
-                        missing_message(&pass.missing)
-                    )
-                } else {
-                    format!(
-                        "templates read Consul ({}), but this client has no consul block",
-                        missing_message(&pass.missing)
-                    )
+                let missing = missing_message(&pass.missing);
+                return Err(setup_failure(match dep.kind() {
+                    SourceKind::Nomad => format!(
+                        "templates read Nomad variables ({missing}), but this client cannot reach the servers"
+                    ),
+                    SourceKind::Vault => format!(
+                        "templates read Vault secrets ({missing}), but the task has no vault block"
+                    ),
+                    SourceKind::Consul => format!(
+                        "templates read Consul ({missing}), but this client has no consul block"
+                    ),
                 }));
             }
             if last_event.is_none_or(|t| t.elapsed() >= MISSING_EVENT_EVERY) {
@@ -610,24 +660,30 @@ impl TaskHook for TemplateHook {
                     wait: FIRST_RENDER_WAIT,
                     max_stale: settings.max_stale,
                 };
+                let kind = dep.kind();
+                let f = failures
+                    .entry(kind)
+                    .or_insert_with(|| Failures::new(settings.retry_for(kind)));
                 match fetch_from(&sources, dep, opts).await {
                     Ok((v, idx)) => {
-                        failures.reset();
+                        f.reset();
                         indexes.insert(dep.clone(), idx);
                         r.cache.set(dep.clone(), v);
                     }
                     Err(e) => {
-                        let from = if dep.is_nomad() {
-                            "the servers"
-                        } else {
-                            "Consul"
-                        };
+                        let from = source_name(kind);
                         tracing::warn!(task = %ctx.task.name, "template: reading {dep} from {from}: {e}");
-                        let Some(delay) = failures.failed() else {
+                        if e.outage && settings.vault_outage == VaultOutage::Keep {
+                            // Vault is away: wait for it (client vault_outage = "keep").
+                            tokio::time::sleep(f.uncounted()).await;
+                            continue;
+                        }
+                        let Some(delay) = f.failed() else {
                             return Err(setup_failure(format!(
                                 "Template failed: reading {dep} from {from} failed {} times \
-                                 (client template consul_retry attempts): {e}",
-                                failures.count
+                                 (client template {} attempts): {e}",
+                                f.count,
+                                retry_name(kind)
                             )));
                         };
                         tokio::time::sleep(delay).await;
@@ -681,13 +737,25 @@ async fn watch(
     let (fail_tx, mut fail_rx) = mpsc::unbounded_channel::<String>();
     let mut watched: HashSet<Dependency> = HashSet::new();
     let mut tasks = vec![];
+    let stale = Staleness::new(Some(control.clone()));
     let spawn_watch = |dep: Dependency, tasks: &mut Vec<tokio::task::JoinHandle<()>>| {
         if !sources.can_read(&dep) {
             return;
         }
         let (sources, tx, fail_tx) = (sources.clone(), tx.clone(), fail_tx.clone());
+        if let (SourceKind::Vault, Some(vault)) = (dep.kind(), sources.vault.clone()) {
+            let w = VaultWatch {
+                vault,
+                failures: Failures::new(settings.vault_retry),
+                outage: settings.vault_outage,
+                stale: stale.clone(),
+                fail_tx,
+            };
+            tasks.push(tokio::spawn(w.run(dep, tx)));
+            return;
+        }
         let (wait, max_stale) = (settings.block_query_wait, settings.max_stale);
-        let mut failures = Failures::new(settings.consul_retry);
+        let mut failures = Failures::new(settings.retry_for(dep.kind()));
         tasks.push(tokio::spawn(async move {
             let mut index = 0u64;
             loop {
@@ -707,15 +775,12 @@ async fn watch(
                     Err(e) => {
                         tracing::debug!("template watch of {dep}: {e}");
                         let Some(delay) = failures.failed() else {
-                            let from = if dep.is_nomad() {
-                                "the servers"
-                            } else {
-                                "Consul"
-                            };
                             let _ = fail_tx.send(format!(
-                                "reading {dep} from {from} failed {} times \
-                                 (client template consul_retry attempts): {e}",
-                                failures.count
+                                "reading {dep} from {} failed {} times \
+                                 (client template {} attempts): {e}",
+                                source_name(dep.kind()),
+                                failures.count,
+                                retry_name(dep.kind())
                             ));
                             return;
                         };
@@ -855,6 +920,107 @@ async fn watch(
         {
             if !run_change_script(&*control, &script).await {
                 return;
+            }
+        }
+    }
+}
+
+/// Keeps one Vault dependency fresh for the watcher: renews its lease or reads it again when
+/// its lease says so ([`template_vault::next_check`]), and sends what it read.
+struct VaultWatch {
+    vault: Arc<VaultSource>,
+    failures: Failures,
+    outage: VaultOutage,
+    stale: Arc<Staleness>,
+    fail_tx: mpsc::UnboundedSender<String>,
+}
+
+impl VaultWatch {
+    async fn run(mut self, dep: Dependency, tx: mpsc::UnboundedSender<(Dependency, Value)>) {
+        let what = dep.to_string();
+        loop {
+            // The first render fetched it; a dependency new to a re-render is read now.
+            let (lease, at) = self.vault.lease_of(&dep).unwrap_or_else(|| {
+                (
+                    Default::default(),
+                    Instant::now() - self.vault.default_lease * 2,
+                )
+            });
+            let due = at
+                + template_vault::next_check(
+                    &lease,
+                    self.vault.default_lease,
+                    template_vault::jitter(),
+                );
+            tokio::time::sleep_until(due.into()).await;
+            let running = template_vault::expiry(&lease, at).is_some_and(|e| Instant::now() < e);
+            if lease.renewable && running {
+                match self.vault.renew_dep(&dep, &lease).await {
+                    Ok(l) if !template_vault::near_max_ttl(&l) => {
+                        self.fresh(&what);
+                        continue;
+                    }
+                    Ok(l) => {
+                        // It cannot be extended much longer: read a new one shortly before
+                        // this one ends.
+                        self.fresh(&what);
+                        tokio::time::sleep(l.duration.mul_f64(0.85)).await;
+                    }
+                    Err(e) if e.outage => {
+                        if !self.failed(&dep, &e).await {
+                            return;
+                        }
+                        continue;
+                    }
+                    Err(e) => tracing::debug!("renewing the lease of {dep}: {e}; reading it again"),
+                }
+            }
+            loop {
+                match self.vault.fetch(&dep).await {
+                    Ok(f) => {
+                        self.fresh(&what);
+                        if tx.send((dep.clone(), f.value)).is_err() {
+                            return;
+                        }
+                        break;
+                    }
+                    Err(e) => {
+                        if !self.failed(&dep, &e).await {
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn fresh(&mut self, what: &str) {
+        self.failures.reset();
+        self.stale.fresh(what);
+    }
+
+    /// Waits before the next try; false once the failures used up `vault_retry` (the task
+    /// is then failed). An outage the client rides out (`vault_outage = "keep"`) never does.
+    async fn failed(&mut self, dep: &Dependency, e: &FetchError) -> bool {
+        tracing::warn!("template: reading {dep} from Vault: {e}");
+        if e.outage {
+            self.stale.stale(&dep.to_string(), &e.message);
+            if self.outage == VaultOutage::Keep {
+                tokio::time::sleep(self.failures.uncounted()).await;
+                return true;
+            }
+        }
+        match self.failures.failed() {
+            Some(delay) => {
+                tokio::time::sleep(delay).await;
+                true
+            }
+            None => {
+                let _ = self.fail_tx.send(format!(
+                    "reading {dep} from Vault failed {} times (client template vault_retry attempts): {e}",
+                    self.failures.count
+                ));
+                false
             }
         }
     }

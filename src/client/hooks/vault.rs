@@ -9,14 +9,19 @@
 //! Nomad — revokes it when the task stops for good (not when the client restarts: this hook's
 //! `stop` only runs for a finished task). A login Vault refuses (unknown role, claims the role
 //! does not accept) fails the task before it starts; an unreachable Vault is retried under the
-//! restart policy.
+//! restart policy. `allow_token_expiration` leaves the token to run out (no renewal, no new
+//! login). While Vault is unreachable the task keeps its token and runs on (see
+//! [`crate::client::vault_outage`]): renewal is retried, a stale event and gauge say so, and
+//! with `vault_outage = "fail"` a token that runs out meanwhile fails the task.
 
 use super::{HookContext, HookError, TaskControl, TaskHook};
+use crate::client::template_settings::{self, SharedTemplateSettings};
 use crate::client::vault::{VaultClusters, VaultSettings};
+use crate::client::vault_outage::{Staleness, VaultOutage};
 use caravan_driver::async_trait;
 use caravan_structs::{TaskEvent, TaskVault, TASK_EVENT_RESTART_SIGNAL};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The task's current token client (replaced after a new login) and its renewal loop.
 type LoggedIn = (
@@ -26,15 +31,18 @@ type LoggedIn = (
 
 pub struct VaultHook {
     clusters: Arc<VaultClusters>,
+    /// The client's settings (`vault_outage`).
+    settings: SharedTemplateSettings,
     /// The task's current token client (the renewal loop replaces it after a new login) and
     /// the renewal loop, once logged in.
     state: Mutex<Option<LoggedIn>>,
 }
 
 impl VaultHook {
-    pub fn new(clusters: Arc<VaultClusters>) -> Self {
+    pub fn new(clusters: Arc<VaultClusters>, settings: SharedTemplateSettings) -> Self {
         VaultHook {
             clusters,
+            settings,
             state: Mutex::new(None),
         }
     }
@@ -68,6 +76,8 @@ struct Relogin {
     control: Option<Arc<dyn TaskControl>>,
     current: Arc<Mutex<caravan_vault::Client>>,
     task: String,
+    outage: VaultOutage,
+    stale: Arc<Staleness>,
 }
 
 fn current_client(c: &Mutex<caravan_vault::Client>) -> caravan_vault::Client {
@@ -131,37 +141,66 @@ impl Relogin {
     }
 }
 
+/// What the renewal loop calls its token in stale events.
+const TOKEN: &str = "the Vault token";
+
 /// Renews the token at half its lease; one that cannot be renewed any more is replaced.
 async fn renew_loop(r: Relogin, mut lease: u64) {
+    let mut expires = Instant::now() + Duration::from_secs(lease);
+    // Between tries once the token ran out during an outage.
+    let mut expired_delay = Duration::from_secs(1);
     loop {
         if lease == 0 {
             return;
         }
         tokio::time::sleep(Duration::from_secs(lease.div_ceil(2))).await;
-        match current_client(&r.current).renew_self(None).await {
+        let renewed = current_client(&r.current).renew_self(None).await;
+        let outage = matches!(&renewed, Err(e) if e.is_unreachable());
+        if !outage {
+            r.stale.fresh(TOKEN);
+        }
+        match renewed {
             // A lease cut short by the token's max TTL: replace it when it runs out.
             Ok(auth) if auth.lease_duration < lease.div_ceil(2) => {
                 tokio::time::sleep(Duration::from_secs(auth.lease_duration)).await;
-                match r.replace().await {
-                    Some(l) => lease = l,
-                    None => lease = 2,
-                }
+                lease = r.replace().await.unwrap_or(2);
+                expires = Instant::now() + Duration::from_secs(lease);
             }
             Ok(auth) => {
                 tracing::debug!(task = %r.task, lease = auth.lease_duration, "Vault token renewed");
                 lease = auth.lease_duration;
+                expires = Instant::now() + Duration::from_secs(lease);
+                expired_delay = Duration::from_secs(1);
             }
             Err(e) if e.is_unreachable() => {
-                // Vault is away: try again after a short wait, with the lease still running.
+                // Vault is away: the task keeps its token; try again sooner as the lease runs
+                // down, then with back-off once it ran out.
                 tracing::warn!(task = %r.task, "renewing the Vault token: {e}");
-                lease = lease.div_ceil(2).max(2);
+                r.stale.stale(TOKEN, &e.to_string());
+                if Instant::now() >= expires {
+                    if r.outage == VaultOutage::Fail {
+                        if let Some(c) = &r.control {
+                            c.fail(TaskEvent::new(
+                                caravan_structs::TASK_EVENT_KILLING,
+                                format!(
+                                    "Vault token expired while Vault was unreachable \
+                                     (client vault_outage = \"fail\"): {e}"
+                                ),
+                            ));
+                        }
+                        return;
+                    }
+                    tokio::time::sleep(expired_delay).await;
+                    expired_delay = (expired_delay * 2).min(Duration::from_secs(30));
+                    lease = 2;
+                } else {
+                    lease = lease.div_ceil(2).max(2);
+                }
             }
             Err(e) => {
                 tracing::warn!(task = %r.task, "the Vault token can no longer be renewed: {e}");
-                match r.replace().await {
-                    Some(l) => lease = l,
-                    None => lease = 2,
-                }
+                lease = r.replace().await.unwrap_or(2);
+                expires = Instant::now() + Duration::from_secs(lease);
             }
         }
     }
@@ -247,6 +286,7 @@ impl TaskHook for VaultHook {
             ctx.env.insert("VAULT_NAMESPACE".into(), namespace);
         }
         let current = Arc::new(Mutex::new(client.with_token(token)));
+        ctx.vault = Some(current.clone());
         let relogin = Relogin {
             client: client.clone(),
             mount: s.jwt_auth_backend_path.clone(),
@@ -263,15 +303,16 @@ impl TaskHook for VaultHook {
             control: ctx.control.clone(),
             current: current.clone(),
             task: ctx.task.name.clone(),
+            outage: template_settings::current(&self.settings).vault_outage,
+            stale: Staleness::new(ctx.control.clone()),
         };
-        let renewer = tokio::spawn(renew_loop(
-            relogin,
-            if auth.renewable {
-                auth.lease_duration
-            } else {
-                0
-            },
-        ));
+        // `allow_token_expiration`: the token is left to run out, as the job asks.
+        let lease = if auth.renewable && !v.allow_token_expiration {
+            auth.lease_duration
+        } else {
+            0
+        };
+        let renewer = tokio::spawn(renew_loop(relogin, lease));
         // Should prestart run again for this task (it runs once per task runner; restarts
         // keep the token), the previous token goes.
         if let Some((old, h)) = self.take_state() {
