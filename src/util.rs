@@ -70,6 +70,19 @@ fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// A cheap value in [0, 1) that differs between calls, to spread retries and renewals of
+/// many tasks apart (not for anything secret).
+pub fn jitter() -> f64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0) as u64;
+    let x = nanos
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (x >> 11) as f64 / (1u64 << 53) as f64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,5 +97,13 @@ mod tests {
             parse_rfc3339("2000-03-01T00:00:00Z"),
             Some(951_868_800_000_000_000)
         );
+    }
+
+    #[test]
+    fn jitter_stays_in_the_unit_interval() {
+        for _ in 0..1000 {
+            let j = jitter();
+            assert!((0.0..1.0).contains(&j), "{j}");
+        }
     }
 }

@@ -200,16 +200,16 @@ async fn unsupported_templates_are_refused_with_the_reason() {
         body.contains("must specify script path value when change mode is script"),
         "{body}"
     );
-    j["Job"]["TaskGroups"][0]["Tasks"][0]["Templates"][0] = json!({"EmbeddedTmpl": "# the node list\n{{ with secret \"kv/db\" }}{{ .Data }}{{ end }}", "DestPath": "local/x"});
+    j["Job"]["TaskGroups"][0]["Tasks"][0]["Templates"][0] = json!({"EmbeddedTmpl": "# the node list\n{{ range nomadService \"db\" }}{{ .Address }}{{ end }}", "DestPath": "local/x"});
     let (code, body) = a.put("/v1/jobs", &j).await;
     assert_eq!(code, 400, "{body}");
     assert!(
-        body.contains("secret function needs Vault integration"),
+        body.contains("nomadService function needs Nomad native service discovery"),
         "{body}"
     );
     // Plain text that merely mentions a function name is not refused.
     j["Job"]["TaskGroups"][0]["Tasks"][0]["Templates"][0] =
-        json!({"EmbeddedTmpl": "secret node list\n", "DestPath": "local/x"});
+        json!({"EmbeddedTmpl": "nomadService node list\n", "DestPath": "local/x"});
     let (code, body) = a.put("/v1/jobs", &j).await;
     assert_eq!(code, 200, "{body}");
 }

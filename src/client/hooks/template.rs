@@ -881,11 +881,7 @@ async fn watch(
         let splay = modes.iter().map(|s| s.splay).max().unwrap_or_default();
         if !splay.is_zero() {
             // A random share of `splay`, so that many tasks do not restart at once.
-            let seed = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.subsec_nanos() as u128)
-                .unwrap_or(0);
-            let delay = (seed * 2_654_435_761) % splay.as_nanos().max(1);
+            let delay = splay.mul_f64(crate::util::jitter()).as_nanos();
             tokio::time::sleep(Duration::from_nanos(delay as u64)).await;
         }
         if modes.iter().any(|s| s.change_mode == "restart") {
@@ -950,7 +946,7 @@ impl VaultWatch {
                 + template_vault::next_check(
                     &lease,
                     self.vault.default_lease,
-                    template_vault::jitter(),
+                    crate::util::jitter(),
                 );
             tokio::time::sleep_until(due.into()).await;
             let running = template_vault::expiry(&lease, at).is_some_and(|e| Instant::now() < e);

@@ -263,18 +263,6 @@ pub fn near_max_ttl(renewed: &Lease) -> bool {
     renewed.duration <= grace || renewed.duration < renewed.first_duration.mul_f64(0.5)
 }
 
-/// A cheap value in [0, 1) that differs between calls and tasks.
-pub fn jitter() -> f64 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0) as u64;
-    let x = nanos
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    (x >> 11) as f64 / (1u64 << 53) as f64
-}
-
 /// When a leased secret runs out.
 pub fn expiry(lease: &Lease, fetched_at: Instant) -> Option<Instant> {
     (!lease.duration.is_zero()).then(|| fetched_at + lease.duration)
@@ -314,8 +302,6 @@ mod tests {
             duration: d(5),
             ..db.clone()
         }));
-        let j = jitter();
-        assert!((0.0..1.0).contains(&j));
     }
 
     #[test]

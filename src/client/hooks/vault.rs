@@ -153,7 +153,9 @@ async fn renew_loop(r: Relogin, mut lease: u64) {
         if lease == 0 {
             return;
         }
-        tokio::time::sleep(Duration::from_secs(lease.div_ceil(2))).await;
+        // At half the lease, a little earlier for some tasks than others.
+        let half = Duration::from_secs(lease).mul_f64(0.5 * (0.9 + 0.1 * crate::util::jitter()));
+        tokio::time::sleep(half).await;
         let renewed = current_client(&r.current).renew_self(None).await;
         let outage = matches!(&renewed, Err(e) if e.is_unreachable());
         if !outage {
