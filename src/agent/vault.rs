@@ -46,15 +46,13 @@ pub fn vault_clusters(cfg: &AgentConfig) -> anyhow::Result<VaultClusters> {
                     .or_else(|| std::env::var("VAULT_CLIENT_KEY").ok())
                     .map(Into::into),
                 skip_verify: v.tls_skip_verify.unwrap_or(false),
+                server_name: v
+                    .tls_server_name
+                    .clone()
+                    .or_else(|| std::env::var("VAULT_TLS_SERVER_NAME").ok())
+                    .filter(|n| !n.is_empty()),
             },
         };
-        if let Some(n) = v.tls_server_name.as_deref().filter(|n| !n.is_empty()) {
-            tracing::warn!(
-                cluster = %name,
-                "vault tls_server_name {n:?} is not supported yet: Vault's certificate must \
-                 name the host of its address"
-            );
-        }
         s.client()
             .map_err(|e| anyhow::anyhow!("vault {name:?}: {e}"))?;
         out.insert(name.clone(), s);

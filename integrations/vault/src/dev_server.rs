@@ -16,12 +16,18 @@ pub struct DevServer {
     child: Child,
     pub address: String,
     pub bin: PathBuf,
+    /// With [`DevServer::start_tls`]: the directory holding `vault-ca.pem`, `vault-cert.pem`
+    /// and `vault-key.pem` (the certificate names `localhost` and `127.0.0.1`).
+    pub tls_dir: Option<PathBuf>,
 }
 
 impl Drop for DevServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(d) = &self.tls_dir {
+            let _ = std::fs::remove_dir_all(d);
+        }
     }
 }
 
@@ -125,6 +131,7 @@ impl DevServer {
             child,
             address: format!("http://127.0.0.1:{port}"),
             bin,
+            tls_dir: None,
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
@@ -145,6 +152,54 @@ impl DevServer {
             }
             if Instant::now() > deadline {
                 return Err("bao server did not become healthy in 30s".into());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// A dev server on `https://127.0.0.1:<port>` with a generated CA (`-dev-tls`), answering
+    /// once its certificate files exist and its port accepts connections.
+    pub fn start_tls() -> Result<DevServer, String> {
+        let bin = find_or_install_bao()?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| format!("no free port: {e}"))?
+            .port();
+        let dir =
+            std::env::temp_dir().join(format!("caravan-openbao-tls-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let child = Command::new(&bin)
+            .args([
+                "server",
+                "-dev",
+                "-dev-tls",
+                &format!("-dev-tls-cert-dir={}", dir.display()),
+                &format!("-dev-root-token-id={ROOT_TOKEN}"),
+                &format!("-dev-listen-address=127.0.0.1:{port}"),
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("starting {}: {e}", bin.display()))?;
+        let mut server = DevServer {
+            child,
+            address: format!("https://127.0.0.1:{port}"),
+            bin,
+            tls_dir: Some(dir.clone()),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if dir.join("vault-key.pem").is_file()
+                && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            {
+                return Ok(server);
+            }
+            if let Ok(Some(st)) = server.child.try_wait() {
+                return Err(format!("bao server -dev-tls exited: {st}"));
+            }
+            if Instant::now() > deadline {
+                return Err("bao server -dev-tls did not listen in 30s".into());
             }
             std::thread::sleep(Duration::from_millis(50));
         }

@@ -1,9 +1,10 @@
 //! A small Vault (and OpenBao) HTTP API client for Caravan's Vault integration: JWT login with a
-//! workload identity, token lookup/renew/revoke of the client's own token, and KV v1/v2 reads.
-//! Every request carries `X-Vault-Namespace` when one is set, and transient failures
-//! (connection errors, 5xx, 429) are retried with exponential back-off; answers Vault gives on
-//! purpose (4xx) are returned at once, with Vault's own error messages.
-
+//! workload identity, token lookup/renew/revoke of the client's own token, KV v1/v2 reads,
+//! and for templates any path's read, write and list, lease renewal and the KV v2 mount
+//! preflight ([`secrets`]). Every request carries `X-Vault-Namespace` when one is set, and
+//! transient failures (connection errors, 5xx, 429) are retried with exponential back-off;
+//! answers Vault gives on purpose (4xx) are returned at once, with Vault's own error
+//! messages. `https` addresses use rustls with the agent's TLS settings ([`TlsConfig`]).
 pub mod dev_server;
 pub mod secrets;
 mod tls;
