@@ -3,6 +3,7 @@
 //! does not know (`attr.kernel.name`, `node.unique.name`, `meta.rack`, `NOMAD_ALLOC_ID`,
 //! `env["X"]`) is kept as the text `${...}` for the client or scheduler to interpolate later.
 
+mod arith;
 mod fs;
 mod funcs;
 mod more;
@@ -46,6 +47,7 @@ impl Evaluator {
         funcs::declare_all(&mut ctx);
         more::declare(&mut ctx);
         fs::declare(&mut ctx);
+        arith::declare(&mut ctx);
         Evaluator {
             ctx,
             known: BTreeSet::new(),
@@ -219,16 +221,24 @@ impl Evaluator {
                 self.rewrite(&c.true_expr, bound),
                 self.rewrite(&c.false_expr, bound),
             ))),
-            Expression::Operation(op) => Expression::Operation(Box::new(match &**op {
-                Operation::Unary(u) => {
-                    Operation::Unary(UnaryOp::new(u.operator, self.rewrite(&u.expr, bound)))
+            Expression::Operation(op) => match &**op {
+                Operation::Unary(u) => Expression::Operation(Box::new(Operation::Unary(
+                    UnaryOp::new(u.operator, self.rewrite(&u.expr, bound)),
+                ))),
+                // Arithmetic becomes a call of a checked operator (the HCL library panics on
+                // `1 / 0`), after the library's precedence reordering.
+                Operation::Binary(b) => {
+                    let b = arith::normalize(b.clone());
+                    let lhs = self.rewrite(&b.lhs_expr, bound);
+                    let rhs = self.rewrite(&b.rhs_expr, bound);
+                    match arith::checked_binary(lhs.clone(), b.operator, rhs.clone()) {
+                        Some(call) => call,
+                        None => Expression::Operation(Box::new(Operation::Binary(BinaryOp::new(
+                            lhs, b.operator, rhs,
+                        )))),
+                    }
                 }
-                Operation::Binary(b) => Operation::Binary(BinaryOp::new(
-                    self.rewrite(&b.lhs_expr, bound),
-                    b.operator,
-                    self.rewrite(&b.rhs_expr, bound),
-                )),
-            })),
+            },
             Expression::ForExpr(f) => {
                 let mut f2: ForExpr = (**f).clone();
                 f2.collection_expr = self.rewrite(&f.collection_expr, bound);
@@ -260,8 +270,13 @@ impl Evaluator {
         };
         let mut changed = false;
         self.rewrite_template(&mut tpl, bound, &mut changed);
-        if !changed || !bound.is_empty() {
+        if !changed {
             return original.clone();
+        }
+        if !bound.is_empty() {
+            // Inside a `for`: the iterator is not known yet; keep the rewritten (checked)
+            // form where it can be written as an expression.
+            return arith::template_expression(&tpl).unwrap_or_else(|| original.clone());
         }
         let value = match tpl.elements() {
             [Element::Interpolation(i)] => i.expr.evaluate(&self.ctx),
@@ -269,6 +284,8 @@ impl Evaluator {
         };
         match value {
             Ok(v) => Expression::from(v),
+            // The original would run the unchecked arithmetic again: keep the error.
+            Err(e) if e.to_string().contains(arith::ERROR_PREFIX) => arith::failing(e.to_string()),
             Err(_) => original.clone(),
         }
     }
