@@ -19,6 +19,8 @@ mod report;
 mod scheduler;
 #[path = "caravan-bench/submit_latency.rs"]
 mod submit_latency;
+#[path = "caravan-bench/template.rs"]
+mod template;
 
 use args::Args;
 use error::BenchError;
@@ -45,7 +47,16 @@ Benchmarks (results on stdout as `name: value unit`, progress on stderr):
       --iterations N      timed evaluations, median reported (default 5)
       --fill-jobs N       jobs placed one after another on a filling cluster (default 10)
 
-  all              All three, with their defaults (options above apply where they fit).
+  template         Starts the Consul test server and `caravan agent -dev` using it: time from
+                   a Consul KV write to the task's rendered file (wait off), then agent memory
+                   per watched template (one task with N templates on N keys).
+      --writes N          KV writes timed (default 200)
+      --templates N       templates in the memory job (default 500)
+      --gap-ms N          pause before each write (default 50)
+      --consul-server PATH  caravan-consul-test-server (default: next to caravan-bench)
+      --caravan PATH      the caravan binary (default: next to caravan-bench)
+
+  all              scheduler, footprint and submit-latency, with their defaults (options above apply where they fit).
 
 Common options:
       --log-level LEVEL   the agent's -log-level (default: -dev's own, DEBUG)
@@ -74,9 +85,10 @@ fn run(argv: &[String]) -> Result<(), BenchError> {
         "submit-latency" => &["submit-latency"],
         "footprint" => &["footprint"],
         "scheduler" => &["scheduler"],
+        "template" => &["template"],
         other => {
             return Err(BenchError::Usage(format!(
-                "unknown benchmark {other:?}: use submit-latency, footprint, scheduler or all"
+                "unknown benchmark {other:?}: use submit-latency, footprint, scheduler, template or all"
             )))
         }
     };
@@ -89,6 +101,8 @@ fn run(argv: &[String]) -> Result<(), BenchError> {
             }
             "footprint" => footprint::Options::from_args(&args)
                 .and_then(|o| block_on(footprint::run(o, &mut report))),
+            "template" => template::Options::from_args(&args)
+                .and_then(|o| block_on(template::run(o, &mut report))),
             _ => submit_latency::Options::from_args(&args)
                 .and_then(|o| block_on(submit_latency::run(o, &mut report))),
         };

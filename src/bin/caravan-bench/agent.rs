@@ -26,6 +26,16 @@ impl Agent {
     /// Spawns `<caravan> agent -dev -http-port=<free port>` with stdout and stderr in a temp
     /// file named after `tag`.
     pub fn spawn(caravan: &Path, log_level: Option<&str>, tag: &str) -> Result<Agent, BenchError> {
+        Agent::spawn_with(caravan, log_level, tag, &[])
+    }
+
+    /// [`Agent::spawn`] with more arguments after `-dev` (`-config=...`, `-data-dir=...`).
+    pub fn spawn_with(
+        caravan: &Path,
+        log_level: Option<&str>,
+        tag: &str,
+        extra: &[String],
+    ) -> Result<Agent, BenchError> {
         if !caravan.is_file() {
             return Err(BenchError::CaravanMissing(caravan.to_path_buf()));
         }
@@ -43,7 +53,8 @@ impl Agent {
         let mut cmd = Command::new(caravan);
         cmd.arg("agent")
             .arg("-dev")
-            .arg(format!("-http-port={port}"));
+            .arg(format!("-http-port={port}"))
+            .args(extra);
         if let Some(level) = log_level {
             cmd.arg(format!("-log-level={level}"));
         }
@@ -191,7 +202,7 @@ impl Drop for Agent {
 }
 
 /// A TCP port on 127.0.0.1 nothing listens on right now.
-fn free_port() -> Result<u16, BenchError> {
+pub fn free_port() -> Result<u16, BenchError> {
     let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| BenchError::Io {
         what: "finding a free port".into(),
         source: e,

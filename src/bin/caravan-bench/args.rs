@@ -16,6 +16,10 @@ const KNOWN: &[&str] = &[
     "iterations",
     "fill-jobs",
     "log-level",
+    "writes",
+    "templates",
+    "gap-ms",
+    "consul-server",
 ];
 
 #[derive(Debug, Clone, Default)]
@@ -55,7 +59,7 @@ impl Args {
         }
         if args.name.is_empty() {
             return Err(BenchError::Usage(
-                "name a benchmark: submit-latency, footprint, scheduler or all".into(),
+                "name a benchmark: submit-latency, footprint, scheduler, template or all".into(),
             ));
         }
         Ok(args)
