@@ -544,3 +544,53 @@ async fn script_mode_runs_the_change_script_in_the_task() {
         .any(|(_, m)| m.contains("exited with code code: 3")));
     crate::wait_for!(a.allocs("tmpl-script").await[0]["ClientStatus"] == "failed");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_source_file_is_rendered_again() {
+    // A prestart task writes the template's source into the shared alloc dir; the main task's
+    // template reads it with `source`, and a later change to that file is rendered again
+    // (beyond Nomad, which reads a source once) and signals the task.
+    let a = start_with(1, ServerConfig::default(), ClientConfig::default()).await;
+    let job = json!({"Job": {
+        "ID": "tmpl-source",
+        "TaskGroups": [{
+            "Name": "g", "Count": 1,
+            "RestartPolicy": {"Attempts": 0, "Interval": 60_000_000_000i64, "Delay": 100_000_000, "Mode": "fail"},
+            "Tasks": [
+                {"Name": "prep", "Driver": "raw_exec",
+                 "Lifecycle": {"Hook": "prestart", "Sidecar": false},
+                 "Config": {"command": "/bin/sh", "args": ["-c",
+                    "printf 'v1 {{ env \"NOMAD_TASK_NAME\" }}' > \"$NOMAD_ALLOC_DIR/app.tpl\""]},
+                 "Resources": {"CPU": 20, "MemoryMB": 30}},
+                {"Name": "web", "Driver": "raw_exec",
+                 "Config": {"command": "/bin/sh", "args": ["-c",
+                    "trap 'echo got-hup' HUP; echo started; while true; do sleep 0.2; done"]},
+                 "Resources": {"CPU": 20, "MemoryMB": 30},
+                 "KillTimeout": 1_000_000_000,
+                 "Templates": [{"SourcePath": "../alloc/app.tpl", "DestPath": "local/out.txt",
+                                "ChangeMode": "signal", "ChangeSignal": "SIGHUP"}]}
+            ]
+        }]
+    }});
+    let (code, body) = a.put("/v1/jobs", &job).await;
+    assert_eq!(code, 200, "{body}");
+    crate::wait_for!(find(&a.data_dir, "web/local/out.txt").is_some());
+    let out = find(&a.data_dir, "web/local/out.txt").unwrap_or_default();
+    assert_eq!(read(&out), "v1 web");
+    let alloc_dir = out
+        .ancestors()
+        .nth(3)
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    crate::wait_for!(!a.running("tmpl-source").await.is_empty());
+    // Replaced by a rename, as editors and config tools do.
+    let tmp = alloc_dir.join("alloc/app.tpl.new");
+    std::fs::write(&tmp, "v2 {{ env \"NOMAD_TASK_NAME\" }}").expect("write source");
+    std::fs::rename(&tmp, alloc_dir.join("alloc/app.tpl")).expect("rename source");
+    crate::wait_for!(read(&out) == "v2 web");
+    let logs = alloc_dir.join("alloc/logs/web.stdout.0");
+    crate::wait_for!(read(&logs).contains("got-hup"));
+    // And written in place.
+    std::fs::write(alloc_dir.join("alloc/app.tpl"), "v3").expect("write source");
+    crate::wait_for!(read(&out) == "v3");
+}

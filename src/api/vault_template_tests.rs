@@ -4,7 +4,8 @@
 //! issued again before it expires; a Vault outage (a cut proxy between client and OpenBao)
 //! leaves the task running on its last secrets with a stale event and gauge, and renewal and
 //! rendering resume when Vault is back; with `vault_outage = "fail"` the outage fails the task
-//! once `vault_retry` is used up.
+//! once `vault_retry` is used up; `restart { render_templates = true }` reads a secret
+//! afresh when the task restarts.
 
 use super::test_proxy::Proxy;
 use super::tests::TestAgent;
@@ -354,4 +355,37 @@ async fn with_vault_outage_fail_an_outage_fails_the_task_after_vault_retry() {
         killing.contains("vault.read(secret/data/app) from Vault failed 3 times"),
         "{killing}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn render_templates_reads_secrets_afresh_when_the_task_restarts() {
+    let Some(bao) = bao_or_skip() else { return };
+    // Nomad's default: a KV secret is read again only after about 4.5 minutes.
+    let a = vault_agent(&bao.address, ClientConfig::default()).await;
+    let root = bao.root_client();
+    trust_agent(&root, &a, "vault-restart").await;
+    put_password(&root, "hunter2").await;
+    let mut body = job(
+        "vault-restart",
+        json!([{"EmbeddedTmpl": PASSWORD_TEMPLATE, "DestPath": "secrets/password",
+                "ChangeMode": "noop"}]),
+    );
+    let task = &mut body["Job"]["TaskGroups"][0]["Tasks"][0];
+    task["Config"]["args"] = json!(["-c",
+        "echo \"password=$(cat secrets/password)\"; while [ ! -e ../alloc/next ]; do sleep 0.2; done; rm ../alloc/next; exit 1"]);
+    body["Job"]["TaskGroups"][0]["RestartPolicy"] = json!({
+        "Attempts": 3, "Interval": 600_000_000_000u64, "Delay": 100_000_000,
+        "Mode": "fail", "RenderTemplates": true
+    });
+    let alloc = submit_running(&a, &body, "vault-restart").await;
+    wait_for!(logs(&a, &alloc).await.contains("password=hunter2"));
+    put_password(&root, "swordfish").await;
+    // The task fails; its restart renders the template again first.
+    std::fs::write(
+        a.data_dir.join("n1/alloc").join(&alloc).join("alloc/next"),
+        "",
+    )
+    .expect("signal the task to exit");
+    wait_for!(logs(&a, &alloc).await.contains("password=swordfish"));
+    assert_eq!(read(&a, &alloc, "web/secrets/password"), "swordfish");
 }

@@ -278,9 +278,21 @@ impl TaskRunner {
             .unwrap_or(false);
         let mut failed = false;
 
+        // Set when the loop comes round again for a restart.
+        let mut restarting = false;
         'run: loop {
             if let Control::Kill { .. } = &*control.borrow() {
                 break;
+            }
+            if std::mem::take(&mut restarting) {
+                for hook in &hooks {
+                    if let Err(e) = hook.restarting(&mut ctx).await {
+                        tracing::warn!(task = %self.task_id, "restart hook failed: {e}");
+                    }
+                }
+                for ev in ctx.events.drain(..) {
+                    self.event(ev);
+                }
             }
             let env = TaskEnv::build(&EnvInput {
                 alloc: &cfg.alloc,
@@ -368,6 +380,7 @@ impl TaskRunner {
                                             s.last_restart = Some(rfc3339(time::now_nanos()));
                                         });
                                         let _ = cfg.driver.destroy(&self.task_id, true).await;
+                                        restarting = true;
                                         continue 'run;
                                     }
                                     Control::Kill { reason, .. } => {
@@ -409,6 +422,7 @@ impl TaskRunner {
                     if !self.wait_restart(delay, reason, &mut control).await {
                         break 'run;
                     }
+                    restarting = true;
                 }
             }
         }

@@ -104,6 +104,10 @@ pub trait TaskHook: Send + Sync {
     async fn poststart(&self, _ctx: &HookContext) -> Result<(), HookError> {
         Ok(())
     }
+    /// The task is about to start again (a restart); hooks may refresh what they gave it.
+    async fn restarting(&self, _ctx: &mut HookContext) -> Result<(), HookError> {
+        Ok(())
+    }
     /// The allocation changed in place (a new job version that needs no restart).
     async fn update(&self, _ctx: &HookContext) -> Result<(), HookError> {
         Ok(())

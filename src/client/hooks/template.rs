@@ -12,8 +12,9 @@
 //! the task's workload identity and watched the same way. Vault secrets (`secret`, `secrets`,
 //! `pkiCert`) are read with the task's Vault token ([`super::template_vault`]) and renewed or
 //! read again as their leases require; while Vault is unreachable the task keeps its last
-//! secrets ([`crate::client::vault_outage`]). Not here yet: watching `source` and `file`
-//! files for changes.
+//! secrets ([`crate::client::vault_outage`]). Beyond Nomad, a `source` file is watched and
+//! a change re-renders its template. `restart { render_templates = true }` reads everything
+//! afresh when the task restarts. Not here yet: watching files read with `file`.
 
 use super::template_vault::{self, refused, FetchError, VaultSource};
 use super::{HookContext, HookError, TaskControl, TaskHook};
@@ -492,6 +493,9 @@ pub struct TemplateHook {
     renderer: Arc<tokio::sync::Mutex<Option<Renderer>>>,
     /// The servers, for `nomadVar*` (none: templates cannot read Nomad variables).
     rpc: Option<Arc<dyn ServerRpc>>,
+    /// Where the task's templates read their data, once prestart set it up (for
+    /// `restart { render_templates }`).
+    sources: Mutex<Option<Sources>>,
 }
 
 impl TemplateHook {
@@ -501,6 +505,7 @@ impl TemplateHook {
             watcher: Mutex::new(None),
             renderer: Default::default(),
             rpc: None,
+            sources: Mutex::new(None),
         }
     }
 
@@ -509,6 +514,15 @@ impl TemplateHook {
         self.rpc = Some(rpc);
         self
     }
+}
+
+/// Whether any template re-reads its `source` file when it changes.
+async fn r_has_sources(renderer: &tokio::sync::Mutex<Option<Renderer>>) -> bool {
+    renderer
+        .lock()
+        .await
+        .as_ref()
+        .is_some_and(|r| r.specs.iter().any(|s| s.source.is_some() && !s.once))
 }
 
 /// Consecutive failed reads of Consul: backs off between them and says when the client's
@@ -700,8 +714,12 @@ impl TaskHook for TemplateHook {
         }
         let deps = r.pass(true).map_err(setup_failure)?.deps;
         *self.renderer.lock().await = Some(r);
+        let watch_sources = r_has_sources(&self.renderer).await;
+        if let Ok(mut g) = self.sources.lock() {
+            *g = Some(sources.clone());
+        }
         if let (true, Some(control)) = (
-            deps.iter().any(|d| sources.can_read(d)),
+            deps.iter().any(|d| sources.can_read(d)) || watch_sources,
             ctx.control.clone(),
         ) {
             let renderer = self.renderer.clone();
@@ -709,6 +727,57 @@ impl TaskHook for TemplateHook {
             let handle = tokio::spawn(watch(sources, settings, renderer, control, deps, task));
             if let Ok(mut g) = self.watcher.lock() {
                 *g = Some(handle);
+            }
+        }
+        Ok(())
+    }
+
+    /// `restart { render_templates = true }`: every dependency is read afresh and the
+    /// templates rendered again before the task starts again (Nomad's way to get new
+    /// secrets on a restart before their lease says so).
+    async fn restarting(&self, ctx: &mut HookContext) -> Result<(), HookError> {
+        let policy = ctx.task.restart_policy.clone().or_else(|| {
+            ctx.alloc
+                .job
+                .as_ref()
+                .and_then(|j| j.lookup_group(&ctx.alloc.task_group))
+                .and_then(|g| g.restart_policy.clone())
+        });
+        if !policy.is_some_and(|p| p.render_templates) {
+            return Ok(());
+        }
+        let Some(sources) = self.sources.lock().ok().and_then(|g| g.clone()) else {
+            return Ok(());
+        };
+        let settings = template_settings::current(&self.settings);
+        let mut g = self.renderer.lock().await;
+        let Some(r) = g.as_mut() else { return Ok(()) };
+        let deps: Vec<Dependency> = r.cache.values.keys().cloned().collect();
+        for dep in deps.into_iter().filter(|d| sources.can_read(d)) {
+            let opts = ReadOptions {
+                index: 0,
+                wait: FIRST_RENDER_WAIT,
+                max_stale: settings.max_stale,
+            };
+            match fetch_from(&sources, &dep, opts).await {
+                Ok((v, _)) => {
+                    r.cache.set(dep, v);
+                }
+                Err(e) => ctx.events.push(TaskEvent::new(
+                    TASK_EVENT_TEMPLATE,
+                    format!("Template kept its last data for {dep} on restart: {e}"),
+                )),
+            }
+        }
+        if let Err(e) = r.pass(false) {
+            ctx.events.push(TaskEvent::new(
+                TASK_EVENT_TEMPLATE,
+                format!("Template failed to render on restart: {e}"),
+            ));
+        }
+        for (i, spec) in r.specs.iter().enumerate() {
+            if let (true, Some(text)) = (spec.env, &r.written[i]) {
+                ctx.env.extend(parse_env(text));
             }
         }
         Ok(())
@@ -722,8 +791,56 @@ impl TaskHook for TemplateHook {
     }
 }
 
-/// Watches each dependency with blocking queries; a change re-renders and applies the
-/// templates' change modes.
+/// What wakes the watcher: new data for a dependency, or a `source` file that changed.
+enum Wake {
+    Data(Dependency, Value),
+    Source,
+}
+
+/// Watches the directories of the templates' `source` files (so a file replaced by a rename
+/// is seen too) and wakes the watcher when one of those files changes. Beyond Nomad, which
+/// reads a source once.
+fn watch_sources(
+    paths: Vec<PathBuf>,
+    tx: mpsc::UnboundedSender<Wake>,
+) -> Option<notify::RecommendedWatcher> {
+    use notify::Watcher;
+    if paths.is_empty() {
+        return None;
+    }
+    let wanted = paths.clone();
+    let handler = move |ev: notify::Result<notify::Event>| {
+        let Ok(ev) = ev else { return };
+        if ev.kind.is_access() {
+            return;
+        }
+        if ev.paths.iter().any(|p| wanted.contains(p)) {
+            let _ = tx.send(Wake::Source);
+        }
+    };
+    let mut w = match notify::recommended_watcher(handler) {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::warn!("cannot watch template source files: {e}");
+            return None;
+        }
+    };
+    let mut dirs: Vec<&Path> = paths.iter().filter_map(|p| p.parent()).collect();
+    dirs.sort();
+    dirs.dedup();
+    for d in dirs {
+        if let Err(e) = w.watch(d, notify::RecursiveMode::NonRecursive) {
+            tracing::warn!(
+                "cannot watch {} for template source changes: {e}",
+                d.display()
+            );
+        }
+    }
+    Some(w)
+}
+
+/// Watches each dependency with blocking queries (and each `source` file); a change
+/// re-renders and applies the templates' change modes.
 async fn watch(
     sources: Sources,
     settings: template_settings::TemplateSettings,
@@ -732,7 +849,20 @@ async fn watch(
     deps: Vec<Dependency>,
     task: String,
 ) {
-    let (tx, mut rx) = mpsc::unbounded_channel::<(Dependency, Value)>();
+    let (tx, mut rx) = mpsc::unbounded_channel::<Wake>();
+    let sources_watched = {
+        let g = renderer.lock().await;
+        g.as_ref()
+            .map(|r| {
+                r.specs
+                    .iter()
+                    .filter(|s| !s.once)
+                    .filter_map(|s| s.source.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let _source_watcher = watch_sources(sources_watched, tx.clone());
     // A dependency whose reads failed more often in a row than `consul_retry` allows.
     let (fail_tx, mut fail_rx) = mpsc::unbounded_channel::<String>();
     let mut watched: HashSet<Dependency> = HashSet::new();
@@ -768,7 +898,7 @@ async fn watch(
                     Ok((v, idx)) => {
                         failures.reset();
                         index = caravan_consul::blocking::next_wait_index(index, idx);
-                        if tx.send((dep.clone(), v)).is_err() {
+                        if tx.send(Wake::Data(dep.clone(), v)).is_err() {
                             return;
                         }
                     }
@@ -804,7 +934,7 @@ async fn watch(
     }
     let mut guard = AbortAll(tasks);
     loop {
-        let (dep, v) = tokio::select! {
+        let wake = tokio::select! {
             got = rx.recv() => match got {
                 Some(x) => x,
                 None => return,
@@ -819,8 +949,10 @@ async fn watch(
         };
         let mut g = renderer.lock().await;
         let Some(r) = g.as_mut() else { return };
-        if !r.cache.set(dep, v) {
-            continue;
+        if let Wake::Data(dep, v) = wake {
+            if !r.cache.set(dep, v) {
+                continue;
+            }
         }
         // `wait { min max }`: let the data settle (no change for `min`, at most `max`).
         if let Some((min, max)) = r.specs.iter().filter_map(|s| s.wait).max() {
@@ -832,11 +964,12 @@ async fn watch(
                     break;
                 }
                 match tokio::time::timeout(min.min(left), rx.recv()).await {
-                    Ok(Some((d, v))) => {
+                    Ok(Some(Wake::Data(d, v))) => {
                         if let Some(r) = renderer.lock().await.as_mut() {
                             r.cache.set(d, v);
                         }
                     }
+                    Ok(Some(Wake::Source)) => {}
                     Ok(None) => return,
                     Err(_) => break,
                 }
@@ -845,8 +978,10 @@ async fn watch(
         }
         let Some(r) = g.as_mut() else { return };
         // Take whatever else arrived meanwhile in the same pass.
-        while let Ok((d, v)) = rx.try_recv() {
-            r.cache.set(d, v);
+        while let Ok(w) = rx.try_recv() {
+            if let Wake::Data(d, v) = w {
+                r.cache.set(d, v);
+            }
         }
         let pass = match r.pass(false) {
             Ok(p) => p,
@@ -932,7 +1067,7 @@ struct VaultWatch {
 }
 
 impl VaultWatch {
-    async fn run(mut self, dep: Dependency, tx: mpsc::UnboundedSender<(Dependency, Value)>) {
+    async fn run(mut self, dep: Dependency, tx: mpsc::UnboundedSender<Wake>) {
         let what = dep.to_string();
         loop {
             // The first render fetched it; a dependency new to a re-render is read now.
@@ -975,7 +1110,7 @@ impl VaultWatch {
                 match self.vault.fetch(&dep).await {
                     Ok(f) => {
                         self.fresh(&what);
-                        if tx.send((dep.clone(), f.value)).is_err() {
+                        if tx.send(Wake::Data(dep.clone(), f.value)).is_err() {
                             return;
                         }
                         break;
