@@ -86,34 +86,6 @@ pub(crate) const LEFT_OUT: &[(&str, &str)] = &[
     ("urlParse", "URL parsing is not built"),
     ("urlJoin", "URL parsing is not built"),
     ("abbrevboth", "not built"),
-    ("ago", "Go durations and time arithmetic are not built"),
-    ("duration", "Go durations and time arithmetic are not built"),
-    (
-        "durationRound",
-        "Go durations and time arithmetic are not built",
-    ),
-    ("toDate", "Go time parsing is not built"),
-    ("mustToDate", "Go time parsing is not built"),
-    (
-        "dateModify",
-        "Go durations and time arithmetic are not built",
-    ),
-    (
-        "date_modify",
-        "Go durations and time arithmetic are not built",
-    ),
-    (
-        "mustDateModify",
-        "Go durations and time arithmetic are not built",
-    ),
-    (
-        "must_date_modify",
-        "Go durations and time arithmetic are not built",
-    ),
-    (
-        "htmlDateInZone",
-        "time zones other than UTC and Local are not built",
-    ),
 ];
 
 /// Functions that change their first argument in place in Go (`{{ $_ := sprig_set $d "k" 1 }}`
@@ -818,14 +790,7 @@ fn now() -> Time {
 
 /// Sprig's `dateInZone`: a time, or Unix seconds (an int); anything else is now.
 fn date_in_zone(layout: &str, date: &Value, zone: &str) -> Result<String, String> {
-    let t = match date {
-        Value::Number(n) if n.as_i64().is_some() => {
-            chrono::DateTime::from_timestamp(n.as_i64().unwrap_or(0), 0)
-                .map(|t| t.fixed_offset())
-                .unwrap_or_else(now)
-        }
-        other => parse_time(other).unwrap_or_else(now),
-    };
+    let t = time_arg(date);
     let t = match zone {
         "Local" => t.with_timezone(&chrono::Local).fixed_offset(),
         "UTC" | "" => t.with_timezone(&chrono::Utc).fixed_offset(),
@@ -841,6 +806,118 @@ fn date_in_zone(layout: &str, date: &Value, zone: &str) -> Result<String, String
         _ => t.with_timezone(&chrono::Utc).fixed_offset(),
     };
     Ok(t.format(&go_layout(layout)).to_string())
+}
+
+/// A time argument: a time value, or Unix seconds (an int); anything else is now, as Sprig's
+/// `date` and `ago` treat it.
+fn time_arg(v: &Value) -> Time {
+    match v {
+        Value::Number(n) if n.as_i64().is_some() => {
+            chrono::DateTime::from_timestamp(n.as_i64().unwrap_or(0), 0)
+                .map(|t| t.fixed_offset())
+                .unwrap_or_else(now)
+        }
+        other => parse_time(other).unwrap_or_else(now),
+    }
+}
+
+/// Go's `time.Duration.String` for a duration in nanoseconds (`1h2m3s`, `1.5s`, `2ms`, `0s`).
+fn go_duration(nanos: i128) -> String {
+    if nanos == 0 {
+        return "0s".into();
+    }
+    let sign = if nanos < 0 { "-" } else { "" };
+    let u = nanos.unsigned_abs();
+    let frac = |v: u128, digits: u32| -> String {
+        let scale = 10u128.pow(digits);
+        let (whole, part) = (v / scale, v % scale);
+        if part == 0 {
+            whole.to_string()
+        } else {
+            let p = format!("{part:0width$}", width = digits as usize);
+            format!("{whole}.{}", p.trim_end_matches('0'))
+        }
+    };
+    if u < 1_000 {
+        return format!("{sign}{u}ns");
+    }
+    if u < 1_000_000 {
+        return format!("{sign}{}µs", frac(u, 3));
+    }
+    if u < 1_000_000_000 {
+        return format!("{sign}{}ms", frac(u, 6));
+    }
+    let (h, rest) = (u / 3_600_000_000_000, u % 3_600_000_000_000);
+    let (m, s) = (rest / 60_000_000_000, rest % 60_000_000_000);
+    let secs = frac(s, 9);
+    match (h, m) {
+        (0, 0) => format!("{sign}{secs}s"),
+        (0, m) => format!("{sign}{m}m{secs}s"),
+        (h, m) => format!("{sign}{h}h{m}m{secs}s"),
+    }
+}
+
+/// Go's `time.ParseDuration`: `[-+]` then numbers with units (`1h30m`, `-1.5h`, `300ms`).
+fn parse_go_duration(s: &str) -> Option<i128> {
+    let (neg, mut rest) = match s.as_bytes().first()? {
+        b'-' => (true, &s[1..]),
+        b'+' => (false, &s[1..]),
+        _ => (false, s),
+    };
+    if rest == "0" {
+        return Some(0);
+    }
+    if rest.is_empty() {
+        return None;
+    }
+    let mut total: f64 = 0.0;
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let num: f64 = rest[..num_len].parse().ok()?;
+        rest = &rest[num_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale: f64 = match &rest[..unit_len] {
+            "ns" => 1.0,
+            "us" | "µs" | "μs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            _ => return None,
+        };
+        rest = &rest[unit_len..];
+        total += num * scale;
+    }
+    let n = total.round() as i128;
+    Some(if neg { -n } else { n })
+}
+
+/// Sprig's `toDate`: Go's `time.ParseInLocation(layout, text, Local)`.
+fn to_date(layout: &str, text: &str) -> Option<Time> {
+    let f = go_layout(layout);
+    if let Ok(t) = chrono::DateTime::parse_from_str(text, &f) {
+        return Some(t);
+    }
+    let local = |n: chrono::NaiveDateTime| {
+        n.and_local_timezone(chrono::Local)
+            .earliest()
+            .map(|t| t.fixed_offset())
+    };
+    if let Ok(n) = chrono::NaiveDateTime::parse_from_str(text, &f) {
+        return local(n);
+    }
+    chrono::NaiveDate::parse_from_str(text, &f)
+        .ok()
+        .and_then(|d| local(d.and_hms_opt(0, 0, 0)?))
+}
+
+/// Go's zero `time.Time`, what Sprig's `toDate` gives for text it cannot parse.
+fn zero_time() -> Value {
+    Value::String("0001-01-01 00:00:00 +0000 UTC".into())
 }
 
 /// Go's `regexp.Compile`, with `MustCompile`'s panic text for the non-`must` forms.
@@ -1833,6 +1910,86 @@ pub(crate) fn call(name: &str, args: &[Value]) -> Option<Result<Value, String>> 
             "htmlDate" => {
                 one()?;
                 text(date_in_zone("2006-01-02", &args[0], "Local")?)
+            }
+            "htmlDateInZone" => {
+                two()?;
+                text(date_in_zone("2006-01-02", &args[0], &s(1)?)?)
+            }
+            "ago" => {
+                one()?;
+                let d = now().signed_duration_since(time_arg(&args[0]));
+                // Rounded to the second, halves away from zero (Go's Duration.Round).
+                let ms = d.num_milliseconds();
+                let secs = (ms.abs() + 500) / 1000 * ms.signum();
+                text(go_duration(secs as i128 * 1_000_000_000))
+            }
+            "duration" => {
+                one()?;
+                // Seconds, as an integer or a decimal string (junk is 0).
+                let secs = match &args[0] {
+                    Value::String(v) => v.parse::<i64>().unwrap_or(0),
+                    Value::Number(n) => n.as_i64().unwrap_or(0),
+                    _ => 0,
+                };
+                text(go_duration(secs as i128 * 1_000_000_000))
+            }
+            "durationRound" => {
+                one()?;
+                let nanos: i128 = match &args[0] {
+                    Value::String(v) => match parse_time(&args[0]) {
+                        Some(t) => now()
+                            .signed_duration_since(t)
+                            .num_nanoseconds()
+                            .unwrap_or(i64::MAX) as i128,
+                        None => parse_go_duration(v).unwrap_or(0),
+                    },
+                    Value::Number(n) => n.as_i64().unwrap_or(0) as i128,
+                    _ => 0,
+                };
+                let u = nanos.unsigned_abs();
+                const S: u128 = 1_000_000_000;
+                let units: [(u128, &str); 6] = [
+                    (S * 3600 * 24 * 365, "y"),
+                    (S * 3600 * 24 * 30, "mo"),
+                    (S * 3600 * 24, "d"),
+                    (S * 3600, "h"),
+                    (S * 60, "m"),
+                    (S, "s"),
+                ];
+                text(
+                    units
+                        .iter()
+                        .find(|(size, _)| u > *size)
+                        .map(|(size, unit)| format!("{}{unit}", u / size))
+                        .unwrap_or_else(|| "0s".into()),
+                )
+            }
+            "toDate" | "mustToDate" => {
+                two()?;
+                let (layout, value) = (s(0)?, s(1)?);
+                match to_date(&layout, &value) {
+                    Some(t) => Ok(time_value(t)),
+                    None if short == "mustToDate" => Err(format!(
+                        "parsing time {value:?} as {layout:?}: cannot parse"
+                    )),
+                    None => Ok(zero_time()),
+                }
+            }
+            "dateModify" | "date_modify" | "mustDateModify" | "must_date_modify" => {
+                two()?;
+                let spec = s(0)?;
+                let t = parse_time(&args[1]).ok_or_else(|| wrong("time.Time", &args[1]))?;
+                match parse_go_duration(&spec) {
+                    Some(n) => Ok(time_value(
+                        t + chrono::Duration::nanoseconds(
+                            n.clamp(i64::MIN as i128, i64::MAX as i128) as i64,
+                        ),
+                    )),
+                    None if short.starts_with("must") => {
+                        Err(format!("time: invalid duration {spec:?}"))
+                    }
+                    None => Ok(args[1].clone()),
+                }
             }
             "unixEpoch" => {
                 one()?;

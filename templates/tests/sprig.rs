@@ -301,6 +301,35 @@ fn sprig_table() {
             r#"{{ sprig_typeOf 1 }} {{ sprig_typeOf (sprig_list) }} {{ sprig_kindOf "x" }} {{ sprig_kindIs "map" (sprig_dict) }}"#,
             "int []interface {} string true",
         ),
+        // Durations and dates.
+        (
+            r#"{{ sprig_duration "95" }} {{ sprig_duration 3600 }} {{ sprig_duration 0 }}"#,
+            "1m35s 1h0m0s 0s",
+        ),
+        (
+            r#"{{ sprig_durationRound "2h10m5s" }} {{ sprig_durationRound "400h" }} {{ sprig_durationRound "-3m" }} {{ sprig_durationRound "1s" }}"#,
+            "2h 16d 3m 0s",
+        ),
+        (
+            r#"{{ sprig_toDate "2006-01-02" "2017-12-31" | sprig_date "02/01/2006" }}"#,
+            "31/12/2017",
+        ),
+        (
+            r#"{{ sprig_toDate "2006-01-02 15:04" "2024-05-01 10:00" | sprig_dateModify "1.5h" | sprig_date "15:04" }}"#,
+            "11:30",
+        ),
+        (
+            r#"{{ sprig_toDate "2006-01-02 15:04" "2024-05-01 10:00" | sprig_dateModify "nonsense" | sprig_date "15:04" }}"#,
+            "10:00",
+        ),
+        (
+            r#"{{ sprig_toDate "2006-01-02" "nope" }}"#,
+            "0001-01-01 00:00:00 +0000 UTC",
+        ),
+        (
+            r#"{{ sprig_htmlDateInZone 1700000000 "UTC" }}"#,
+            "2023-11-14",
+        ),
         // Dates: Unix seconds in a zone.
         (
             r#"{{ sprig_dateInZone "2006-01-02 15:04:05" 1700000000 "UTC" }}"#,
@@ -360,6 +389,18 @@ fn sprig_errors_name_the_function_and_the_problem() {
         ),
         (r#"{{ sprig_env "HOME" }}"#, "sprig_env is not available in Caravan: it reads the client agent's own environment"),
         (r#"{{ sprig_nope 1 }}"#, "function \"sprig_nope\" not defined"),
+        (
+            r#"{{ sprig_mustToDate "2006-01-02" "nope" }}"#,
+            "error calling sprig_mustToDate: parsing time \"nope\"",
+        ),
+        (
+            r#"{{ sprig_mustDateModify "soon" sprig_now }}"#,
+            "time: invalid duration \"soon\"",
+        ),
+        (
+            r#"{{ sprig_dateModify "1h" "yesterday" }}"#,
+            "wrong type for value; expected time.Time; got string",
+        ),
     ];
     let mut failures = vec![];
     for (src, want) in cases {
@@ -411,6 +452,8 @@ fn sprig_non_repeatable_functions_have_the_right_shape() {
         .unwrap()
         .as_secs() as i64;
     assert!((epoch - sys).abs() < 3600, "{epoch} vs {sys}");
+    let ago = run(r#"{{ sprig_now | sprig_dateModify "-90s" | sprig_ago }}"#).unwrap();
+    assert!(ago == "1m30s" || ago == "1m31s", "{ago}");
     let day = run(r#"{{ sprig_dateInZone "2006-01-02" sprig_now "UTC" }}"#).unwrap();
     assert_eq!(day, chrono_free_utc_day(sys), "{day}");
 }
