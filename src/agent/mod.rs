@@ -89,7 +89,7 @@ async fn serve(
         .await
         .with_context(|| format!("failed to bind HTTP listener on {http_addr}"))?;
 
-    let server = Server::new(ServerConfig {
+    let server = Server::open(ServerConfig {
         region: cfg.region.clone(),
         acl: acl_config(&cfg),
         oidc_issuer: cfg
@@ -121,8 +121,18 @@ async fn serve(
         search: search_config(&cfg)?,
         vault_clusters: vault::vault_clusters(&cfg)?.into_keys().collect(),
         vault_default_identity: vault::default_identities(&cfg),
+        data_dir: server_data_dir(&cfg),
+        snapshot_threshold: cfg
+            .file
+            .server
+            .as_ref()
+            .and_then(|s| s.raft_snapshot_threshold)
+            .filter(|n| *n > 0)
+            .map(|n| n as u64)
+            .unwrap_or(crate::server::raft::DEFAULT_SNAPSHOT_THRESHOLD),
         ..Default::default()
-    });
+    })
+    .context("cannot start the server")?;
     server.start();
     let consul = consul::from_config(&cfg)?;
 
@@ -224,6 +234,18 @@ async fn serve(
         let _ = std::fs::remove_dir_all(&cfg.data_dir);
     }
     Ok(())
+}
+
+/// Where the server keeps its log and snapshots: `server { data_dir }`, else
+/// `<data_dir>/server`; none (memory only) for a dev agent without `-data-dir`.
+fn server_data_dir(cfg: &AgentConfig) -> Option<std::path::PathBuf> {
+    if let Some(d) = cfg.file.server.as_ref().and_then(|s| s.data_dir.clone()) {
+        return Some(d.into());
+    }
+    if cfg.dev && cfg.data_dir_is_temp {
+        return None;
+    }
+    Some(cfg.data_dir.join("server"))
 }
 
 /// The client's GC settings from `client {}`, Nomad's defaults where unset.

@@ -5,14 +5,19 @@
 use caravan_structs::*;
 use serde::{Deserialize, Serialize};
 
-/// The log entry format version this build writes.
-pub const COMMAND_FORMAT_VERSION: u16 = 1;
+/// The log entry format version this build writes. 2: entries carry the time they were
+/// appended (`time`), so replaying a log reproduces the timestamps the FSM set.
+pub const COMMAND_FORMAT_VERSION: u16 = 2;
 
 /// One log entry: a versioned envelope around a command.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LogEntry {
     pub version: u16,
     pub command: Command,
+    /// Unix nanoseconds when the leader appended the entry; the FSM's clock for it. 0 in
+    /// format 1 entries (the FSM then reads the clock, as format 1 servers did).
+    #[serde(default)]
+    pub time: i64,
 }
 
 impl LogEntry {
@@ -20,7 +25,21 @@ impl LogEntry {
         LogEntry {
             version: COMMAND_FORMAT_VERSION,
             command,
+            time: time::now_nanos(),
         }
+    }
+
+    /// Whether `bytes` is an entry of a newer format than this build reads (as opposed to
+    /// damaged bytes): the one decode failure that must stop a server instead of being
+    /// dropped as a torn tail.
+    pub fn is_newer_format(bytes: &[u8]) -> bool {
+        #[derive(Deserialize)]
+        struct VersionOnly {
+            version: u16,
+        }
+        serde_json::from_slice::<VersionOnly>(bytes)
+            .map(|v| v.version > COMMAND_FORMAT_VERSION)
+            .unwrap_or(false)
     }
 
     pub fn encode(&self) -> Vec<u8> {
@@ -163,6 +182,18 @@ mod tests {
         newer["version"] = serde_json::json!(COMMAND_FORMAT_VERSION + 1);
         let err = LogEntry::decode(newer.to_string().as_bytes()).unwrap_err();
         assert!(err.contains("upgrade this server"), "{err}");
+        assert!(LogEntry::is_newer_format(newer.to_string().as_bytes()));
         assert!(LogEntry::decode(b"garbage").is_err());
+        assert!(!LogEntry::is_newer_format(b"garbage"));
+        assert!(!LogEntry::is_newer_format(&e.encode()));
+    }
+
+    #[test]
+    fn format_1_entries_still_decode() {
+        // As a format 1 server wrote it: no time.
+        let v1 = br#"{"version":1,"command":{"Type":"EvalUpsert","Body":{"evals":[]}}}"#;
+        let e = LogEntry::decode(v1).unwrap();
+        assert_eq!((e.version, e.time), (1, 0));
+        assert!(matches!(e.command, Command::EvalUpsert { ref evals } if evals.is_empty()));
     }
 }

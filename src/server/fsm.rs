@@ -8,13 +8,20 @@ use crate::state::{StateStore, Tables};
 use caravan_structs::*;
 
 pub fn apply(store: &StateStore, events: &EventBroker, index: u64, cmd: &Command) {
+    apply_at(store, events, index, 0, cmd)
+}
+
+/// Applies an entry with the time it carries (`now`, Unix nanoseconds; 0: read the clock),
+/// so replaying a log sets the same timestamps as the first apply did.
+pub fn apply_at(store: &StateStore, events: &EventBroker, index: u64, now: i64, cmd: &Command) {
+    let now = if now > 0 { now } else { time::now_nanos() };
     if !events.enabled() {
-        store.write(index, |t| apply_tables(t, index, cmd));
+        store.write(index, |t| apply_tables(t, index, now, cmd));
         return;
     }
     // Events come from what the entry changed: the tables before and after it.
     let before = store.snapshot();
-    store.write(index, |t| apply_tables(t, index, cmd));
+    store.write(index, |t| apply_tables(t, index, now, cmd));
     events.publish(super::events::from_apply(
         &before,
         &store.snapshot(),
@@ -23,8 +30,7 @@ pub fn apply(store: &StateStore, events: &EventBroker, index: u64, cmd: &Command
     ));
 }
 
-fn apply_tables(t: &mut Tables, index: u64, cmd: &Command) {
-    let now = time::now_nanos();
+fn apply_tables(t: &mut Tables, index: u64, now: i64, cmd: &Command) {
     match cmd {
         Command::Acl(c) => super::acl::apply(t, index, c),
         Command::Keyring(c) => super::keyring::apply(t, index, c),
@@ -38,11 +44,11 @@ fn apply_tables(t: &mut Tables, index: u64, cmd: &Command) {
                 node.drain_strategy = old.drain_strategy.clone();
                 let mut events = old.events.clone();
                 if old.status != node.status {
-                    events.push(node_event("Node re-registered", index));
+                    events.push(node_event("Node re-registered", index, now));
                 }
                 node.events = events;
             } else {
-                node.events = vec![node_event("Node registered", index)];
+                node.events = vec![node_event("Node registered", index, now)];
             }
             node.compute_class();
             // Nomad creates the pool a node registers into when nobody has yet.
@@ -61,6 +67,7 @@ fn apply_tables(t: &mut Tables, index: u64, cmd: &Command) {
                     n.events.push(node_event(
                         &format!("Node status changed to {status}"),
                         index,
+                        now,
                     ));
                     n.events = tail(n.events, 10);
                 }
@@ -92,8 +99,11 @@ fn apply_tables(t: &mut Tables, index: u64, cmd: &Command) {
             if let Some(old) = t.nodes.get(node_id).cloned() {
                 let mut n = (*old).clone();
                 n.scheduling_eligibility = eligibility.clone();
-                n.events
-                    .push(node_event(&format!("Node marked as {eligibility}"), index));
+                n.events.push(node_event(
+                    &format!("Node marked as {eligibility}"),
+                    index,
+                    now,
+                ));
                 n.events = tail(n.events, 10);
                 t.upsert_node(index, n);
             }
@@ -256,7 +266,7 @@ fn apply_tables(t: &mut Tables, index: u64, cmd: &Command) {
                         "Node drain strategy unset"
                     }
                 };
-                n.events.push(node_event(msg, index));
+                n.events.push(node_event(msg, index, now));
                 n.events = tail(n.events, 10);
                 t.upsert_node(index, n);
             }
@@ -316,11 +326,11 @@ fn apply_tables(t: &mut Tables, index: u64, cmd: &Command) {
     }
 }
 
-fn node_event(msg: &str, index: u64) -> NodeEvent {
+fn node_event(msg: &str, index: u64, now: i64) -> NodeEvent {
     NodeEvent {
         message: msg.into(),
         subsystem: "Cluster".into(),
-        timestamp: crate::util::rfc3339(time::now_nanos()),
+        timestamp: crate::util::rfc3339(now),
         create_index: index,
         ..Default::default()
     }

@@ -20,6 +20,7 @@ pub mod keyring;
 mod operator;
 pub mod partitions;
 pub mod plan_apply;
+pub mod raft;
 pub mod variables;
 pub mod worker;
 
@@ -63,6 +64,11 @@ pub struct ServerConfig {
     /// `vault_<name>` identity of tasks using that cluster without their own.
     pub vault_default_identity:
         std::collections::BTreeMap<String, caravan_structs::WorkloadIdentity>,
+    /// Where the log and snapshots live (`<data_dir>/server`); `None` keeps the state in
+    /// memory only (the dev agent without `-data-dir`). Used by [`Server::open`].
+    pub data_dir: Option<std::path::PathBuf>,
+    /// Entries between state snapshots (Nomad's `raft_snapshot_threshold`, 8192).
+    pub snapshot_threshold: u64,
 }
 
 /// `server { search { ... } }`, with Nomad's defaults.
@@ -108,6 +114,8 @@ impl Default for ServerConfig {
             search: SearchConfig::default(),
             vault_clusters: Vec::new(),
             vault_default_identity: std::collections::BTreeMap::new(),
+            data_dir: None,
+            snapshot_threshold: raft::DEFAULT_SNAPSHOT_THRESHOLD,
         }
     }
 }
@@ -129,31 +137,74 @@ pub struct Server {
     plan_tx: mpsc::Sender<plan_apply::PlanRequest>,
     plan_rx: Mutex<Option<mpsc::Receiver<plan_apply::PlanRequest>>>,
     pub started_at: std::time::Instant,
+    /// The durable log and snapshots, when the server has a data dir.
+    pub persist: Option<Arc<raft::Persistence>>,
+    /// What the start found on disk (None: in memory).
+    pub recovery: Option<raft::Recovery>,
 }
 
 impl Server {
+    /// A server whose state lives in memory only (`config.data_dir` is not read: use
+    /// [`Server::open`] for a durable one).
     pub fn new(config: ServerConfig) -> Arc<Self> {
-        let tracked_versions = config.job_tracked_versions;
+        let store = StateStore::with_tracked_versions(config.job_tracked_versions);
+        Self::build(config, store, None, None)
+    }
+
+    /// A server on `config.data_dir` when it is set: the state on disk is loaded (newest
+    /// snapshot, then the log after it) before anything else runs, and every later entry is
+    /// durable before it is applied. Without a data dir, the same as [`Server::new`].
+    pub fn open(config: ServerConfig) -> Result<Arc<Self>, raft::PersistError> {
+        let store = StateStore::with_tracked_versions(config.job_tracked_versions);
+        let Some(dir) = config.data_dir.clone() else {
+            return Ok(Self::build(config, store, None, None));
+        };
+        let (persist, recovery) = raft::Persistence::open_and_recover(
+            &dir,
+            config.snapshot_threshold,
+            &store,
+            config.job_tracked_versions,
+        )?;
+        Ok(Self::build(
+            config,
+            store,
+            Some(Arc::new(persist)),
+            Some(recovery),
+        ))
+    }
+
+    fn build(
+        config: ServerConfig,
+        store: Arc<StateStore>,
+        persist: Option<Arc<raft::Persistence>>,
+        recovery: Option<raft::Recovery>,
+    ) -> Arc<Self> {
         let (plan_tx, plan_rx) = mpsc::channel(64);
         let events = events::EventBroker::new(config.event_buffer_size, config.enable_event_broker);
+        let last = recovery.as_ref().map(|r| r.last_index).unwrap_or(0);
         Arc::new(Server {
             config,
             acl_cache: acl::AclCache::default(),
-            store: StateStore::with_tracked_versions(tracked_versions),
+            store,
             broker: broker::EvalBroker::new(),
             blocked: blocked::BlockedEvals::default(),
             heartbeats: heartbeat::Heartbeats::default(),
             events,
             variables: variables::VarRuntime::default(),
-            log: Mutex::new(0),
+            log: Mutex::new(last),
             plan_tx,
             plan_rx: Mutex::new(Some(plan_rx)),
             started_at: std::time::Instant::now(),
+            persist,
+            recovery,
         })
     }
 
     /// Starts the background parts: workers, plan applier, heartbeat and deployment watchers.
     pub fn start(self: &Arc<Self>) {
+        if self.recovery.is_some() {
+            self.restore_runtime();
+        }
         if let Err(e) = self.keyring_init() {
             tracing::error!("cannot create the first root key: {e}");
         }
@@ -191,17 +242,59 @@ impl Server {
         *last += 1;
         let index = *last;
         let entry = LogEntry::new(cmd);
-        let cmd = match LogEntry::decode(&entry.encode()) {
-            Ok(e) => e.command,
+        let bytes = entry.encode();
+        if let Some(p) = &self.persist {
+            // A write that is not durable must not be applied or acknowledged, and the
+            // server cannot go on without its log (Raft treats storage errors as fatal): the
+            // caller's request fails and the state stays as the log has it.
+            if let Err(e) = p.append(index, bytes.clone()) {
+                *last -= 1;
+                tracing::error!("cannot append entry {index} to the durable log: {e}");
+                panic!("cannot append entry {index} to the durable log: {e}");
+            }
+        }
+        let (time, cmd) = match LogEntry::decode(&bytes) {
+            Ok(e) => (e.time, e.command),
             Err(e) => {
                 tracing::error!("log entry did not round-trip: {e}");
-                entry.command
+                (entry.time, entry.command)
             }
         };
-        fsm::apply(&self.store, &self.events, index, &cmd);
+        fsm::apply_at(&self.store, &self.events, index, time, &cmd);
         drop(last);
+        if let Some(p) = &self.persist {
+            p.maybe_snapshot(&self.store, index);
+        }
         self.after_apply(&cmd);
         index
+    }
+
+    /// The last applied log index.
+    pub fn last_index(&self) -> u64 {
+        match self.log.lock() {
+            Ok(g) => *g,
+            Err(p) => *p.into_inner(),
+        }
+    }
+
+    /// What a leader rebuilds from the state after a start or a restore (Nomad's
+    /// `restoreEvals` and `initializeHeartbeatTimers`): pending evaluations back into the
+    /// broker, blocked ones into the blocked set, and a heartbeat deadline for every live
+    /// node so that a node which never comes back is marked down.
+    fn restore_runtime(&self) {
+        let snap = self.store.snapshot();
+        for e in snap.evals.values() {
+            match e.status.as_str() {
+                caravan_structs::EVAL_STATUS_PENDING => self.broker.enqueue((**e).clone()),
+                caravan_structs::EVAL_STATUS_BLOCKED => self.blocked.block((**e).clone()),
+                _ => {}
+            }
+        }
+        for n in snap.nodes.values() {
+            if n.status != caravan_structs::NODE_STATUS_DOWN {
+                self.heartbeats.beat(self, &n.id);
+            }
+        }
     }
 
     /// Side effects of committed entries that a leader performs: enqueue new evaluations,

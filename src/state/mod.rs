@@ -6,6 +6,7 @@ pub mod acl;
 pub mod jobops;
 pub mod keyring;
 pub mod partitions;
+pub mod snapshot;
 pub mod summary;
 pub mod variables;
 pub mod watch;
