@@ -80,6 +80,8 @@ pub fn default_identities(
                     env: d.env.unwrap_or(false),
                     file: d.file.unwrap_or(false),
                     filepath: d.filepath.clone().unwrap_or_default(),
+                    extra_claims: serde_json::to_value(&d.extra_claims)
+                        .unwrap_or(serde_json::Value::Null),
                     ..Default::default()
                 },
             ))
@@ -116,6 +118,9 @@ vault {
   default_identity {
     aud = ["vault.example"]
     ttl = "1h"
+    extra_claims = {
+      unique_id = "${job.id}-${task.name}"
+    }
   }
 }
 vault "other" {
@@ -136,6 +141,10 @@ vault "other" {
         assert_eq!(ids.len(), 1);
         assert_eq!(ids["default"].audience, vec!["vault.example".to_string()]);
         assert_eq!(ids["default"].ttl, 3_600_000_000_000);
+        assert_eq!(
+            ids["default"].extra_claims["unique_id"],
+            "${job.id}-${task.name}"
+        );
         assert!(vault_clusters(&load("").unwrap()).unwrap().is_empty());
         let e =
             vault_clusters(&load("vault {\n enabled = true\n address = \"nope\"\n}\n").unwrap())

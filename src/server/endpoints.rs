@@ -426,6 +426,9 @@ fn add_vault_identities(
         }
         let mut id = d.clone();
         id.name = name;
+        // The agent's extra claims are added when the servers sign, not stored in the job
+        // (whose `ExtraClaims` are claim names, as Nomad's).
+        id.extra_claims = serde_json::Value::Null;
         if let Ok(v) = serde_json::to_value(&id) {
             t.identities.push(v);
         }

@@ -17,6 +17,33 @@ pub fn looks_like_jwt(secret: &str) -> bool {
     secret.matches('.').count() == 2
 }
 
+/// Replaces each `${name}` in `value` that `lookup` knows; unknown references stay as written
+/// (as Nomad's claims builder leaves them).
+fn interpolate_claim(value: &str, lookup: &dyn Fn(&str) -> Option<String>) -> String {
+    let mut out = String::new();
+    let mut rest = value;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        match after.find('}') {
+            Some(end) => {
+                let name = &after[..end];
+                match lookup(name) {
+                    Some(v) => out.push_str(&v),
+                    None => out.push_str(&rest[start..start + 2 + end + 1]),
+                }
+                rest = &after[end + 1..];
+            }
+            None => {
+                out.push_str(&rest[start..]);
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Nomad's checks of a policy's `JobACL`: each narrower field needs the wider one.
 pub fn validate_job_acl(j: &JobAcl) -> Result<(), String> {
     if !j.job_id.is_empty() && j.namespace.is_empty() {
@@ -52,7 +79,12 @@ impl Server {
         } else {
             job.region.clone()
         };
+        let (vault_namespace, vault_role, extra_claims) =
+            self.vault_claims(job, alloc, task, identity, &region, &job_id);
         IdentityClaims {
+            vault_namespace,
+            vault_role,
+            extra_claims,
             nomad_namespace: alloc.namespace.clone(),
             nomad_job_id: job_id.clone(),
             nomad_allocation_id: alloc.id.clone(),
@@ -73,6 +105,71 @@ impl Server {
             exp: (identity.ttl > 0).then(|| now + identity.ttl / 1_000_000_000),
             jti: new_id(),
         }
+    }
+
+    /// A `vault_<cluster>` identity carries the task's Vault namespace and role and the
+    /// cluster's `default_identity { extra_claims }`, their `${...}` references filled in
+    /// (Nomad's claims builder).
+    fn vault_claims(
+        &self,
+        job: &Job,
+        alloc: &Allocation,
+        task: &str,
+        identity: &WorkloadIdentity,
+        region: &str,
+        job_id: &str,
+    ) -> (String, String, BTreeMap<String, String>) {
+        let Some(cluster) = identity.name.strip_prefix("vault_") else {
+            return Default::default();
+        };
+        let group = job.lookup_group(&alloc.task_group);
+        let Some(v) = group
+            .and_then(|g| g.tasks.iter().find(|t| t.name == task))
+            .and_then(|t| t.vault_block())
+            .filter(|v| v.cluster == cluster)
+        else {
+            return Default::default();
+        };
+        let extras: BTreeMap<String, String> = self
+            .config
+            .vault_default_identity
+            .get(cluster)
+            .and_then(|d| serde_json::from_value(d.extra_claims.clone()).ok())
+            .unwrap_or_default();
+        if extras.is_empty() {
+            return (v.namespace, v.role, extras);
+        }
+        let node = self.store.snapshot().nodes.get(&alloc.node_id).cloned();
+        let node_attr = |f: fn(&Node) -> String| node.as_deref().map(f).unwrap_or_default();
+        let values: BTreeMap<&str, String> = [
+            ("job.region", region.to_string()),
+            ("job.namespace", job.namespace.clone()),
+            ("job.id", job_id.to_string()),
+            ("job.node_pool", job.node_pool.clone()),
+            ("group.name", alloc.task_group.clone()),
+            ("alloc.id", alloc.id.clone()),
+            ("node.id", node_attr(|n| n.id.clone())),
+            ("node.datacenter", node_attr(|n| n.datacenter.clone())),
+            ("node.pool", node_attr(|n| n.node_pool.clone())),
+            ("node.class", node_attr(|n| n.node_class.clone())),
+            ("task.name", task.to_string()),
+            ("vault.cluster", v.cluster.clone()),
+            ("vault.namespace", v.namespace.clone()),
+            ("vault.role", v.role.clone()),
+        ]
+        .into_iter()
+        .collect();
+        let lookup = |name: &str| -> Option<String> {
+            if let Some(key) = name.strip_prefix("job.meta.") {
+                return job.meta.get(key).cloned();
+            }
+            values.get(name).cloned()
+        };
+        let extras = extras
+            .into_iter()
+            .map(|(k, val)| (k, interpolate_claim(&val, &lookup)))
+            .collect();
+        (v.namespace, v.role, extras)
     }
 
     fn sign_claims(&self, claims: &IdentityClaims) -> Result<String, ServerError> {
@@ -406,6 +503,57 @@ mod tests {
             .sign_task_identities(&alloc.id, "a", &["default".to_string()])
             .unwrap_err();
         assert!(e.to_string().contains("is terminal"), "{e}");
+    }
+
+    #[test]
+    fn vault_identities_carry_the_role_and_interpolated_extra_claims() {
+        let mut extra = WorkloadIdentity {
+            audience: vec!["vault.io".into()],
+            ..Default::default()
+        };
+        extra.extra_claims = serde_json::json!({
+            "unique_id": "${job.id}-${group.name}-${task.name}",
+            "team": "${job.meta.team}",
+            "where": "${vault.cluster}/${node.datacenter}/${nope}",
+        });
+        let s = Server::new(ServerConfig {
+            vault_default_identity: [("default".to_string(), extra)].into(),
+            ..Default::default()
+        });
+        s.keyring_init().unwrap();
+        let mut j = job();
+        j.meta.insert("team".into(), "payments".into());
+        j.task_groups[0].tasks[0].vault =
+            Some(serde_json::json!({"Role": "app", "Namespace": "ns1"}));
+        let id = WorkloadIdentity {
+            name: "vault_default".into(),
+            audience: vec!["vault.io".into()],
+            ..Default::default()
+        };
+        let alloc = Allocation {
+            id: new_id(),
+            job_id: "web".into(),
+            task_group: "g".into(),
+            ..Default::default()
+        };
+        let c = s.identity_claims(&j, &alloc, "a", &id);
+        assert_eq!(c.vault_role, "app");
+        assert_eq!(c.vault_namespace, "ns1");
+        assert_eq!(c.extra_claims["unique_id"], "web-g-a");
+        assert_eq!(c.extra_claims["team"], "payments");
+        // No node known: empty, as Nomad; an unknown reference stays as written.
+        assert_eq!(c.extra_claims["where"], "default//${nope}");
+        let json = serde_json::to_value(&c).unwrap();
+        assert_eq!(json["extra_claims"]["team"], "payments");
+        // Other identities, and tasks without a vault block, carry none of it.
+        let plain = s.identity_claims(&j, &alloc, "a", &WorkloadIdentity::default());
+        assert!(plain.extra_claims.is_empty() && plain.vault_role.is_empty());
+        let other = s.identity_claims(&j, &alloc, "b", &id);
+        assert!(other.extra_claims.is_empty());
+        assert!(serde_json::to_value(&plain)
+            .unwrap()
+            .get("extra_claims")
+            .is_none());
     }
 
     #[test]

@@ -198,6 +198,14 @@ pub struct IdentityClaims {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exp: Option<i64>,
     pub jti: String,
+    /// The task's `vault { namespace role }`, on `vault_<cluster>` identities.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub vault_namespace: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub vault_role: String,
+    /// The agent's `vault { default_identity { extra_claims } }`, interpolated.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub extra_claims: std::collections::BTreeMap<String, String>,
 }
 
 /// One audience is a string, more an array (as go-jose writes `aud`).
