@@ -106,6 +106,9 @@ pub fn rule_for(method: &Method, path: &str) -> Option<Rule> {
         "/v1/operator/keyring/keys"
         | "/v1/operator/keyring/rotate"
         | "/v1/operator/keyring/key/:id" => Management,
+        // Nomad: a snapshot holds every secret (tokens, keys, variables); restoring one
+        // replaces the whole state.
+        "/v1/operator/snapshot" => Management,
         "/v1/acl/policies" | "/v1/acl/policy/:name" if !write => Handler,
         "/v1/acl/policy/:name" => Management,
         "/v1/acl/token/self" => Handler,

@@ -42,6 +42,9 @@ mod node_pool_tests;
 mod node_pools;
 mod nodes;
 mod operator;
+mod operator_snapshot;
+#[cfg(test)]
+mod operator_snapshot_tests;
 #[cfg(test)]
 mod operator_tests;
 mod query;
@@ -114,6 +117,7 @@ pub fn router(state: AppState) -> Router {
         .merge(system::routes())
         .merge(monitor::routes())
         .merge(operator::routes())
+        .merge(operator_snapshot::routes())
         .merge(variables::routes())
         // After every route is merged: it guards exactly the routes above.
         .route_layer(axum::middleware::from_fn_with_state(

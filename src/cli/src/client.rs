@@ -208,6 +208,21 @@ impl Client {
         Self::decode(resp).await
     }
 
+    /// PUT with a raw body (a snapshot archive); the response as it came.
+    pub async fn put_bytes(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+        params: &[(&str, String)],
+    ) -> Result<reqwest::Response, ApiError> {
+        self.send(
+            self.request(reqwest::Method::PUT, path, params)
+                .header("Content-Type", "application/octet-stream")
+                .body(body),
+        )
+        .await
+    }
+
     /// DELETE.
     pub async fn delete<T: DeserializeOwned>(
         &self,

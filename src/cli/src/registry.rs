@@ -475,6 +475,24 @@ pub const COMMANDS: &[CommandSpec] = &[
         flags: flags![],
     },
     CommandSpec {
+        name: "operator snapshot save",
+        synopsis: "Saves a snapshot of the state of the servers to a file",
+        args: "<file>",
+        flags: flags![F::bool("stale")],
+    },
+    CommandSpec {
+        name: "operator snapshot restore",
+        synopsis: "Restores the state of the servers from a snapshot file",
+        args: "<file>",
+        flags: flags![],
+    },
+    CommandSpec {
+        name: "operator snapshot inspect",
+        synopsis: "Displays information about a snapshot file",
+        args: "<file>",
+        flags: flags![FMT[0], FMT[1]],
+    },
+    CommandSpec {
         name: "operator root keyring list",
         synopsis: "Lists the root encryption keys",
         args: "",
@@ -689,6 +707,10 @@ pub const GROUPS: &[(&str, &str)] = &[
     ),
     ("system reconcile", "Perform system reconciliation tasks"),
     ("operator root", "Provides access to root encryption keys"),
+    (
+        "operator snapshot",
+        "Saves, restores and inspects snapshots of the servers' state",
+    ),
     (
         "operator root keyring",
         "Manages the root encryption keys of workload identities and Variables",

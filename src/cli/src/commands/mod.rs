@@ -15,6 +15,7 @@ mod namespace;
 mod node;
 mod node_pool;
 mod operator;
+mod operator_snapshot;
 mod server;
 mod setup;
 mod status;
@@ -87,6 +88,9 @@ pub(crate) async fn dispatch(ctx: &mut Ctx<'_>) -> i32 {
         "operator api" => operator::api(ctx).await,
         "operator scheduler get-config" => operator::scheduler_get_config(ctx).await,
         "operator scheduler set-config" => operator::scheduler_set_config(ctx).await,
+        "operator snapshot save" => operator_snapshot::save(ctx).await,
+        "operator snapshot restore" => operator_snapshot::restore(ctx).await,
+        "operator snapshot inspect" => operator_snapshot::inspect(ctx).await,
         "system gc" => system::gc(ctx).await,
         "monitor" => agent::monitor(ctx).await,
         "agent-info" => agent::agent_info(ctx).await,
