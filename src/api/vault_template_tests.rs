@@ -67,6 +67,9 @@ fn job(id: &str, templates: Value) -> Value {
     }})
 }
 
+/// How long OpenBao is cut off in the outage test.
+const OUTAGE: Duration = Duration::from_secs(60);
+
 const PASSWORD_TEMPLATE: &str =
     "{{ with secret \"secret/data/app\" }}{{ .Data.data.password }}{{ end }}";
 
@@ -240,7 +243,7 @@ async fn a_vault_outage_leaves_the_task_running_on_its_last_secrets() {
         json!({
             "role_type": "jwt", "bound_audiences": ["vault.io"], "user_claim": "nomad_job_id",
             "bound_claims": {"nomad_job_id": "vault-outage"}, "token_policies": ["app"],
-            "token_ttl": "20s", "token_max_ttl": "1h",
+            "token_ttl": "90s", "token_max_ttl": "1h",
         }),
     )
     .await;
@@ -268,8 +271,8 @@ async fn a_vault_outage_leaves_the_task_running_on_its_last_secrets() {
     assert_eq!(stale_gauge(&a).await, 1.0);
     // The secret changes meanwhile: the task cannot see it, and keeps running on the old one.
     put_password(&root, "swordfish").await;
-    // Past the token's first renewal (at half its 20 s lease), still cut off.
-    while cut_at.elapsed() < Duration::from_secs(11) {
+    // A minute (the outage), past the token's first renewal at half its 90 s lease.
+    while cut_at.elapsed() < OUTAGE {
         assert_eq!(read(&a, &alloc, "web/secrets/password"), "hunter2");
         assert_eq!(a.running("vault-outage").await.len(), 1);
         tokio::time::sleep(Duration::from_millis(500)).await;
