@@ -106,6 +106,18 @@ pub enum GetterError {
     #[error("s3 {url}: {message}")]
     S3 { url: String, message: String },
 
+    /// A GCS request failed.
+    #[error("gcs {url}: {message}")]
+    Gcs { url: String, message: String },
+
+    /// An hg command failed or ran too long.
+    #[error("hg {action} {url} failed: {message}")]
+    Hg {
+        action: String,
+        url: String,
+        message: String,
+    },
+
     /// A local filesystem operation failed.
     #[error("{action} {path}: {source}")]
     Io {

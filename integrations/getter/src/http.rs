@@ -39,21 +39,11 @@ pub async fn download(
     progress: Option<Progress<'_>>,
 ) -> Result<u64> {
     let shown = redact(url);
-    let http_err = |message: String| GetterError::Http {
-        url: shown.clone(),
-        message,
-    };
     let mut req = client.get(url.clone());
     for (k, v) in headers {
         req = req.header(k.as_str(), v.as_str());
     }
-    let resp = tokio::time::timeout(read_timeout, req.send())
-        .await
-        .map_err(|_| GetterError::ReadTimeout {
-            url: shown.clone(),
-            secs: read_timeout.as_secs(),
-        })?
-        .map_err(|e| http_err(error_chain(&e)))?;
+    let resp = send(req, &shown, read_timeout).await?;
     let status = resp.status();
     if !status.is_success() {
         return Err(GetterError::HttpStatus {
@@ -61,10 +51,45 @@ pub async fn download(
             status: status.as_u16(),
         });
     }
+    save(resp, dest, &shown, read_timeout, max_size, progress).await
+}
+
+/// Sends a request, waiting at most `read_timeout` for the response head.
+pub async fn send(
+    req: reqwest::RequestBuilder,
+    shown: &str,
+    read_timeout: Duration,
+) -> Result<reqwest::Response> {
+    tokio::time::timeout(read_timeout, req.send())
+        .await
+        .map_err(|_| GetterError::ReadTimeout {
+            url: shown.to_string(),
+            secs: read_timeout.as_secs(),
+        })?
+        .map_err(|e| GetterError::Http {
+            url: shown.to_string(),
+            message: error_chain(&e),
+        })
+}
+
+/// Streams a successful response's body into `dest` (created or truncated), enforcing
+/// `read_timeout` between chunks and `max_size` (0 = no limit). Returns the bytes written.
+pub async fn save(
+    resp: reqwest::Response,
+    dest: &Path,
+    shown: &str,
+    read_timeout: Duration,
+    max_size: u64,
+    progress: Option<Progress<'_>>,
+) -> Result<u64> {
+    let http_err = |message: String| GetterError::Http {
+        url: shown.to_string(),
+        message,
+    };
     let total = resp.content_length();
     if max_size > 0 && total.is_some_and(|t| t > max_size) {
         return Err(GetterError::TooLarge {
-            url: shown.clone(),
+            url: shown.to_string(),
             limit: max_size,
         });
     }
@@ -77,7 +102,7 @@ pub async fn download(
         let next = tokio::time::timeout(read_timeout, stream.next())
             .await
             .map_err(|_| GetterError::ReadTimeout {
-                url: shown.clone(),
+                url: shown.to_string(),
                 secs: read_timeout.as_secs(),
             })?;
         let Some(chunk) = next else { break };
@@ -85,7 +110,7 @@ pub async fn download(
         written += chunk.len() as u64;
         if max_size > 0 && written > max_size {
             return Err(GetterError::TooLarge {
-                url: shown.clone(),
+                url: shown.to_string(),
                 limit: max_size,
             });
         }
@@ -127,7 +152,7 @@ pub async fn fetch_text(
     std::fs::read_to_string(tmp.path()).map_err(|e| GetterError::io("read", tmp.path(), e))
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {

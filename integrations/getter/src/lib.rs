@@ -19,9 +19,12 @@ pub mod cache;
 pub mod checksum;
 pub mod config;
 pub mod error;
+pub mod gcs;
 mod git;
 pub mod http;
+pub mod s3;
 pub mod sandbox;
+pub mod sigv4;
 pub mod source;
 pub mod unpack;
 
@@ -183,16 +186,40 @@ impl Getter {
                 Staged::Tree(tree)
             }
             GetterKind::S3 => {
-                return Err(GetterError::Unsupported {
-                    src: redact(&src.url),
-                    getter: "s3",
-                })
+                let loc = s3::locate(&src, &|k| std::env::var(k).ok())?;
+                let path = staging.path().join("download");
+                let tree = staging.path().join("tree");
+                let fetched = s3::fetch(
+                    &self.http,
+                    &loc,
+                    &path,
+                    &tree,
+                    self.config.http_read_timeout,
+                    self.config.s3_timeout,
+                    self.config.http_max_size,
+                    progress,
+                )
+                .await?;
+                self.staged_object(&src, artifact, fetched, path, tree, &mut bytes)
+                    .await?
             }
             GetterKind::Gcs => {
-                return Err(GetterError::Unsupported {
-                    src: redact(&src.url),
-                    getter: "gcs",
-                })
+                let loc = gcs::locate(&src, &|k| std::env::var(k).ok())?;
+                let path = staging.path().join("download");
+                let tree = staging.path().join("tree");
+                let fetched = gcs::fetch(
+                    &self.http,
+                    &loc,
+                    &path,
+                    &tree,
+                    self.config.http_read_timeout,
+                    self.config.gcs_timeout,
+                    self.config.http_max_size,
+                    progress,
+                )
+                .await?;
+                self.staged_object(&src, artifact, fetched, path, tree, &mut bytes)
+                    .await?
             }
         };
         let staged = self.maybe_unpack(&src, staged, staging.path())?;
@@ -203,6 +230,41 @@ impl Getter {
             bytes,
             from_cache,
         })
+    }
+
+    /// What an object-store fetch left: one object (checksum verified) or a tree.
+    async fn staged_object(
+        &self,
+        src: &Source,
+        artifact: &Artifact,
+        fetched: s3::Fetched,
+        path: PathBuf,
+        tree: PathBuf,
+        bytes: &mut u64,
+    ) -> Result<Staged> {
+        match fetched {
+            s3::Fetched::File(n) => {
+                *bytes = n;
+                let name = file_name(src, "download");
+                if let Some(sum) = self
+                    .expected_checksum(src, &name, &artifact.headers)
+                    .await?
+                {
+                    sum.verify_file(&path)?;
+                }
+                Ok(Staged::File { path, name })
+            }
+            s3::Fetched::Tree(n) => {
+                *bytes = n;
+                if src.checksum.is_some() {
+                    return Err(GetterError::InvalidOption {
+                        name: "checksum".into(),
+                        reason: "the source is a prefix with many objects; a checksum applies to a single object".into(),
+                    });
+                }
+                Ok(Staged::Tree(tree))
+            }
+        }
     }
 
     /// Refuses a local source outside the allocation directory unless isolation is disabled.
