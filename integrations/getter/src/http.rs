@@ -54,6 +54,81 @@ pub async fn download(
     save(resp, dest, &shown, read_timeout, max_size, progress).await
 }
 
+/// The validators a server gave for a download (`ETag`, `Last-Modified`), sent back as
+/// `If-None-Match` / `If-Modified-Since` to revalidate a cached copy.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Validators {
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+}
+
+impl Validators {
+    /// Whether there is anything to revalidate with.
+    pub fn is_empty(&self) -> bool {
+        self.etag.is_none() && self.last_modified.is_none()
+    }
+}
+
+/// What a conditional download did.
+#[derive(Debug)]
+pub enum Conditional {
+    /// The server answered 304: the cached copy is current; nothing was written.
+    NotModified,
+    /// A full body was written; these are its validators.
+    Downloaded { bytes: u64, validators: Validators },
+}
+
+/// Downloads `url` into `dest` unless the server says (304) that the copy described by `known`
+/// is still current.
+#[allow(clippy::too_many_arguments)]
+pub async fn download_conditional(
+    client: &reqwest::Client,
+    url: &Url,
+    headers: &BTreeMap<String, String>,
+    known: Option<&Validators>,
+    dest: &Path,
+    read_timeout: Duration,
+    max_size: u64,
+    progress: Option<Progress<'_>>,
+) -> Result<Conditional> {
+    let shown = redact(url);
+    let mut req = client.get(url.clone());
+    for (k, v) in headers {
+        req = req.header(k.as_str(), v.as_str());
+    }
+    if let Some(k) = known {
+        if let Some(e) = &k.etag {
+            req = req.header("if-none-match", e.as_str());
+        }
+        if let Some(lm) = &k.last_modified {
+            req = req.header("if-modified-since", lm.as_str());
+        }
+    }
+    let resp = send(req, &shown, read_timeout).await?;
+    let status = resp.status();
+    if status == reqwest::StatusCode::NOT_MODIFIED && known.is_some() {
+        return Ok(Conditional::NotModified);
+    }
+    if !status.is_success() {
+        return Err(GetterError::HttpStatus {
+            url: shown.clone(),
+            status: status.as_u16(),
+        });
+    }
+    let header = |name: &str| {
+        resp.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let validators = Validators {
+        etag: header("etag"),
+        last_modified: header("last-modified"),
+    };
+    let bytes = save(resp, dest, &shown, read_timeout, max_size, progress).await?;
+    Ok(Conditional::Downloaded { bytes, validators })
+}
+
 /// Sends a request, waiting at most `read_timeout` for the response head.
 pub async fn send(
     req: reqwest::RequestBuilder,

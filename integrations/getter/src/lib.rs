@@ -116,6 +116,39 @@ impl Getter {
                         from_cache = true;
                         bytes = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
                     }
+                    (Some(c), None) => {
+                        // No checksum: reuse a cached copy only if the server says it is current.
+                        let known = c.validators(key, &artifact.headers);
+                        match http::download_conditional(
+                            &self.http,
+                            &src.url,
+                            &artifact.headers,
+                            known.as_ref(),
+                            &path,
+                            self.config.http_read_timeout,
+                            self.config.http_max_size,
+                            progress,
+                        )
+                        .await?
+                        {
+                            http::Conditional::NotModified => {
+                                bytes = c.get_revalidated(key, &artifact.headers, &path)?;
+                                from_cache = true;
+                                tracing::info!(source = %redact(&src.url), "artifact revalidated (304) and served from the node cache");
+                            }
+                            http::Conditional::Downloaded {
+                                bytes: n,
+                                validators,
+                            } => {
+                                bytes = n;
+                                if let Err(e) =
+                                    c.put_revalidated(key, &artifact.headers, &validators, &path)
+                                {
+                                    tracing::warn!("could not cache artifact: {e}");
+                                }
+                            }
+                        }
+                    }
                     _ => {
                         bytes = http::download(
                             &self.http,

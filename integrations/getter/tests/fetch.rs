@@ -523,7 +523,7 @@ async fn cache_avoids_second_download() {
     assert_eq!(srv.hits("/c.bin"), 1);
     assert_eq!(std::fs::read(a2.task.join("local/c.bin")).unwrap(), body);
 
-    // Without a checksum nothing is cached: each fetch downloads.
+    // Without a checksum, from a server that sends no ETag/Last-Modified, nothing is cached.
     let plain = Artifact::new(srv.url("/c.bin"));
     g.fetch(&plain, &a1.alloc, &a1.task, None).await.unwrap();
     assert_eq!(srv.hits("/c.bin"), 2);
