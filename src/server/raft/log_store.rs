@@ -32,7 +32,7 @@ pub enum LogStoreError {
     Db {
         path: PathBuf,
         #[source]
-        source: redb::Error,
+        source: Box<redb::Error>,
     },
     #[error("raft log {path}: {msg}")]
     Corrupt { path: PathBuf, msg: String },
@@ -42,6 +42,16 @@ pub enum LogStoreError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// A redb error, boxed (redb's are large): what the transaction closures return.
+#[derive(Debug)]
+pub struct DbError(Box<redb::Error>);
+
+impl<E: Into<redb::Error>> From<E> for DbError {
+    fn from(e: E) -> Self {
+        DbError(Box::new(e.into()))
+    }
 }
 
 /// A log position: Raft's `LogId` (the leader's term and the index).
@@ -87,7 +97,7 @@ impl LogStore {
         let db = match opened {
             Ok(r) => r.map_err(|e| LogStoreError::Db {
                 path: path.to_path_buf(),
-                source: e.into(),
+                source: Box::new(e.into()),
             })?,
             Err(p) => {
                 let why = p
@@ -118,17 +128,17 @@ impl LogStore {
         &self.path
     }
 
-    fn err(&self, e: impl Into<redb::Error>) -> LogStoreError {
+    fn err(&self, e: impl Into<DbError>) -> LogStoreError {
         LogStoreError::Db {
             path: self.path.clone(),
-            source: e.into(),
+            source: e.into().0,
         }
     }
 
     /// Runs `f` in one write transaction and commits it durably.
     fn write<R>(
         &self,
-        f: impl FnOnce(&redb::WriteTransaction) -> Result<R, redb::Error>,
+        f: impl FnOnce(&redb::WriteTransaction) -> Result<R, DbError>,
     ) -> Result<R, LogStoreError> {
         let tx = self.db.begin_write().map_err(|e| self.err(e))?;
         let r = f(&tx).map_err(|e| self.err(e))?;
