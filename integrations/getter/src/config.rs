@@ -12,6 +12,8 @@ pub struct GetterConfig {
     pub http_max_size: u64,
     /// Longest a single `git` command may run (`git_timeout`, 30m).
     pub git_timeout: Duration,
+    /// Longest a single `hg` command may run (`hg_timeout`, 30m).
+    pub hg_timeout: Duration,
     /// Longest a whole S3 download may take (`s3_timeout`, 30m).
     pub s3_timeout: Duration,
     /// Longest a whole GCS download may take (`gcs_timeout`, 30m).
@@ -30,6 +32,12 @@ pub struct GetterConfig {
     /// the allocation directory, as Nomad's sandboxed getter can only see that; when true any
     /// path the agent can read is allowed.
     pub disable_filesystem_isolation: bool,
+    /// `filesystem_isolation_extra_paths`: host paths (the path part of Nomad's
+    /// `<f|d>:<mode>:<path>` entries) that local sources may read while isolation is on.
+    pub filesystem_isolation_extra_paths: Vec<PathBuf>,
+    /// `set_environment_variables`: the agent's environment variables passed on to the getter's
+    /// subprocesses (`git`, `hg`, `ssh`); by default none are, as in Nomad.
+    pub set_environment_variables: Vec<String>,
     /// Least time between two progress reports of one download.
     pub progress_interval: Duration,
 }
@@ -40,6 +48,7 @@ impl Default for GetterConfig {
             http_read_timeout: Duration::from_secs(30 * 60),
             http_max_size: 100_000_000_000,
             git_timeout: Duration::from_secs(30 * 60),
+            hg_timeout: Duration::from_secs(30 * 60),
             s3_timeout: Duration::from_secs(30 * 60),
             gcs_timeout: Duration::from_secs(30 * 60),
             decompression_size_limit: 100_000_000_000,
@@ -48,7 +57,9 @@ impl Default for GetterConfig {
             cache_max_bytes: 10 * 1024 * 1024 * 1024,
             allow_file_urls: true,
             disable_filesystem_isolation: false,
-            progress_interval: Duration::from_secs(5),
+            filesystem_isolation_extra_paths: Vec::new(),
+            set_environment_variables: Vec::new(),
+            progress_interval: Duration::from_secs(10),
         }
     }
 }

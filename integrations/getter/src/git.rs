@@ -14,7 +14,7 @@ use crate::error::{GetterError, Result};
 use crate::source::{redact, Source};
 
 /// Clones `src` into the directory `dest` (which must not exist yet) and checks out its `ref`.
-pub async fn clone(src: &Source, dest: &Path, timeout: Duration) -> Result<()> {
+pub async fn clone(src: &Source, dest: &Path, timeout: Duration, env: &[String]) -> Result<()> {
     let shown = redact(&src.url);
     let url = if src.url.scheme() == "git" {
         src.url.to_string()
@@ -60,11 +60,12 @@ pub async fn clone(src: &Source, dest: &Path, timeout: Duration) -> Result<()> {
         timeout,
         "clone",
         &shown,
+        env,
     )
     .await?;
     if let (Some(r), None) = (&src.git_ref, src.depth.filter(|d| *d > 0)) {
         let args = vec!["checkout".to_string(), r.clone(), "--".into()];
-        run_git(&args, Some(dest), None, timeout, "checkout", &shown).await?;
+        run_git(&args, Some(dest), None, timeout, "checkout", &shown, env).await?;
     }
     Ok(())
 }
@@ -76,8 +77,10 @@ async fn run_git(
     timeout: Duration,
     action: &str,
     shown: &str,
+    env: &[String],
 ) -> Result<()> {
     let mut cmd = Command::new("git");
+    crate::subprocess_env::apply(&mut cmd, env);
     cmd.args(args)
         .env("GIT_TERMINAL_PROMPT", "0")
         .stdin(Stdio::null())

@@ -21,11 +21,13 @@ pub mod config;
 pub mod error;
 pub mod gcs;
 mod git;
+mod hg;
 pub mod http;
 pub mod s3;
 pub mod sandbox;
 pub mod sigv4;
 pub mod source;
+pub mod subprocess_env;
 pub mod unpack;
 
 use std::fs;
@@ -215,7 +217,32 @@ impl Getter {
                     self.check_local(&local, alloc_dir)?;
                 }
                 let tree = staging.path().join("tree");
-                git::clone(&src, &tree, self.config.git_timeout).await?;
+                git::clone(
+                    &src,
+                    &tree,
+                    self.config.git_timeout,
+                    &self.config.set_environment_variables,
+                )
+                .await?;
+                Staged::Tree(tree)
+            }
+            GetterKind::Hg => {
+                if src.url.scheme() == "file" && !self.config.allow_file_urls {
+                    return Err(GetterError::FileUrlsDisabled {
+                        url: src.url.to_string(),
+                    });
+                }
+                if let Ok(local) = src.url.to_file_path() {
+                    self.check_local(&local, alloc_dir)?;
+                }
+                let tree = staging.path().join("tree");
+                hg::clone(
+                    &src,
+                    &tree,
+                    self.config.hg_timeout,
+                    &self.config.set_environment_variables,
+                )
+                .await?;
                 Staged::Tree(tree)
             }
             GetterKind::S3 => {
@@ -301,6 +328,7 @@ impl Getter {
     }
 
     /// Refuses a local source outside the allocation directory unless isolation is disabled.
+    /// `filesystem_isolation_extra_paths` are readable too.
     fn check_local(&self, local: &Path, alloc_dir: &Path) -> Result<()> {
         if self.config.disable_filesystem_isolation {
             return Ok(());
@@ -308,7 +336,13 @@ impl Getter {
         let real = fs::canonicalize(local).map_err(|e| GetterError::io("read", local, e))?;
         let alloc =
             fs::canonicalize(alloc_dir).map_err(|e| GetterError::io("resolve", alloc_dir, e))?;
-        if !real.starts_with(&alloc) {
+        let extra = self
+            .config
+            .filesystem_isolation_extra_paths
+            .iter()
+            .filter_map(|p| fs::canonicalize(p).ok())
+            .any(|p| real.starts_with(p));
+        if !real.starts_with(&alloc) && !extra {
             return Err(GetterError::FileOutsideAlloc {
                 path: local.to_path_buf(),
             });

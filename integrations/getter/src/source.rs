@@ -22,6 +22,8 @@ pub enum GetterKind {
     S3,
     /// `gcs::`, Google Cloud Storage's JSON API.
     Gcs,
+    /// `hg::` through the `hg` command line (Mercurial).
+    Hg,
 }
 
 /// A parsed source: the URL the getter uses and the options it consumed.
@@ -61,6 +63,7 @@ const S3_KEYS: &[&str] = &[
     "version",
 ];
 const GCS_KEYS: &[&str] = &["token"];
+const HG_KEYS: &[&str] = &["rev"];
 
 /// Splits a `getter::rest` prefix off, as go-getter's forced getters.
 pub fn split_forced(src: &str) -> (Option<&str>, &str) {
@@ -246,6 +249,7 @@ pub fn parse_source(
         Some("git") => GetterKind::Git,
         Some("s3") => GetterKind::S3,
         Some("gcs") => GetterKind::Gcs,
+        Some("hg") => GetterKind::Hg,
         Some("http") | Some("https") => GetterKind::Http,
         Some("file") => GetterKind::File,
         Some(other) => return Err(invalid(format!("the {other:?} getter is not supported"))),
@@ -266,7 +270,8 @@ pub fn parse_source(
         | (GetterKind::File, "file")
         | (GetterKind::Git, "http" | "https" | "ssh" | "file" | "git")
         | (GetterKind::S3, "http" | "https" | "s3")
-        | (GetterKind::Gcs, "http" | "https" | "gcs" | "gs") => {}
+        | (GetterKind::Gcs, "http" | "https" | "gcs" | "gs")
+        | (GetterKind::Hg, "http" | "https" | "ssh" | "file") => {}
         (_, scheme) => {
             return Err(invalid(format!(
                 "scheme {scheme:?} cannot be used with this getter"
@@ -289,6 +294,7 @@ pub fn parse_source(
             GetterKind::Git => GIT_KEYS.iter(),
             GetterKind::S3 => S3_KEYS.iter(),
             GetterKind::Gcs => GCS_KEYS.iter(),
+            GetterKind::Hg => HG_KEYS.iter(),
             _ => [].iter(),
         })
         .copied()
@@ -461,7 +467,10 @@ mod tests {
 
         assert!(parse_source("git::https://h/r?depth=x", &BTreeMap::new(), None).is_err());
         assert!(parse_source("ftp://h/x", &BTreeMap::new(), None).is_err());
-        assert!(parse_source("hg::https://h/x", &BTreeMap::new(), None).is_err());
+        let hg = parse_source("hg::https://h/x?rev=v1", &BTreeMap::new(), None).unwrap();
+        assert_eq!(hg.kind, GetterKind::Hg);
+        assert_eq!(hg.params["rev"], "v1");
+        assert!(parse_source("svn::https://h/x", &BTreeMap::new(), None).is_err());
         assert!(parse_source("git::ftp://h/x", &BTreeMap::new(), None).is_err());
     }
 
