@@ -261,13 +261,20 @@ impl LogStore {
     }
 
     /// Removes every record up to and including `upto` (a snapshot covers them) and remembers
-    /// it as the last purged log id.
+    /// it as the last purged log id. The last purged id never goes back: purging below it
+    /// changes nothing.
     pub fn purge(&self, upto: LogId) -> Result<(), LogStoreError> {
         self.write(|tx| {
+            let mut m = tx.open_table(META)?;
+            let prev = m
+                .get(META_LAST_PURGED)?
+                .and_then(|v| decode_log_id(v.value()));
+            if prev.is_some_and(|p| p.index >= upto.index) {
+                return Ok(());
+            }
+            m.insert(META_LAST_PURGED, encode_log_id(upto).as_slice())?;
             let mut t = tx.open_table(LOG)?;
             t.retain_in(..=upto.index, |_, _| false)?;
-            let mut m = tx.open_table(META)?;
-            m.insert(META_LAST_PURGED, encode_log_id(upto).as_slice())?;
             Ok(())
         })
     }
@@ -357,6 +364,9 @@ mod tests {
         assert_eq!(st.last, Some(LogId { term: 1, index: 3 }));
         assert_eq!(s.entries(..).unwrap(), vec![rec(3, "c")]);
         assert_eq!(s.read_vote().unwrap().as_deref(), Some(&b"v1"[..]));
+        // Purging below the last purged id changes nothing.
+        s.purge(LogId { term: 1, index: 1 }).unwrap();
+        assert_eq!(s.log_state().unwrap(), st);
         // Purging everything leaves the last purged id as the log's end.
         s.purge(LogId { term: 1, index: 3 }).unwrap();
         let st = s.log_state().unwrap();

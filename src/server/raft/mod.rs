@@ -79,6 +79,8 @@ pub struct Persistence {
     last_snapshot: AtomicU64,
     /// The background snapshot in progress, if any.
     building: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Held while a snapshot is written or installed: one at a time, in index order.
+    writing: Mutex<()>,
 }
 
 /// Creates `dir` (and parents) and narrows it to 0700.
@@ -108,6 +110,7 @@ impl Persistence {
             threshold: snapshot_threshold.max(1),
             last_snapshot: AtomicU64::new(0),
             building: Mutex::new(None),
+            writing: Mutex::new(()),
         })
     }
 
@@ -288,7 +291,15 @@ impl Persistence {
     /// through the older one. Entries are durable before they are applied, so the state's
     /// index is always in the log.
     pub fn snapshot_now(&self, store: &StateStore) -> Result<SnapshotFile, PersistError> {
+        let _one = self.writing.lock().unwrap_or_else(|p| p.into_inner());
         let tables = store.snapshot();
+        if tables.index <= self.last_snapshot_index() {
+            // Nothing newer than the newest snapshot (or a restore replaced the state since
+            // this was asked for): that one stands.
+            if let Some(newest) = self.snapshots.list()?.into_iter().next() {
+                return Ok(newest);
+            }
+        }
         let image = StateImage::from_tables(&tables);
         let (file, _) = self.snapshots.save(&image, TERM)?;
         self.snapshots.prune(SNAPSHOTS_KEPT)?;
@@ -316,6 +327,7 @@ impl Persistence {
     /// back on the next start.
     pub fn install(&self, image: &StateImage) -> Result<SnapshotMeta, PersistError> {
         self.wait_snapshot();
+        let _one = self.writing.lock().unwrap_or_else(|p| p.into_inner());
         let (file, meta) = self.snapshots.save(image, TERM)?;
         self.snapshots.remove_all_but(&file)?;
         self.log.purge(LogId {

@@ -291,6 +291,10 @@ fn restoring_a_snapshot_replaces_the_state_durably_and_indexes_keep_growing() {
     assert!(t.job("default", "later").is_none());
     assert!(t.job("prod", "api").is_some());
     assert_eq!(t.index, index);
+    // The restored state is the only snapshot; asking for one now writes nothing older.
+    let p = s.persist.as_ref().unwrap();
+    assert_eq!(p.snapshot_now(&s.store).unwrap().index, index);
+    assert_eq!(p.snapshots.list().unwrap().len(), 1);
     let after = image(&s);
     drop(t);
     drop(s);
