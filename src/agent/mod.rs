@@ -460,3 +460,26 @@ fn print_banner(cfg: &AgentConfig, http: &str, rpc: &str, client: Option<&Arc<Cl
     }
     println!("\n==> Caravan agent started! Log data will stream in below:\n");
 }
+
+#[cfg(test)]
+mod server_data_dir_tests {
+    use super::*;
+
+    fn cfg(args: &[&str]) -> AgentConfig {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        config::from_args(&args).expect("flags")
+    }
+
+    #[test]
+    fn dev_keeps_state_in_memory_unless_given_a_data_dir() {
+        assert_eq!(server_data_dir(&cfg(&["-dev"])), None);
+        assert_eq!(
+            server_data_dir(&cfg(&["-dev", "-data-dir=/var/lib/caravan"])),
+            Some("/var/lib/caravan/server".into())
+        );
+        assert_eq!(
+            server_data_dir(&cfg(&["-server", "-data-dir=/srv/c"])),
+            Some("/srv/c/server".into())
+        );
+    }
+}
