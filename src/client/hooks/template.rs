@@ -25,7 +25,9 @@ use crate::client::vault_outage::{Staleness, VaultOutage};
 use caravan_consul::{Consistency, ConsulClient, QueryMeta, QueryOptions};
 use caravan_driver::async_trait;
 use caravan_structs::TaskEvent;
-use caravan_templates::{render, DataSource, Dependency, MapSource, RenderOptions, SourceKind};
+use caravan_templates::{
+    render_parsed, DataSource, Dependency, MapSource, RenderOptions, SourceKind, Template,
+};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -363,6 +365,19 @@ struct Renderer {
     cache: MapSource,
     /// The text last written to each destination.
     written: Vec<Option<String>>,
+    /// Each template parsed, with the text it was parsed from (a `source` file is parsed
+    /// again when its text changes).
+    parsed: Vec<Option<(String, Template)>>,
+    /// The dependencies each template read at its last render.
+    used: Vec<HashSet<Dependency>>,
+}
+
+/// What changed since the last pass: only templates that read one of these dependencies (or
+/// read a `source` file, when one changed) are rendered again.
+#[derive(Default)]
+struct Changed {
+    deps: HashSet<Dependency>,
+    sources: bool,
 }
 
 /// What one pass over the templates found.
@@ -374,45 +389,89 @@ struct Pass {
 }
 
 impl Renderer {
-    /// Renders every template; writes those complete whose text changed.
-    fn pass(&mut self, write_incomplete_too: bool) -> Result<Pass, String> {
+    fn new(specs: Vec<Spec>, opts: Vec<RenderOptions>) -> Renderer {
+        let n = specs.len();
+        Renderer {
+            specs,
+            opts,
+            cache: MapSource::new(),
+            written: vec![None; n],
+            parsed: vec![None; n],
+            used: vec![HashSet::new(); n],
+        }
+    }
+
+    /// Whether template `i` must be rendered for `changed` (`None`: all of them).
+    fn affected(&self, i: usize, changed: Option<&Changed>) -> bool {
+        let Some(c) = changed else { return true };
+        self.written[i].is_none()
+            || (c.sources && self.specs[i].source.is_some())
+            || self.used[i].iter().any(|d| c.deps.contains(d))
+    }
+
+    /// The parsed template `i`, parsing its text when it is new.
+    fn template(&mut self, i: usize) -> Result<&Template, String> {
+        let spec = &self.specs[i];
+        let text = match (&spec.data, &spec.source) {
+            (Some(d), _) => d.clone(),
+            (None, Some(p)) => std::fs::read_to_string(p)
+                .map_err(|e| format!("template {i}: reading source {}: {e}", p.display()))?,
+            (None, None) => String::new(),
+        };
+        if self.parsed[i].as_ref().is_none_or(|(t, _)| *t != text) {
+            let o = &self.opts[i];
+            let t = Template::parse_delims(&o.name, &text, &o.left_delimiter, &o.right_delimiter)
+                .map_err(|e| e.to_string().trim_start_matches("template: ").to_string())?;
+            self.parsed[i] = Some((text, t));
+        }
+        match &self.parsed[i] {
+            Some((_, t)) => Ok(t),
+            None => Err(format!("template {i}: not parsed")),
+        }
+    }
+
+    /// Renders the templates `changed` affects (all when `None`); writes those complete
+    /// whose text changed.
+    fn pass(
+        &mut self,
+        write_incomplete_too: bool,
+        changed: Option<&Changed>,
+    ) -> Result<Pass, String> {
         let mut out = Pass {
             deps: vec![],
             missing: vec![],
             changed: vec![],
         };
+        let (mut seen, mut missing_seen) = (HashSet::new(), HashSet::new());
         let mut texts = vec![];
-        for (i, spec) in self.specs.iter().enumerate() {
-            if spec.once && self.written[i].is_some() {
-                texts.push((false, String::new()));
+        for i in 0..self.specs.len() {
+            if (self.specs[i].once && self.written[i].is_some()) || !self.affected(i, changed) {
+                texts.push(None);
                 continue;
             }
-            let src = match (&spec.data, &spec.source) {
-                (Some(d), _) => d.clone(),
-                (None, Some(p)) => std::fs::read_to_string(p)
-                    .map_err(|e| format!("template {i}: reading source {}: {e}", p.display()))?,
-                (None, None) => String::new(),
-            };
-            let r = render(&src, &self.opts[i], &self.cache as &dyn DataSource)
+            let tmpl = self.template(i)?.clone();
+            let r = render_parsed(&tmpl, &self.opts[i], &self.cache as &dyn DataSource)
                 .map_err(|e| e.to_string().trim_start_matches("template: ").to_string())?;
             for d in &r.deps {
-                if !out.deps.contains(d) {
+                if seen.insert(d.clone()) {
                     out.deps.push(d.clone());
                 }
             }
             for d in &r.missing {
-                if !out.missing.contains(d) {
+                if missing_seen.insert(d.clone()) {
                     out.missing.push(d.clone());
                 }
             }
-            texts.push((r.complete(), r.text));
+            self.used[i] = r.deps.iter().cloned().collect();
+            texts.push(Some((r.complete(), r.text)));
         }
         // Nothing is written until every template has its data (consul-template's
         // all-or-nothing first render).
         if !out.missing.is_empty() && !write_incomplete_too {
             return Ok(out);
         }
-        for (i, (complete, text)) in texts.into_iter().enumerate() {
+        for (i, t) in texts.into_iter().enumerate() {
+            let Some((complete, text)) = t else { continue };
             if !complete || self.written[i].as_deref() == Some(text.as_str()) {
                 continue;
             }
@@ -614,12 +673,7 @@ impl TaskHook for TemplateHook {
                 denylist: settings.function_denylist.clone(),
             })
             .collect();
-        let mut r = Renderer {
-            written: vec![None; specs.len()],
-            specs,
-            opts,
-            cache: MapSource::new(),
-        };
+        let mut r = Renderer::new(specs, opts);
         let mut indexes: std::collections::HashMap<Dependency, u64> = Default::default();
         let mut last_event: Option<Instant> = None;
         let mut failures: std::collections::HashMap<SourceKind, Failures> = Default::default();
@@ -637,7 +691,7 @@ impl TaskHook for TemplateHook {
         };
         // First render: fetch what is missing until every template is complete.
         loop {
-            let pass = r.pass(false).map_err(setup_failure)?;
+            let pass = r.pass(false, None).map_err(setup_failure)?;
             if pass.missing.is_empty() {
                 break;
             }
@@ -712,7 +766,7 @@ impl TaskHook for TemplateHook {
                 }
             }
         }
-        let deps = r.pass(true).map_err(setup_failure)?.deps;
+        let deps = r.pass(true, None).map_err(setup_failure)?.deps;
         *self.renderer.lock().await = Some(r);
         let watch_sources = r_has_sources(&self.renderer).await;
         if let Ok(mut g) = self.sources.lock() {
@@ -769,7 +823,7 @@ impl TaskHook for TemplateHook {
                 )),
             }
         }
-        if let Err(e) = r.pass(false) {
+        if let Err(e) = r.pass(false, None) {
             ctx.events.push(TaskEvent::new(
                 TASK_EVENT_TEMPLATE,
                 format!("Template failed to render on restart: {e}"),
@@ -949,10 +1003,15 @@ async fn watch(
         };
         let mut g = renderer.lock().await;
         let Some(r) = g.as_mut() else { return };
-        if let Wake::Data(dep, v) = wake {
-            if !r.cache.set(dep, v) {
-                continue;
+        let mut changed = Changed::default();
+        match wake {
+            Wake::Data(dep, v) => {
+                if !r.cache.set(dep.clone(), v) {
+                    continue;
+                }
+                changed.deps.insert(dep);
             }
+            Wake::Source => changed.sources = true,
         }
         // `wait { min max }`: let the data settle (no change for `min`, at most `max`).
         if let Some((min, max)) = r.specs.iter().filter_map(|s| s.wait).max() {
@@ -966,10 +1025,12 @@ async fn watch(
                 match tokio::time::timeout(min.min(left), rx.recv()).await {
                     Ok(Some(Wake::Data(d, v))) => {
                         if let Some(r) = renderer.lock().await.as_mut() {
-                            r.cache.set(d, v);
+                            if r.cache.set(d.clone(), v) {
+                                changed.deps.insert(d);
+                            }
                         }
                     }
-                    Ok(Some(Wake::Source)) => {}
+                    Ok(Some(Wake::Source)) => changed.sources = true,
                     Ok(None) => return,
                     Err(_) => break,
                 }
@@ -979,11 +1040,16 @@ async fn watch(
         let Some(r) = g.as_mut() else { return };
         // Take whatever else arrived meanwhile in the same pass.
         while let Ok(w) = rx.try_recv() {
-            if let Wake::Data(d, v) = w {
-                r.cache.set(d, v);
+            match w {
+                Wake::Data(d, v) => {
+                    if r.cache.set(d.clone(), v) {
+                        changed.deps.insert(d);
+                    }
+                }
+                Wake::Source => changed.sources = true,
             }
         }
-        let pass = match r.pass(false) {
+        let pass = match r.pass(false, Some(&changed)) {
             Ok(p) => p,
             Err(e) => {
                 control.event(TaskEvent::new(
@@ -1209,6 +1275,71 @@ mod tests {
             missing_message(&[d("a"), d("b"), d("c"), d("e"), d("f")]),
             "Missing: kv.block(a), kv.block(b), kv.block(c), and 2 more"
         );
+    }
+
+    #[test]
+    fn a_change_renders_only_the_templates_that_read_it() {
+        let dir = std::env::temp_dir().join(format!("caravan-tmpl-{}", caravan_structs::new_id()));
+        let spec = |data: &str, dest: &str| Spec {
+            data: Some(data.into()),
+            source: None,
+            dest: dir.join(dest),
+            change_mode: "noop".into(),
+            change_signal: String::new(),
+            perms: 0o644,
+            env: false,
+            left: String::new(),
+            right: String::new(),
+            error_on_missing_key: false,
+            once: false,
+            wait: None,
+            splay: Duration::ZERO,
+            uid: None,
+            gid: None,
+            script: None,
+        };
+        let kv = |k: &str| Dependency::Kv {
+            key: k.into(),
+            dc: None,
+            block: true,
+        };
+        let opts = RenderOptions {
+            name: "t".into(),
+            ..Default::default()
+        };
+        let mut r = Renderer::new(
+            vec![spec("{{ key \"a\" }}", "a"), spec("{{ key \"b\" }}", "b")],
+            vec![opts.clone(), opts],
+        );
+        // Nothing is written while b is missing.
+        r.cache.set(kv("a"), json!("1"));
+        let p = r.pass(false, None).unwrap();
+        assert_eq!(p.missing, vec![kv("b")]);
+        assert!(p.changed.is_empty());
+        r.cache.set(kv("b"), json!("2"));
+        assert_eq!(r.pass(false, None).unwrap().changed, vec![0, 1]);
+        // a changes: only the template reading a is rendered (and written).
+        r.cache.set(kv("a"), json!("3"));
+        let changed = Changed {
+            deps: [kv("a")].into(),
+            sources: false,
+        };
+        let p = r.pass(false, Some(&changed)).unwrap();
+        assert_eq!(p.deps, vec![kv("a")]);
+        assert_eq!(p.changed, vec![0]);
+        assert_eq!(read_to_string(dir.join("a")), "3");
+        assert_eq!(read_to_string(dir.join("b")), "2");
+        // A change nobody reads renders nothing.
+        let none = Changed {
+            deps: [kv("z")].into(),
+            sources: false,
+        };
+        assert!(r.pass(false, Some(&none)).unwrap().deps.is_empty());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn read_to_string(p: PathBuf) -> String {
+        std::fs::read_to_string(p).unwrap_or_default()
     }
 
     #[test]
