@@ -66,7 +66,49 @@ pub fn getter_config(cfg: &AgentConfig) -> anyhow::Result<GetterConfig> {
     if let Some(b) = a.disable_filesystem_isolation {
         g.disable_filesystem_isolation = b;
     }
+    if let Some(d) = &a.hg_timeout {
+        g.hg_timeout = d.as_std();
+    }
+    if let Some(list) = &a.set_environment_variables {
+        g.set_environment_variables = caravan_getter::subprocess_env::parse_names(list);
+    }
+    if let Some(paths) = &a.filesystem_isolation_extra_paths {
+        g.filesystem_isolation_extra_paths = paths
+            .iter()
+            .map(|p| {
+                parse_extra_path(p)
+                    .map_err(|e| anyhow!("client.artifact.filesystem_isolation_extra_paths: {e}"))
+            })
+            .collect::<anyhow::Result<_>>()?;
+    }
     Ok(g)
+}
+
+/// Reads one `filesystem_isolation_extra_paths` entry in Nomad's `<f|d>:<r|w|x|c...>:<path>`
+/// form into the host path (Caravan's isolation only governs what local sources may read, so
+/// the kind and mode are checked but not otherwise used).
+fn parse_extra_path(entry: &str) -> Result<std::path::PathBuf, String> {
+    let mut parts = entry.splitn(3, ':');
+    let (kind, mode, path) = match (parts.next(), parts.next(), parts.next()) {
+        (Some(k), Some(m), Some(p)) => (k, m, p),
+        _ => {
+            return Err(format!(
+                "{entry:?} is not <f|d>:<mode>:<path> (e.g. \"d:r:/etc/ssl/certs\")"
+            ))
+        }
+    };
+    if !matches!(kind, "f" | "d") {
+        return Err(format!(
+            "{entry:?}: the kind must be f (file) or d (directory)"
+        ));
+    }
+    if mode.is_empty() || !mode.chars().all(|c| matches!(c, 'r' | 'w' | 'x' | 'c')) {
+        return Err(format!("{entry:?}: the mode is made of r, w, x and c"));
+    }
+    if !path.starts_with('/') {
+        return Err(format!("{entry:?}: the path must be absolute"));
+    }
+    Ok(std::path::PathBuf::from(path))
 }
 
 #[cfg(test)]
@@ -109,6 +151,30 @@ mod tests {
         assert_eq!(g.decompression_file_count_limit, 7);
         assert_eq!(g.http_read_timeout, std::time::Duration::from_secs(5));
         assert!(g.disable_filesystem_isolation);
+        std::fs::write(
+            &f,
+            "client {\n  artifact {\n    set_environment_variables = \"HTTPS_PROXY, NO_PROXY\"\n    filesystem_isolation_extra_paths = [\"d:r:/etc/ssl/certs\", \"f:rx:/usr/bin/ssh\"]\n    hg_timeout = \"2m\"\n  }\n}\n",
+        )
+        .expect("write");
+        let cfg = crate::agent::config::from_args(&[
+            "-dev".to_string(),
+            format!("-config={}", f.display()),
+        ])
+        .expect("config");
+        let g = getter_config(&cfg).expect("getter");
+        assert_eq!(g.set_environment_variables, vec!["HTTPS_PROXY", "NO_PROXY"]);
+        assert_eq!(
+            g.filesystem_isolation_extra_paths,
+            vec![
+                std::path::PathBuf::from("/etc/ssl/certs"),
+                std::path::PathBuf::from("/usr/bin/ssh")
+            ]
+        );
+        assert_eq!(g.hg_timeout, std::time::Duration::from_secs(120));
+        assert!(parse_extra_path("x:r:/a").is_err());
+        assert!(parse_extra_path("d:q:/a").is_err());
+        assert!(parse_extra_path("d:r:rel").is_err());
+        assert!(parse_extra_path("/just/a/path").is_err());
         std::fs::write(
             &f,
             "client {\n  artifact {\n    http_max_size = \"huge\"\n  }\n}\n",

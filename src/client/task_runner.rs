@@ -569,6 +569,9 @@ impl super::hooks::TaskControl for TaskRunner {
     fn event(&self, ev: TaskEvent) {
         TaskRunner::event(self, ev)
     }
+    fn update_event(&self, ev: TaskEvent) {
+        self.update(|s| super::hooks::artifact::record_progress(&mut s.events, ev));
+    }
     fn is_running(&self) -> bool {
         self.state().state == TASK_STATE_RUNNING
     }

@@ -98,10 +98,6 @@ pub enum GetterError {
     #[error("{0}")]
     Mode(String),
 
-    /// The source needs a getter this build does not have.
-    #[error("artifact source {src}: the {getter} getter is not supported by Caravan yet; serve the file over http(s) (for example a presigned URL) instead")]
-    Unsupported { src: String, getter: &'static str },
-
     /// An S3 request failed.
     #[error("s3 {url}: {message}")]
     S3 { url: String, message: String },

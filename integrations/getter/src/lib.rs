@@ -1,5 +1,5 @@
 //! go-getter-style artifact fetching for Caravan task artifacts: parse the source, download it
-//! (http/https, file, git), verify its checksum, unpack archives inside a sandbox, and move the
+//! (http/https, file, git, hg, s3, gcs), verify its checksum, unpack archives inside a sandbox, and move the
 //! result into the task's destination only once everything succeeded.
 //!
 //! ```no_run

@@ -13,7 +13,7 @@
 //!                                                    └─► stop (once, when the task is done)
 //! ```
 
-mod artifact;
+pub(crate) mod artifact;
 mod dispatch_payload;
 mod identity;
 mod logmon;
@@ -65,6 +65,11 @@ pub struct HookContext {
 pub trait TaskControl: Send + Sync {
     /// Records a task event now.
     fn event(&self, ev: TaskEvent);
+    /// Records a progress event, replacing the last event if that is the same kind of progress
+    /// event (see `artifact::record_progress`).
+    fn update_event(&self, ev: TaskEvent) {
+        self.event(ev)
+    }
     fn is_running(&self) -> bool;
     /// Environment for the task's next start, merged over what prestart hooks set (the
     /// variables of `env = true` templates after a re-render).
