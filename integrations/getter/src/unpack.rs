@@ -185,6 +185,10 @@ struct XzReader {
     pos: usize,
 }
 
+/// The name of the xz decoder's thread (the fuzz target tolerates decoder panics there, which
+/// this module turns into errors).
+pub const XZ_THREAD: &str = "caravan-xz-decode";
+
 struct ChanWriter(std::sync::mpsc::SyncSender<io::Result<Vec<u8>>>);
 
 impl Write for ChanWriter {
@@ -202,14 +206,30 @@ impl Write for ChanWriter {
 impl XzReader {
     fn new<R: io::BufRead + Send + 'static>(mut r: R) -> Self {
         let (tx, rx) = std::sync::mpsc::sync_channel(4);
-        std::thread::spawn(move || {
-            let mut w = io::BufWriter::with_capacity(64 * 1024, ChanWriter(tx.clone()));
-            let res = lzma_rs::xz_decompress(&mut r, &mut w).map_err(|e| format!("{e:?}"));
-            let res = res.and_then(|_| w.flush().map_err(|e| e.to_string()));
-            if let Err(e) = res {
-                let _ = tx.send(Err(io::Error::new(io::ErrorKind::InvalidData, e)));
-            }
-        });
+        let spawned = std::thread::Builder::new()
+            .name(XZ_THREAD.into())
+            .spawn(move || {
+                // lzma-rs panics on some malformed streams (an arithmetic overflow found by
+                // fuzzing): that is a corrupt archive, not an end of stream.
+                let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    let mut w = io::BufWriter::with_capacity(64 * 1024, ChanWriter(tx.clone()));
+                    let res = lzma_rs::xz_decompress(&mut r, &mut w).map_err(|e| format!("{e:?}"));
+                    res.and_then(|_| w.flush().map_err(|e| e.to_string()))
+                }))
+                .unwrap_or_else(|_| Err("malformed xz stream (the decoder gave up)".into()));
+                if let Err(e) = res {
+                    let _ = tx.send(Err(io::Error::new(io::ErrorKind::InvalidData, e)));
+                }
+            });
+        if let Err(e) = spawned {
+            let (etx, erx) = std::sync::mpsc::sync_channel(1);
+            let _ = etx.send(Err(e));
+            return XzReader {
+                rx: erx,
+                buf: Vec::new(),
+                pos: 0,
+            };
+        }
         XzReader {
             rx,
             buf: Vec::new(),
