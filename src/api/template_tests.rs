@@ -546,10 +546,11 @@ async fn script_mode_runs_the_change_script_in_the_task() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_changed_source_file_is_rendered_again() {
-    // A prestart task writes the template's source into the shared alloc dir; the main task's
-    // template reads it with `source`, and a later change to that file is rendered again
-    // (beyond Nomad, which reads a source once) and signals the task.
+async fn changed_source_and_file_files_are_rendered_again() {
+    // A prestart task writes the template's source into the shared alloc dir (and a file for
+    // `file` into the task's dir); the main task's template reads it with `source`, and a
+    // later change to that file is rendered again (beyond Nomad, which reads a source once)
+    // and signals the task; a change to the file `file` read renders its template again.
     let a = start_with(1, ServerConfig::default(), ClientConfig::default()).await;
     let job = json!({"Job": {
         "ID": "tmpl-source",
@@ -560,7 +561,8 @@ async fn a_changed_source_file_is_rendered_again() {
                 {"Name": "prep", "Driver": "raw_exec",
                  "Lifecycle": {"Hook": "prestart", "Sidecar": false},
                  "Config": {"command": "/bin/sh", "args": ["-c",
-                    "printf 'v1 {{ env \"NOMAD_TASK_NAME\" }}' > \"$NOMAD_ALLOC_DIR/app.tpl\""]},
+                    "printf 'v1 {{ env \"NOMAD_TASK_NAME\" }}' > \"$NOMAD_ALLOC_DIR/app.tpl\"; \
+                     mkdir -p \"$NOMAD_ALLOC_DIR/../web/local\"; printf one > \"$NOMAD_ALLOC_DIR/../web/local/in.txt\""]},
                  "Resources": {"CPU": 20, "MemoryMB": 30}},
                 {"Name": "web", "Driver": "raw_exec",
                  "Config": {"command": "/bin/sh", "args": ["-c",
@@ -568,7 +570,9 @@ async fn a_changed_source_file_is_rendered_again() {
                  "Resources": {"CPU": 20, "MemoryMB": 30},
                  "KillTimeout": 1_000_000_000,
                  "Templates": [{"SourcePath": "../alloc/app.tpl", "DestPath": "local/out.txt",
-                                "ChangeMode": "signal", "ChangeSignal": "SIGHUP"}]}
+                                "ChangeMode": "signal", "ChangeSignal": "SIGHUP"},
+                               {"EmbeddedTmpl": "[{{ file \"local/in.txt\" }}]",
+                                "DestPath": "local/file-out.txt", "ChangeMode": "noop"}]}
             ]
         }]
     }});
@@ -593,4 +597,9 @@ async fn a_changed_source_file_is_rendered_again() {
     // And written in place.
     std::fs::write(alloc_dir.join("alloc/app.tpl"), "v3").expect("write source");
     crate::wait_for!(read(&out) == "v3");
+    // A file read with `file` is watched too (as consul-template does).
+    let file_out = alloc_dir.join("web/local/file-out.txt");
+    assert_eq!(read(&file_out), "[one]");
+    std::fs::write(alloc_dir.join("web/local/in.txt"), "two").expect("write file");
+    crate::wait_for!(read(&file_out) == "[two]");
 }

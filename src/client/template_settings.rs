@@ -97,6 +97,8 @@ impl TemplateSettings {
             caravan_templates::SourceKind::Consul => self.consul_retry,
             caravan_templates::SourceKind::Nomad => self.nomad_retry,
             caravan_templates::SourceKind::Vault => self.vault_retry,
+            // Local files are read at render time, never fetched.
+            caravan_templates::SourceKind::Local => Retry::default(),
         }
     }
 

@@ -56,6 +56,9 @@ pub enum Dependency {
         path: String,
         data: Vec<(String, String)>,
     },
+    /// A local file read with `file` (its resolved path): read at render time, recorded so
+    /// a watcher can render again when it changes.
+    File { path: String },
 }
 
 /// Which service answers a dependency.
@@ -64,6 +67,8 @@ pub enum SourceKind {
     Consul,
     Nomad,
     Vault,
+    /// The client's own disk (`file`).
+    Local,
 }
 
 impl Dependency {
@@ -79,6 +84,7 @@ impl Dependency {
             | Dependency::VaultWrite { .. }
             | Dependency::VaultList { .. }
             | Dependency::VaultPki { .. } => SourceKind::Vault,
+            Dependency::File { .. } => SourceKind::Local,
             _ => SourceKind::Consul,
         }
     }
@@ -122,6 +128,7 @@ impl fmt::Display for Dependency {
             }
             Dependency::VaultList { path } => write!(f, "vault.list({path})"),
             Dependency::VaultPki { path, data } => write!(f, "vault.pki({path} -> {})", keys(data)),
+            Dependency::File { path } => write!(f, "file({path})"),
         }
     }
 }

@@ -413,6 +413,12 @@ impl Host<'_> {
                     Some(root) => sandboxed(root, &path)?,
                     None => PathBuf::from(&path),
                 };
+                let dep = Dependency::File {
+                    path: full.to_string_lossy().into_owned(),
+                };
+                if self.seen.insert(dep.clone()) {
+                    self.deps.push(dep);
+                }
                 let text = std::fs::read_to_string(&full)
                     .map_err(|e| format!("file: reading {path:?}: {e}"))?;
                 Value::String(text)

@@ -12,9 +12,9 @@
 //! the task's workload identity and watched the same way. Vault secrets (`secret`, `secrets`,
 //! `pkiCert`) are read with the task's Vault token ([`super::template_vault`]) and renewed or
 //! read again as their leases require; while Vault is unreachable the task keeps its last
-//! secrets ([`crate::client::vault_outage`]). Beyond Nomad, a `source` file is watched and
-//! a change re-renders its template. `restart { render_templates = true }` reads everything
-//! afresh when the task restarts. Not here yet: watching files read with `file`.
+//! secrets ([`crate::client::vault_outage`]). Files read with `file` are watched on disk, and,
+//! beyond Nomad, so is a `source` file: a change renders the templates reading it again.
+//! `restart { render_templates = true }` reads everything afresh when the task restarts.
 
 use super::template_vault::{self, refused, FetchError, VaultSource};
 use super::{HookContext, HookError, TaskControl, TaskHook};
@@ -276,7 +276,8 @@ async fn read(
         | Dependency::VaultRead { .. }
         | Dependency::VaultWrite { .. }
         | Dependency::VaultList { .. }
-        | Dependency::VaultPki { .. } => (Value::Null, QueryMeta::default()),
+        | Dependency::VaultPki { .. }
+        | Dependency::File { .. } => (Value::Null, QueryMeta::default()),
     })
 }
 
@@ -303,6 +304,8 @@ impl Sources {
             SourceKind::Consul => self.consul.is_some(),
             SourceKind::Nomad => self.nomad.is_some(),
             SourceKind::Vault => self.vault.is_some(),
+            // Read at render time; watched on disk, not fetched.
+            SourceKind::Local => false,
         }
     }
 }
@@ -313,6 +316,7 @@ fn source_name(kind: SourceKind) -> &'static str {
         SourceKind::Consul => "Consul",
         SourceKind::Nomad => "the servers",
         SourceKind::Vault => "Vault",
+        SourceKind::Local => "disk",
     }
 }
 
@@ -322,6 +326,7 @@ fn retry_name(kind: SourceKind) -> &'static str {
         SourceKind::Consul => "consul_retry",
         SourceKind::Nomad => "nomad_retry",
         SourceKind::Vault => "vault_retry",
+        SourceKind::Local => "(none)",
     }
 }
 
@@ -347,6 +352,7 @@ async fn fetch_from(
                 .await
                 .map_err(|e| refused(e.to_string()))
         }
+        SourceKind::Local => Err(refused(format!("{dep} is read at render time"))),
         SourceKind::Consul => {
             let Some(c) = &src.consul else {
                 return Err(refused("this client has no consul block"));
@@ -709,7 +715,7 @@ impl TaskHook for TemplateHook {
                     SourceKind::Vault => format!(
                         "templates read Vault secrets ({missing}), but the task has no vault block"
                     ),
-                    SourceKind::Consul => format!(
+                    SourceKind::Consul | SourceKind::Local => format!(
                         "templates read Consul ({missing}), but this client has no consul block"
                     ),
                 }));
@@ -773,7 +779,9 @@ impl TaskHook for TemplateHook {
             *g = Some(sources.clone());
         }
         if let (true, Some(control)) = (
-            deps.iter().any(|d| sources.can_read(d)) || watch_sources,
+            deps.iter()
+                .any(|d| sources.can_read(d) || d.kind() == SourceKind::Local)
+                || watch_sources,
             ctx.control.clone(),
         ) {
             let renderer = self.renderer.clone();
@@ -845,52 +853,74 @@ impl TaskHook for TemplateHook {
     }
 }
 
-/// What wakes the watcher: new data for a dependency, or a `source` file that changed.
+/// What wakes the watcher: new data for a dependency, a `source` file that changed, or a
+/// file read with `file` that changed.
 enum Wake {
     Data(Dependency, Value),
     Source,
+    File(Dependency),
 }
 
-/// Watches the directories of the templates' `source` files (so a file replaced by a rename
-/// is seen too) and wakes the watcher when one of those files changes. Beyond Nomad, which
-/// reads a source once.
-fn watch_sources(
-    paths: Vec<PathBuf>,
-    tx: mpsc::UnboundedSender<Wake>,
-) -> Option<notify::RecommendedWatcher> {
-    use notify::Watcher;
-    if paths.is_empty() {
-        return None;
+/// Watches files on disk for the watcher (inotify through `notify`), by their directories so
+/// a file replaced by a rename is seen too: the templates' `source` files (beyond Nomad,
+/// which reads a source once) and files read with `file` (consul-template watches those).
+struct FileWatch {
+    watcher: Option<notify::RecommendedWatcher>,
+    /// Watched files and what a change to each wakes.
+    wanted: Arc<Mutex<std::collections::HashMap<PathBuf, Option<Dependency>>>>,
+    dirs: HashSet<PathBuf>,
+}
+
+impl FileWatch {
+    fn new(tx: mpsc::UnboundedSender<Wake>) -> FileWatch {
+        let wanted: Arc<Mutex<std::collections::HashMap<PathBuf, Option<Dependency>>>> =
+            Default::default();
+        let w = wanted.clone();
+        let handler = move |ev: notify::Result<notify::Event>| {
+            let Ok(ev) = ev else { return };
+            if ev.kind.is_access() {
+                return;
+            }
+            let Ok(w) = w.lock() else { return };
+            for p in &ev.paths {
+                match w.get(p) {
+                    Some(None) => {
+                        let _ = tx.send(Wake::Source);
+                    }
+                    Some(Some(dep)) => {
+                        let _ = tx.send(Wake::File(dep.clone()));
+                    }
+                    None => {}
+                }
+            }
+        };
+        let watcher = notify::recommended_watcher(handler)
+            .map_err(|e| tracing::warn!("cannot watch template files: {e}"))
+            .ok();
+        FileWatch {
+            watcher,
+            wanted,
+            dirs: HashSet::new(),
+        }
     }
-    let wanted = paths.clone();
-    let handler = move |ev: notify::Result<notify::Event>| {
-        let Ok(ev) = ev else { return };
-        if ev.kind.is_access() {
+
+    /// Watches `path`; a change wakes with `dep` (`None`: a `source` file).
+    fn watch(&mut self, path: PathBuf, dep: Option<Dependency>) {
+        use notify::Watcher;
+        let Some(w) = self.watcher.as_mut() else {
             return;
+        };
+        if let Some(dir) = path.parent() {
+            if self.dirs.insert(dir.to_path_buf()) {
+                if let Err(e) = w.watch(dir, notify::RecursiveMode::NonRecursive) {
+                    tracing::warn!("cannot watch {} for template changes: {e}", dir.display());
+                }
+            }
         }
-        if ev.paths.iter().any(|p| wanted.contains(p)) {
-            let _ = tx.send(Wake::Source);
-        }
-    };
-    let mut w = match notify::recommended_watcher(handler) {
-        Ok(w) => w,
-        Err(e) => {
-            tracing::warn!("cannot watch template source files: {e}");
-            return None;
-        }
-    };
-    let mut dirs: Vec<&Path> = paths.iter().filter_map(|p| p.parent()).collect();
-    dirs.sort();
-    dirs.dedup();
-    for d in dirs {
-        if let Err(e) = w.watch(d, notify::RecursiveMode::NonRecursive) {
-            tracing::warn!(
-                "cannot watch {} for template source changes: {e}",
-                d.display()
-            );
+        if let Ok(mut g) = self.wanted.lock() {
+            g.insert(path, dep);
         }
     }
-    Some(w)
 }
 
 /// Watches each dependency with blocking queries (and each `source` file); a change
@@ -904,7 +934,7 @@ async fn watch(
     task: String,
 ) {
     let (tx, mut rx) = mpsc::unbounded_channel::<Wake>();
-    let sources_watched = {
+    let sources_watched: Vec<PathBuf> = {
         let g = renderer.lock().await;
         g.as_ref()
             .map(|r| {
@@ -916,7 +946,10 @@ async fn watch(
             })
             .unwrap_or_default()
     };
-    let _source_watcher = watch_sources(sources_watched, tx.clone());
+    let mut files = FileWatch::new(tx.clone());
+    for p in sources_watched {
+        files.watch(p, None);
+    }
     // A dependency whose reads failed more often in a row than `consul_retry` allows.
     let (fail_tx, mut fail_rx) = mpsc::unbounded_channel::<String>();
     let mut watched: HashSet<Dependency> = HashSet::new();
@@ -976,6 +1009,9 @@ async fn watch(
     };
     for d in deps {
         watched.insert(d.clone());
+        if let Dependency::File { path } = &d {
+            files.watch(PathBuf::from(path), Some(d.clone()));
+        }
         spawn_watch(d, &mut tasks);
     }
     struct AbortAll(Vec<tokio::task::JoinHandle<()>>);
@@ -1012,6 +1048,9 @@ async fn watch(
                 changed.deps.insert(dep);
             }
             Wake::Source => changed.sources = true,
+            Wake::File(dep) => {
+                changed.deps.insert(dep);
+            }
         }
         // `wait { min max }`: let the data settle (no change for `min`, at most `max`).
         if let Some((min, max)) = r.specs.iter().filter_map(|s| s.wait).max() {
@@ -1031,6 +1070,9 @@ async fn watch(
                         }
                     }
                     Ok(Some(Wake::Source)) => changed.sources = true,
+                    Ok(Some(Wake::File(dep))) => {
+                        changed.deps.insert(dep);
+                    }
                     Ok(None) => return,
                     Err(_) => break,
                 }
@@ -1047,6 +1089,9 @@ async fn watch(
                     }
                 }
                 Wake::Source => changed.sources = true,
+                Wake::File(dep) => {
+                    changed.deps.insert(dep);
+                }
             }
         }
         let pass = match r.pass(false, Some(&changed)) {
@@ -1061,6 +1106,9 @@ async fn watch(
         };
         for d in pass.deps {
             if watched.insert(d.clone()) {
+                if let Dependency::File { path } = &d {
+                    files.watch(PathBuf::from(path), Some(d.clone()));
+                }
                 spawn_watch(d, &mut guard.0);
             }
         }
