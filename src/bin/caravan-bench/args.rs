@@ -20,6 +20,10 @@ const KNOWN: &[&str] = &[
     "templates",
     "gap-ms",
     "consul-server",
+    "tasks",
+    "window-s",
+    "entries",
+    "tail",
 ];
 
 #[derive(Debug, Clone, Default)]

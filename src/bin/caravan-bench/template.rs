@@ -346,7 +346,7 @@ async fn measure(
 }
 
 /// Registers `job` and waits until its allocation runs (its templates rendered first).
-async fn run_job(api: &Api, agent: &mut Agent, job: &Value) -> Result<(), BenchError> {
+pub async fn run_job(api: &Api, agent: &mut Agent, job: &Value) -> Result<(), BenchError> {
     let id = job["ID"].as_str().unwrap_or_default().to_string();
     let (watcher, mut events) = api.watch(&id);
     let start = Instant::now();
@@ -414,7 +414,7 @@ async fn alloc_id(base: &str, job: &str) -> Result<String, BenchError> {
 }
 
 /// The rendered file `local/<name>` of task `t` of `job`'s allocation, under the data dir.
-async fn find_file(
+pub async fn find_file(
     base: &str,
     data_dir: &Path,
     job: &str,
@@ -448,7 +448,11 @@ fn walk(dir: &Path, tail: &str, depth: usize) -> Option<PathBuf> {
 
 /// Waits until `file` holds exactly `want`: a `stat` every [`POLL`], a read when the inode
 /// changed (the renderer renames a new file over the old one).
-async fn wait_for_content(file: &Path, want: &str, agent: &mut Agent) -> Result<(), BenchError> {
+pub async fn wait_for_content(
+    file: &Path,
+    want: &str,
+    agent: &mut Agent,
+) -> Result<(), BenchError> {
     let start = Instant::now();
     let mut last_ino = None;
     loop {
