@@ -3,7 +3,8 @@
 //! such as `s3::http://127.0.0.1:9000/bucket/key` path-style), requests signed with our own
 //! SigV4 signer. Credentials come from the options `aws_access_key_id`, `aws_access_key_secret`,
 //! `aws_access_token`, else the `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`/`AWS_SESSION_TOKEN`
-//! environment; without any the request is anonymous (public buckets). A key that is no object
+//! environment, else the shared credentials file (`aws_profile`/`AWS_PROFILE`/`default`);
+//! without any the request is anonymous (public buckets). A key that is no object
 //! but a prefix downloads every object under it (ListObjectsV2).
 
 use std::path::Path;
@@ -105,7 +106,7 @@ pub fn locate(src: &Source, env: Env<'_>) -> Result<Location> {
                 secret_access_key: secret,
                 session_token: env("AWS_SESSION_TOKEN").filter(|t| !t.is_empty()),
             }),
-            _ => None,
+            _ => shared_credentials(param("aws_profile"), env)?,
         },
     };
     Ok(Location {
@@ -116,6 +117,77 @@ pub fn locate(src: &Source, env: Env<'_>) -> Result<Location> {
         version: param("version"),
         credentials,
     })
+}
+
+/// Credentials from the shared credentials file (`AWS_SHARED_CREDENTIALS_FILE`, else
+/// `~/.aws/credentials`) for the `aws_profile` option, else `AWS_PROFILE`, else `default`. A
+/// profile named by the option must exist; the implicit ones may be absent.
+fn shared_credentials(profile_option: Option<String>, env: Env<'_>) -> Result<Option<Credentials>> {
+    let explicit = profile_option.is_some();
+    let profile = profile_option
+        .or_else(|| env("AWS_PROFILE").filter(|p| !p.is_empty()))
+        .unwrap_or_else(|| "default".to_string());
+    let path = match env("AWS_SHARED_CREDENTIALS_FILE").filter(|p| !p.is_empty()) {
+        Some(p) => std::path::PathBuf::from(p),
+        None => match env("HOME").filter(|h| !h.is_empty()) {
+            Some(h) => Path::new(&h).join(".aws/credentials"),
+            None => std::path::PathBuf::new(),
+        },
+    };
+    let missing = |why: String| {
+        if explicit {
+            Err(GetterError::InvalidOption {
+                name: "aws_profile".into(),
+                reason: why,
+            })
+        } else {
+            Ok(None)
+        }
+    };
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) => {
+            return missing(format!(
+                "cannot read the shared credentials file {}: {e}",
+                path.display()
+            ))
+        }
+    };
+    let (mut id, mut secret, mut token) = (None, None, None);
+    let mut in_profile = false;
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        if let Some(section) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            in_profile = section.trim() == profile;
+            continue;
+        }
+        if !in_profile {
+            continue;
+        }
+        if let Some((k, v)) = line.split_once('=') {
+            let v = v.trim().to_string();
+            match k.trim() {
+                "aws_access_key_id" => id = Some(v),
+                "aws_secret_access_key" => secret = Some(v),
+                "aws_session_token" => token = Some(v),
+                _ => {}
+            }
+        }
+    }
+    match (id, secret) {
+        (Some(id), Some(secret)) if !id.is_empty() && !secret.is_empty() => Ok(Some(Credentials {
+            access_key_id: id,
+            secret_access_key: secret,
+            session_token: token.filter(|t| !t.is_empty()),
+        })),
+        _ => missing(format!(
+            "profile {profile:?} in {} has no aws_access_key_id and aws_secret_access_key",
+            path.display()
+        )),
+    }
 }
 
 pub(crate) fn percent_decode(s: &str) -> String {
@@ -526,6 +598,72 @@ mod tests {
         )
         .unwrap();
         assert!(locate(&s, &|_| None).is_err());
+    }
+
+    #[test]
+    fn shared_credentials_file_profiles() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("credentials");
+        std::fs::write(
+            &file,
+            "[default]\naws_access_key_id = DEF\naws_secret_access_key = defsecret\n\n# ci\n[ci]\naws_access_key_id=CI\naws_secret_access_key=cisecret\naws_session_token = citoken\n",
+        )
+        .unwrap();
+        let f = file.display().to_string();
+        assert_eq!(
+            loc(
+                "s3.amazonaws.com/b/k",
+                &[("AWS_SHARED_CREDENTIALS_FILE", &f)]
+            )
+            .credentials
+            .unwrap()
+            .access_key_id,
+            "DEF"
+        );
+        let c = loc(
+            "s3.amazonaws.com/b/k",
+            &[("AWS_SHARED_CREDENTIALS_FILE", &f), ("AWS_PROFILE", "ci")],
+        )
+        .credentials
+        .unwrap();
+        assert_eq!(c.session_token.as_deref(), Some("citoken"));
+        let c = loc(
+            "s3.amazonaws.com/b/k?aws_profile=ci",
+            &[("AWS_SHARED_CREDENTIALS_FILE", &f)],
+        )
+        .credentials
+        .unwrap();
+        assert_eq!(c.access_key_id, "CI");
+        // Options and environment keys win over the file.
+        let c = loc(
+            "s3.amazonaws.com/b/k",
+            &[
+                ("AWS_SHARED_CREDENTIALS_FILE", &f),
+                ("AWS_ACCESS_KEY_ID", "ENV"),
+                ("AWS_SECRET_ACCESS_KEY", "envsecret"),
+            ],
+        )
+        .credentials
+        .unwrap();
+        assert_eq!(c.access_key_id, "ENV");
+        // A named profile that is not there is an error; an implicit one is just anonymous.
+        let s = parse_source(
+            "s3.amazonaws.com/b/k?aws_profile=prod",
+            &BTreeMap::new(),
+            None,
+        )
+        .unwrap();
+        let err = locate(&s, &|k| {
+            (k == "AWS_SHARED_CREDENTIALS_FILE").then(|| f.clone())
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("\"prod\""), "{err}");
+        assert!(loc(
+            "s3.amazonaws.com/b/k",
+            &[("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")]
+        )
+        .credentials
+        .is_none());
     }
 
     #[test]
