@@ -2,6 +2,8 @@
 //! under the temp dir: `moto[server]` with IAM authentication switched on (so our SigV4
 //! signatures are checked, and a wrong secret is refused), and `gcp-storage-emulator`. When a
 //! package cannot be installed (no network, no python3) the test prints "SKIPPED: ..." and passes.
+//! A small recording server checks what the emulators do not: the GCS bearer token on the wire,
+//! and an unsigned S3 request when no credentials exist.
 
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -381,4 +383,95 @@ async fn gcs_against_the_emulator() {
         .unwrap_err();
     assert!(matches!(err, GetterError::Gcs { .. }), "{err}");
     assert!(err.to_string().contains("no such object"), "{err}");
+}
+
+/// Answers every request with `body` and records each request's line and `Authorization`.
+fn recording_server(
+    body: &'static [u8],
+) -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<(String, Option<String>)>>>,
+) {
+    use std::io::{BufRead, BufReader, Write};
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", l.local_addr().unwrap());
+    let seen: std::sync::Arc<std::sync::Mutex<Vec<(String, Option<String>)>>> = Default::default();
+    let rec = seen.clone();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            let mut first = String::new();
+            let _ = r.read_line(&mut first);
+            let mut auth = None;
+            loop {
+                let mut h = String::new();
+                if r.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                    break;
+                }
+                if let Some((k, v)) = h.trim().split_once(':') {
+                    if k.eq_ignore_ascii_case("authorization") {
+                        auth = Some(v.trim().to_string());
+                    }
+                }
+            }
+            rec.lock().unwrap().push((first.trim().to_string(), auth));
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = s.write_all(head.as_bytes());
+            let _ = s.write_all(body);
+        }
+    });
+    (base, seen)
+}
+
+#[tokio::test]
+async fn gcs_sends_the_bearer_token_and_s3_without_credentials_is_anonymous() {
+    let (base, seen) = recording_server(b"object bytes");
+    let getter = Getter::new(GetterConfig::default()).unwrap();
+    let a = alloc();
+    getter
+        .fetch(
+            &art(
+                &format!("gcs::{base}/storage/v1/bk/dir/obj.txt"),
+                &[("token", "ya29.test-token")],
+            ),
+            &a.alloc,
+            &a.task,
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        std::fs::read(a.task.join("local/obj.txt")).unwrap(),
+        b"object bytes"
+    );
+    {
+        let seen = seen.lock().unwrap();
+        assert_eq!(
+            seen[0].0,
+            "GET /storage/v1/b/bk/o/dir%2Fobj.txt?alt=media HTTP/1.1"
+        );
+        assert_eq!(seen[0].1.as_deref(), Some("Bearer ya29.test-token"));
+    }
+
+    // No S3 credentials anywhere: a plain, unsigned GET of the path-style URL.
+    std::env::remove_var("AWS_ACCESS_KEY_ID");
+    std::env::remove_var("AWS_SECRET_ACCESS_KEY");
+    std::env::set_var("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent");
+    let a = alloc();
+    getter
+        .fetch(
+            &art(&format!("s3::{base}/public/file.bin"), &[]),
+            &a.alloc,
+            &a.task,
+            None,
+        )
+        .await
+        .unwrap();
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen[1].0, "GET /public/file.bin HTTP/1.1");
+    assert_eq!(seen[1].1, None);
 }
