@@ -68,6 +68,12 @@ pub fn template_settings(cfg: &AgentConfig) -> anyhow::Result<TemplateSettings> 
     if let Some(d) = &t.vault_default_lease_duration {
         s.vault_default_lease_duration = d.as_std();
     }
+    if let Some(b) = t.coordinated_restarts {
+        s.coordinated_restarts = b;
+    }
+    if let Some(b) = t.render_secrets_on_restart {
+        s.render_secrets_on_restart = b;
+    }
     Ok(s)
 }
 
@@ -148,6 +154,8 @@ mod tests {
     consul_retry { attempts = 3 backoff = "100ms" max_backoff = "2s" }
     vault_retry { attempts = 5 }
     vault_default_lease_duration = "10m"
+    coordinated_restarts = true
+    render_secrets_on_restart = true
   }
 }
 "#,
@@ -177,6 +185,7 @@ mod tests {
         );
         assert_eq!(s.vault_retry.attempts, 5);
         assert_eq!(s.vault_default_lease_duration, ms(600_000));
+        assert!(s.coordinated_restarts && s.render_secrets_on_restart);
         assert_eq!(
             s.vault_outage,
             crate::client::vault_outage::VaultOutage::Fail

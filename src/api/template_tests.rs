@@ -603,3 +603,86 @@ async fn changed_source_and_file_files_are_rendered_again() {
     std::fs::write(alloc_dir.join("web/local/in.txt"), "two").expect("write file");
     crate::wait_for!(read(&file_out) == "[two]");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn coordinated_restarts_roll_through_the_group_one_allocation_at_a_time() {
+    // Beyond Nomad (its issues #6151, #17520): with the client option
+    // `template { coordinated_restarts = true }`, a KV change that restarts every allocation
+    // of a group rolls through them `update.max_parallel` at a time, each holding a slot the
+    // servers hand out until it has been healthy for `min_healthy_time`.
+    let (addr, _consul_server) = caravan_consul_test_server::spawn_for_test()
+        .await
+        .expect("consul test server");
+    let (direct, link) = consul_at(&addr.to_string(), ConsulTiming::default());
+    put(&direct, "roll/v", "1").await;
+    let a = start_with(
+        2,
+        ServerConfig::default(),
+        ClientConfig {
+            consul: Some(link),
+            template: crate::client::template_settings::TemplateSettings {
+                wait: None,
+                coordinated_restarts: true,
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+    )
+    .await;
+    let min_healthy = Duration::from_secs(2);
+    let job = json!({"Job": {
+        "ID": "roll",
+        "TaskGroups": [{
+            "Name": "g", "Count": 3,
+            "Update": {"MaxParallel": 1, "MinHealthyTime": min_healthy.as_nanos() as u64},
+            "Spreads": [{"Attribute": "${node.unique.id}", "Weight": 100}],
+            "RestartPolicy": {"Attempts": 0, "Interval": 60_000_000_000i64, "Delay": 100_000_000, "Mode": "fail"},
+            "Tasks": [{
+                "Name": "web", "Driver": "raw_exec",
+                "Config": {"command": "/bin/sh", "args": ["-c",
+                    "echo \"start $(date +%s%3N)\" >> \"$NOMAD_ALLOC_DIR/starts.log\"; exec sleep 300"]},
+                "Resources": {"CPU": 20, "MemoryMB": 30},
+                "KillTimeout": 1_000_000_000,
+                "Templates": [{"EmbeddedTmpl": "v={{ key \"roll/v\" }}", "DestPath": "local/v.conf",
+                               "ChangeMode": "restart"}]
+            }]
+        }]
+    }});
+    let (code, body) = a.put("/v1/jobs", &job).await;
+    assert_eq!(code, 200, "{body}");
+    crate::wait_for!(a.running("roll").await.len() == 3);
+    let allocs = a.running("roll").await;
+    let nodes: std::collections::BTreeSet<String> = allocs
+        .iter()
+        .filter_map(|al| al["NodeID"].as_str().map(String::from))
+        .collect();
+    assert_eq!(nodes.len(), 2, "the three allocations span both clients");
+    let logs: Vec<PathBuf> = allocs
+        .iter()
+        .filter_map(|al| al["ID"].as_str())
+        .filter_map(|id| find(&a.data_dir, &format!("{id}/alloc/starts.log")))
+        .collect();
+    assert_eq!(logs.len(), 3);
+    let starts = |p: &Path| -> Vec<u64> {
+        read(p)
+            .lines()
+            .filter_map(|l| l.strip_prefix("start ")?.trim().parse().ok())
+            .collect()
+    };
+
+    put(&direct, "roll/v", "2").await;
+    crate::wait_for!(logs.iter().all(|p| starts(p).len() >= 2));
+    let mut restarted: Vec<u64> = logs.iter().map(|p| starts(p)[1]).collect();
+    restarted.sort();
+    for w in restarted.windows(2) {
+        // One at a time: the next starts only after the previous ran `min_healthy`.
+        assert!(
+            w[1] - w[0] >= min_healthy.as_millis() as u64 - 100,
+            "restarts overlapped: {restarted:?}"
+        );
+    }
+    assert!(
+        logs.iter().all(|p| starts(p).len() == 2),
+        "one restart each"
+    );
+}

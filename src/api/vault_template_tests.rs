@@ -362,14 +362,31 @@ async fn with_vault_outage_fail_an_outage_fails_the_task_after_vault_retry() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn render_templates_reads_secrets_afresh_when_the_task_restarts() {
+    restart_reads_the_secret_afresh("vault-restart", ClientConfig::default(), true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_option_render_secrets_on_restart_does_it_for_every_job() {
+    let client = ClientConfig {
+        template: TemplateSettings {
+            render_secrets_on_restart: true,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    restart_reads_the_secret_afresh("vault-restart-opt", client, false).await;
+}
+
+/// A task that fails once its secret changed restarts with the new secret, read afresh (the
+/// client's default lease would re-read it only after about 4.5 minutes).
+async fn restart_reads_the_secret_afresh(id: &str, client: ClientConfig, render_templates: bool) {
     let Some(bao) = bao_or_skip() else { return };
-    // Nomad's default: a KV secret is read again only after about 4.5 minutes.
-    let a = vault_agent(&bao.address, ClientConfig::default()).await;
+    let a = vault_agent(&bao.address, client).await;
     let root = bao.root_client();
-    trust_agent(&root, &a, "vault-restart").await;
+    trust_agent(&root, &a, id).await;
     put_password(&root, "hunter2").await;
     let mut body = job(
-        "vault-restart",
+        id,
         json!([{"EmbeddedTmpl": PASSWORD_TEMPLATE, "DestPath": "secrets/password",
                 "ChangeMode": "noop"}]),
     );
@@ -378,9 +395,9 @@ async fn render_templates_reads_secrets_afresh_when_the_task_restarts() {
         "echo \"password=$(cat secrets/password)\"; while [ ! -e ../alloc/next ]; do sleep 0.2; done; rm ../alloc/next; exit 1"]);
     body["Job"]["TaskGroups"][0]["RestartPolicy"] = json!({
         "Attempts": 3, "Interval": 600_000_000_000u64, "Delay": 100_000_000,
-        "Mode": "fail", "RenderTemplates": true
+        "Mode": "fail", "RenderTemplates": render_templates
     });
-    let alloc = submit_running(&a, &body, "vault-restart").await;
+    let alloc = submit_running(&a, &body, id).await;
     wait_for!(logs(&a, &alloc).await.contains("password=hunter2"));
     put_password(&root, "swordfish").await;
     // The task fails; its restart renders the template again first.

@@ -56,6 +56,15 @@ pub trait ServerRpc: Send + Sync {
         let _ = (alloc_id, task, min_index, wait);
         Err(RpcError(format!("this transport cannot read {dep}")))
     }
+
+    /// Takes (`acquire`) or gives back a coordinated-restart slot for an allocation; whether
+    /// it holds one afterwards.
+    async fn restart_slot(&self, alloc_id: &str, acquire: bool) -> Result<bool, RpcError> {
+        let _ = (alloc_id, acquire);
+        Err(RpcError(
+            "this transport cannot coordinate template restarts".into(),
+        ))
+    }
 }
 
 /// Calls the server in the same process.
@@ -63,6 +72,12 @@ pub struct InProcess(pub Arc<Server>);
 
 #[async_trait]
 impl ServerRpc for InProcess {
+    async fn restart_slot(&self, alloc_id: &str, acquire: bool) -> Result<bool, RpcError> {
+        self.0
+            .restart_slot(alloc_id, acquire)
+            .map_err(|e| RpcError(e.to_string()))
+    }
+
     async fn register(&self, node: Node) -> Result<Duration, RpcError> {
         self.0
             .node_register(node)

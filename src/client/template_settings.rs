@@ -66,6 +66,12 @@ pub struct TemplateSettings {
     /// `client { vault_outage }`: what a Vault outage does to running tasks (their templates
     /// and their token).
     pub vault_outage: super::vault_outage::VaultOutage,
+    /// Beyond Nomad: a template restart waits for one of the group's `update.max_parallel`
+    /// restart slots, coordinated by the servers.
+    pub coordinated_restarts: bool,
+    /// Beyond Nomad: Vault secrets are read afresh and their templates rendered again on
+    /// every restart of a task (as `restart { render_templates }` would).
+    pub render_secrets_on_restart: bool,
 }
 
 impl Default for TemplateSettings {
@@ -86,6 +92,8 @@ impl Default for TemplateSettings {
             nomad_retry: Retry::default(),
             vault_default_lease_duration: Duration::from_secs(5 * 60),
             vault_outage: Default::default(),
+            coordinated_restarts: false,
+            render_secrets_on_restart: false,
         }
     }
 }

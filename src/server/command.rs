@@ -70,6 +70,8 @@ pub enum Command {
     Keyring(super::keyring::KeyringCommand),
     /// Variables: set, delete, lock acquire and release (see [`super::variables`]).
     Variables(crate::state::variables::VarCommand),
+    /// Restart slots of coordinated template restarts (see [`crate::state::restarts`]).
+    RestartSlot(crate::state::restarts::SlotCommand),
     /// A client registered or re-registered its node.
     NodeRegister {
         node: Node,

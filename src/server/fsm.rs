@@ -35,6 +35,7 @@ fn apply_tables(t: &mut Tables, index: u64, now: i64, cmd: &Command) {
         Command::Acl(c) => super::acl::apply(t, index, c),
         Command::Keyring(c) => super::keyring::apply(t, index, c),
         Command::Variables(c) => super::variables::apply(t, index, c),
+        Command::RestartSlot(c) => crate::state::restarts::apply(t, now, c),
         Command::NodeRegister { node } => {
             let mut node = node.clone();
             if let Some(old) = t.nodes.get(&node.id) {

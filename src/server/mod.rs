@@ -21,6 +21,7 @@ mod operator;
 pub mod partitions;
 pub mod plan_apply;
 pub mod raft;
+pub mod restarts;
 pub mod variables;
 pub mod worker;
 

@@ -6,6 +6,7 @@ pub mod acl;
 pub mod jobops;
 pub mod keyring;
 pub mod partitions;
+pub mod restarts;
 pub mod snapshot;
 pub mod summary;
 pub mod variables;
@@ -51,6 +52,8 @@ pub struct Tables {
     pub scaling_events: IMap<JobKey, Arc<jobops::JobScalingEvents>>,
     /// Variables by (namespace, path), their items sealed (see [`variables`]).
     pub variables: variables::VariableMap,
+    /// Restart slots of coordinated template restarts (see [`restarts`]).
+    pub restart_slots: restarts::RestartSlots,
 }
 
 fn table_name(t: Table) -> &'static str {

@@ -55,6 +55,9 @@ pub struct StateImage {
     pub scheduler_config: Option<Arc<SchedulerConfiguration>>,
     pub scaling_events: Vec<(JobKey, ScalingEventsImage)>,
     pub variables: Vec<Arc<VariableEncrypted>>,
+    /// Absent from images written before coordinated restarts existed.
+    #[serde(default)]
+    pub restart_slots: Vec<(super::restarts::GroupKey, Vec<(String, i64)>)>,
 }
 
 fn sets<K: Clone + Ord + std::hash::Hash>(
@@ -104,6 +107,7 @@ impl StateImage {
             scheduler_config,
             scaling_events,
             variables,
+            restart_slots,
         } = t;
         let mut versions: Vec<(JobKey, Vec<Arc<Job>>)> = job_versions
             .iter()
@@ -150,6 +154,10 @@ impl StateImage {
             scheduler_config: scheduler_config.clone(),
             scaling_events: scaling,
             variables: values(variables),
+            restart_slots: restart_slots
+                .iter()
+                .map(|(k, h)| (k.clone(), h.iter().map(|(a, e)| (a.clone(), *e)).collect()))
+                .collect(),
         }
     }
 
@@ -241,6 +249,11 @@ impl StateImage {
             .variables
             .into_iter()
             .map(|v| ((v.meta.namespace.clone(), v.meta.path.clone()), v))
+            .collect();
+        t.restart_slots = self
+            .restart_slots
+            .into_iter()
+            .map(|(k, h)| (k, h.into_iter().collect::<im::OrdMap<String, i64>>()))
             .collect();
         // Last: the token upserts above stamped the ACL table's index.
         t.table_index = im::HashMap::new();

@@ -172,6 +172,10 @@ section! {
         pub vault_retry: Option<RetryConfig>,
         pub nomad_retry: Option<RetryConfig>,
         pub use_client_consul_token: Option<bool>,
+        /// Caravan: template restarts roll through a group (`update.max_parallel`).
+        pub coordinated_restarts: Option<bool>,
+        /// Caravan: Vault-backed templates render afresh on every task restart.
+        pub render_secrets_on_restart: Option<bool>,
     }
 }
 

@@ -786,7 +786,24 @@ impl TaskHook for TemplateHook {
         ) {
             let renderer = self.renderer.clone();
             let task = ctx.task.name.clone();
-            let handle = tokio::spawn(watch(sources, settings, renderer, control, deps, task));
+            let coordination = settings
+                .coordinated_restarts
+                .then(|| self.rpc.clone())
+                .flatten()
+                .map(|rpc| Coordination {
+                    rpc,
+                    alloc_id: ctx.alloc.id.clone(),
+                    min_healthy: min_healthy_time(ctx),
+                });
+            let handle = tokio::spawn(watch(
+                sources,
+                settings,
+                renderer,
+                control,
+                deps,
+                task,
+                coordination,
+            ));
             if let Ok(mut g) = self.watcher.lock() {
                 *g = Some(handle);
             }
@@ -796,7 +813,9 @@ impl TaskHook for TemplateHook {
 
     /// `restart { render_templates = true }`: every dependency is read afresh and the
     /// templates rendered again before the task starts again (Nomad's way to get new
-    /// secrets on a restart before their lease says so).
+    /// secrets on a restart before their lease says so). The client option
+    /// `template { render_secrets_on_restart = true }` does the same for Vault secrets on
+    /// every restart, whatever the job says.
     async fn restarting(&self, ctx: &mut HookContext) -> Result<(), HookError> {
         let policy = ctx.task.restart_policy.clone().or_else(|| {
             ctx.alloc
@@ -805,16 +824,27 @@ impl TaskHook for TemplateHook {
                 .and_then(|j| j.lookup_group(&ctx.alloc.task_group))
                 .and_then(|g| g.restart_policy.clone())
         });
-        if !policy.is_some_and(|p| p.render_templates) {
+        let settings = template_settings::current(&self.settings);
+        let all = policy.is_some_and(|p| p.render_templates);
+        if !all && !settings.render_secrets_on_restart {
             return Ok(());
         }
         let Some(sources) = self.sources.lock().ok().and_then(|g| g.clone()) else {
             return Ok(());
         };
-        let settings = template_settings::current(&self.settings);
         let mut g = self.renderer.lock().await;
         let Some(r) = g.as_mut() else { return Ok(()) };
-        let deps: Vec<Dependency> = r.cache.values.keys().cloned().collect();
+        // `render_secrets_on_restart` alone: only what Vault answers.
+        let deps: Vec<Dependency> = r
+            .cache
+            .values
+            .keys()
+            .filter(|d| all || d.kind() == SourceKind::Vault)
+            .cloned()
+            .collect();
+        if deps.is_empty() {
+            return Ok(());
+        }
         for dep in deps.into_iter().filter(|d| sources.can_read(d)) {
             let opts = ReadOptions {
                 index: 0,
@@ -932,6 +962,7 @@ async fn watch(
     control: Arc<dyn TaskControl>,
     deps: Vec<Dependency>,
     task: String,
+    coordination: Option<Coordination>,
 ) {
     let (tx, mut rx) = mpsc::unbounded_channel::<Wake>();
     let sources_watched: Vec<PathBuf> = {
@@ -1134,6 +1165,11 @@ async fn watch(
             tokio::time::sleep(Duration::from_nanos(delay as u64)).await;
         }
         if modes.iter().any(|s| s.change_mode == "restart") {
+            if let Some(c) = &coordination {
+                if !c.acquire(&*control).await {
+                    continue;
+                }
+            }
             let mut ev = TaskEvent::new(
                 caravan_structs::TASK_EVENT_RESTART_SIGNAL,
                 "Template with change_mode restart re-rendered",
@@ -1141,6 +1177,9 @@ async fn watch(
             ev.restart_reason = "Template with change_mode restart re-rendered".into();
             if let Err(e) = control.restart(ev) {
                 tracing::warn!(%task, "template restart: {e}");
+            }
+            if let Some(c) = &coordination {
+                tokio::spawn(c.clone().release_when_healthy(control.clone()));
             }
             continue;
         }
@@ -1166,6 +1205,69 @@ async fn watch(
             if !run_change_script(&*control, &script).await {
                 return;
             }
+        }
+    }
+}
+
+/// Coordinated restarts (client `template { coordinated_restarts = true }`): a template
+/// restart first takes one of the group's `update.max_parallel` restart slots from the
+/// servers, and gives it back once the task has run again for `update.min_healthy_time`.
+#[derive(Clone)]
+struct Coordination {
+    rpc: Arc<dyn ServerRpc>,
+    alloc_id: String,
+    min_healthy: Duration,
+}
+
+/// The group's (else the job's, else Nomad's default) `update.min_healthy_time`.
+fn min_healthy_time(ctx: &HookContext) -> Duration {
+    let job = ctx.alloc.job.as_ref();
+    let update = job
+        .and_then(|j| j.lookup_group(&ctx.alloc.task_group))
+        .and_then(|g| g.update.clone())
+        .or_else(|| job.and_then(|j| j.update.clone()))
+        .unwrap_or_default();
+    Duration::from_nanos(update.min_healthy_time.max(0) as u64)
+}
+
+impl Coordination {
+    /// Waits for a restart slot; false when the task stopped meanwhile.
+    async fn acquire(&self, control: &dyn TaskControl) -> bool {
+        let mut told = false;
+        loop {
+            if control.killed() || !control.is_running() {
+                return false;
+            }
+            match self.rpc.restart_slot(&self.alloc_id, true).await {
+                Ok(true) => return true,
+                Ok(false) => {
+                    if !told {
+                        control.event(TaskEvent::new(
+                            TASK_EVENT_TEMPLATE,
+                            "Template re-rendered: waiting for a restart slot \
+                             (other allocations of the group are restarting; update.max_parallel)",
+                        ));
+                        told = true;
+                    }
+                }
+                Err(e) => tracing::warn!(alloc = %self.alloc_id, "asking for a restart slot: {e}"),
+            }
+            let pause = Duration::from_millis(500).mul_f64(1.0 + crate::util::jitter());
+            tokio::time::sleep(pause).await;
+        }
+    }
+
+    /// Gives the slot back once the restarted task has run for `min_healthy`.
+    async fn release_when_healthy(self, control: Arc<dyn TaskControl>) {
+        // The restart takes the task down first; wait for it to be up again.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let deadline = Instant::now() + Duration::from_secs(300);
+        while !control.is_running() && !control.killed() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        tokio::time::sleep(self.min_healthy).await;
+        if let Err(e) = self.rpc.restart_slot(&self.alloc_id, false).await {
+            tracing::warn!(alloc = %self.alloc_id, "giving back the restart slot: {e}");
         }
     }
 }
