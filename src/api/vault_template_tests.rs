@@ -116,6 +116,11 @@ async fn event_types(a: &TestAgent, alloc: &str) -> Vec<String> {
         .collect()
 }
 
+async fn node_attr(a: &TestAgent) -> Value {
+    let id = a.clients[0].node_id();
+    get_json(a, &format!("/v1/node/{id}")).await["Attributes"].clone()
+}
+
 async fn stale_gauge(a: &TestAgent) -> f64 {
     get_json(a, "/v1/metrics").await["Gauges"]
         .as_array()
@@ -408,4 +413,43 @@ async fn restart_reads_the_secret_afresh(id: &str, client: ClientConfig, render_
     .expect("signal the task to exit");
     wait_for!(logs(&a, &alloc).await.contains("password=swordfish"));
     assert_eq!(read(&a, &alloc, "web/secrets/password"), "swordfish");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vault_that_comes_up_after_the_client_makes_the_node_eligible() {
+    let Some(bao) = bao_or_skip() else { return };
+    let bao_addr = bao
+        .address
+        .trim_start_matches("http://")
+        .parse()
+        .expect("OpenBao listens on an IP address");
+    let proxy = Proxy::start(bao_addr).await;
+    proxy.cut();
+    let a = vault_agent(
+        &format!("http://{}", proxy.addr),
+        ClientConfig {
+            driver_fingerprint_period: Duration::from_millis(500),
+            ..quick_client(VaultOutage::Keep)
+        },
+    )
+    .await;
+    assert_eq!(node_attr(&a).await["vault.accessible"], "false");
+    let root = bao.root_client();
+    trust_agent(&root, &a, "vault-late").await;
+    put_password(&root, "hunter2").await;
+    // Submitted while Vault is unreachable: no node has `vault.version`, nothing is placed.
+    let body = job(
+        "vault-late",
+        json!([{"EmbeddedTmpl": PASSWORD_TEMPLATE, "DestPath": "secrets/password",
+                "ChangeMode": "noop"}]),
+    );
+    let (code, text) = a.put("/v1/jobs", &body).await;
+    assert_eq!(code, 200, "{text}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(first_alloc(&a, "vault-late").await.is_none());
+    // Vault comes up: the node's attributes follow and the job runs.
+    proxy.restore();
+    wait_for!(node_attr(&a).await["vault.accessible"] == "true");
+    assert!(node_attr(&a).await["vault.version"].is_string());
+    wait_for!(a.running("vault-late").await.len() == 1);
 }

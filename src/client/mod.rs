@@ -193,6 +193,10 @@ impl Client {
         }
         let ttl = client.register().await;
         consul::spawn_fingerprint(client.clone(), consul_up);
+        vault::spawn_fingerprint(
+            client.clone(),
+            client.shared.config.driver_fingerprint_period,
+        );
         tokio::spawn(client.clone().heartbeat_loop(ttl));
         tokio::spawn(client.clone().watch_allocs());
         tokio::spawn(client.clone().send_updates(rx));
