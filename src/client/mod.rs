@@ -458,19 +458,24 @@ impl Client {
     }
 
     async fn send_updates(self: Arc<Self>, mut rx: mpsc::UnboundedReceiver<Allocation>) {
-        // Nomad batches allocation updates every 200ms.
+        // Nomad batches allocation updates every 200ms. Caravan sends at most one batch per
+        // interval too, but a change after a quiet interval goes out at once (after a
+        // moment for the rest of its burst), so an idle client reports "running" in
+        // milliseconds while a busy one still writes to the servers five times a second.
         let mut pending: BTreeMap<String, Allocation> = BTreeMap::new();
+        let mut last_sent: Option<tokio::time::Instant> = None;
         loop {
             let first = match rx.recv().await {
                 Some(a) => a,
                 None => return,
             };
             pending.insert(first.id.clone(), first);
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            tokio::time::sleep(batch_delay(last_sent.map(|t| t.elapsed()))).await;
             while let Ok(a) = rx.try_recv() {
                 pending.insert(a.id.clone(), a);
             }
             let batch: Vec<Allocation> = pending.values().cloned().collect();
+            last_sent = Some(tokio::time::Instant::now());
             match self.rpc.update_allocs(batch).await {
                 Ok(()) => pending.clear(),
                 Err(e) => {
@@ -479,6 +484,19 @@ impl Client {
                 }
             }
         }
+    }
+}
+
+/// At most one batch of allocation updates per this interval (Nomad's `allocSyncIntv`).
+const ALLOC_SYNC_INTERVAL: Duration = Duration::from_millis(200);
+/// How long a change after a quiet interval waits for the rest of its burst.
+const ALLOC_SYNC_SETTLE: Duration = Duration::from_millis(2);
+
+/// How long to wait before sending a batch, `since_last` after the previous one.
+fn batch_delay(since_last: Option<Duration>) -> Duration {
+    match since_last {
+        Some(d) if d < ALLOC_SYNC_INTERVAL => (ALLOC_SYNC_INTERVAL - d).max(ALLOC_SYNC_SETTLE),
+        _ => ALLOC_SYNC_SETTLE,
     }
 }
 
@@ -589,4 +607,18 @@ async fn build_node(config: &ClientConfig, drivers: &[Arc<dyn Driver>]) -> anyho
     }
     node.compute_class();
     Ok(node)
+}
+
+#[cfg(test)]
+mod sync_tests {
+    use super::*;
+
+    #[test]
+    fn a_quiet_client_reports_at_once_a_busy_one_every_interval() {
+        let ms = Duration::from_millis;
+        assert_eq!(batch_delay(None), ALLOC_SYNC_SETTLE);
+        assert_eq!(batch_delay(Some(ms(500))), ALLOC_SYNC_SETTLE);
+        assert_eq!(batch_delay(Some(ms(50))), ms(150));
+        assert_eq!(batch_delay(Some(ms(199))), ALLOC_SYNC_SETTLE.max(ms(1)));
+    }
 }
