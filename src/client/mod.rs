@@ -458,26 +458,50 @@ impl Client {
     }
 
     async fn send_updates(self: Arc<Self>, mut rx: mpsc::UnboundedReceiver<Allocation>) {
-        // Nomad batches allocation updates every 200ms. Caravan sends at most one batch per
-        // interval too, but a change after a quiet interval goes out at once (after a
-        // moment for the rest of its burst), so an idle client reports "running" in
-        // milliseconds while a busy one still writes to the servers five times a second.
+        // Nomad batches allocation updates every 200ms. Caravan batches too, but an
+        // allocation whose client status changed (pending → running, → failed, ...) is
+        // reported within milliseconds: at most one batch per 10 ms then, per 200 ms for
+        // anything else (task events), so a busy client still coalesces its writes.
         let mut pending: BTreeMap<String, Allocation> = BTreeMap::new();
+        let mut sent_status: std::collections::HashMap<String, String> = Default::default();
         let mut last_sent: Option<tokio::time::Instant> = None;
+        let urgent = |pending: &BTreeMap<String, Allocation>,
+                      sent: &std::collections::HashMap<String, String>| {
+            pending
+                .values()
+                .any(|a| sent.get(&a.id) != Some(&a.client_status))
+        };
         loop {
             let first = match rx.recv().await {
                 Some(a) => a,
                 None => return,
             };
             pending.insert(first.id.clone(), first);
-            tokio::time::sleep(batch_delay(last_sent.map(|t| t.elapsed()))).await;
-            while let Ok(a) = rx.try_recv() {
-                pending.insert(a.id.clone(), a);
+            let since = |t: Option<tokio::time::Instant>| t.map(|t| t.elapsed());
+            let mut deadline = tokio::time::Instant::now()
+                + batch_delay(urgent(&pending, &sent_status), since(last_sent));
+            loop {
+                match tokio::time::timeout_at(deadline, rx.recv()).await {
+                    Ok(Some(a)) => {
+                        pending.insert(a.id.clone(), a);
+                        let d = batch_delay(urgent(&pending, &sent_status), since(last_sent));
+                        deadline = deadline.min(tokio::time::Instant::now() + d);
+                    }
+                    Ok(None) | Err(_) => break,
+                }
             }
             let batch: Vec<Allocation> = pending.values().cloned().collect();
             last_sent = Some(tokio::time::Instant::now());
             match self.rpc.update_allocs(batch).await {
-                Ok(()) => pending.clear(),
+                Ok(()) => {
+                    for (id, a) in std::mem::take(&mut pending) {
+                        if a.client_terminal() {
+                            sent_status.remove(&id);
+                        } else {
+                            sent_status.insert(id, a.client_status);
+                        }
+                    }
+                }
                 Err(e) => {
                     tracing::warn!("reporting allocation state failed, will retry: {e}");
                     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -487,15 +511,23 @@ impl Client {
     }
 }
 
-/// At most one batch of allocation updates per this interval (Nomad's `allocSyncIntv`).
+/// At most one batch of allocation updates per this interval (Nomad's `allocSyncIntv`)...
 const ALLOC_SYNC_INTERVAL: Duration = Duration::from_millis(200);
-/// How long a change after a quiet interval waits for the rest of its burst.
+/// ... or per this one when an allocation's client status changed.
+const ALLOC_SYNC_URGENT: Duration = Duration::from_millis(10);
+/// How long a batch waits for the rest of its burst.
 const ALLOC_SYNC_SETTLE: Duration = Duration::from_millis(2);
 
-/// How long to wait before sending a batch, `since_last` after the previous one.
-fn batch_delay(since_last: Option<Duration>) -> Duration {
+/// How long to wait before sending a batch, `since_last` after the previous one; `urgent`
+/// when a client status changed.
+fn batch_delay(urgent: bool, since_last: Option<Duration>) -> Duration {
+    let floor = if urgent {
+        ALLOC_SYNC_URGENT
+    } else {
+        ALLOC_SYNC_INTERVAL
+    };
     match since_last {
-        Some(d) if d < ALLOC_SYNC_INTERVAL => (ALLOC_SYNC_INTERVAL - d).max(ALLOC_SYNC_SETTLE),
+        Some(d) if d < floor => (floor - d).max(ALLOC_SYNC_SETTLE),
         _ => ALLOC_SYNC_SETTLE,
     }
 }
@@ -614,11 +646,17 @@ mod sync_tests {
     use super::*;
 
     #[test]
-    fn a_quiet_client_reports_at_once_a_busy_one_every_interval() {
+    fn status_changes_go_out_at_once_other_updates_every_interval() {
         let ms = Duration::from_millis;
-        assert_eq!(batch_delay(None), ALLOC_SYNC_SETTLE);
-        assert_eq!(batch_delay(Some(ms(500))), ALLOC_SYNC_SETTLE);
-        assert_eq!(batch_delay(Some(ms(50))), ms(150));
-        assert_eq!(batch_delay(Some(ms(199))), ALLOC_SYNC_SETTLE.max(ms(1)));
+        for urgent in [true, false] {
+            assert_eq!(batch_delay(urgent, None), ALLOC_SYNC_SETTLE);
+            assert_eq!(batch_delay(urgent, Some(ms(500))), ALLOC_SYNC_SETTLE);
+        }
+        // Task events only: one batch per 200 ms.
+        assert_eq!(batch_delay(false, Some(ms(50))), ms(150));
+        assert_eq!(batch_delay(false, Some(ms(199))), ALLOC_SYNC_SETTLE);
+        // A status change: one batch per 10 ms.
+        assert_eq!(batch_delay(true, Some(ms(50))), ALLOC_SYNC_SETTLE);
+        assert_eq!(batch_delay(true, Some(ms(4))), ms(6));
     }
 }

@@ -47,7 +47,8 @@ pub enum AllocEvent {
 }
 
 /// `raw_exec` job running `/bin/sleep 3600` in `count` allocations of a tiny task (so many
-/// fit on one dev node).
+/// fit on one dev node: a 10 MB ephemeral disk, not Nomad's default 300 MB, or the node's free
+/// disk would cap the run at a few hundred allocations).
 pub fn sleep_job(id: &str, count: usize) -> Value {
     json!({
         "ID": id,
@@ -57,6 +58,7 @@ pub fn sleep_job(id: &str, count: usize) -> Value {
         "TaskGroups": [{
             "Name": "g",
             "Count": count,
+            "EphemeralDisk": {"SizeMB": 10},
             "Tasks": [{
                 "Name": "t",
                 "Driver": "raw_exec",
