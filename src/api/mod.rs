@@ -6,6 +6,8 @@ mod acl;
 pub mod acl_rules;
 #[cfg(test)]
 mod acl_tests;
+#[cfg(test)]
+mod artifact_tests;
 mod agent;
 mod allocs;
 mod client_fs;

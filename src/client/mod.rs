@@ -480,15 +480,10 @@ impl Client {
             let since = |t: Option<tokio::time::Instant>| t.map(|t| t.elapsed());
             let mut deadline = tokio::time::Instant::now()
                 + batch_delay(urgent(&pending, &sent_status), since(last_sent));
-            loop {
-                match tokio::time::timeout_at(deadline, rx.recv()).await {
-                    Ok(Some(a)) => {
-                        pending.insert(a.id.clone(), a);
-                        let d = batch_delay(urgent(&pending, &sent_status), since(last_sent));
-                        deadline = deadline.min(tokio::time::Instant::now() + d);
-                    }
-                    Ok(None) | Err(_) => break,
-                }
+            while let Ok(Some(a)) = tokio::time::timeout_at(deadline, rx.recv()).await {
+                pending.insert(a.id.clone(), a);
+                let d = batch_delay(urgent(&pending, &sent_status), since(last_sent));
+                deadline = deadline.min(tokio::time::Instant::now() + d);
             }
             let batch: Vec<Allocation> = pending.values().cloned().collect();
             last_sent = Some(tokio::time::Instant::now());
