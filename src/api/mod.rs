@@ -6,10 +6,10 @@ mod acl;
 pub mod acl_rules;
 #[cfg(test)]
 mod acl_tests;
-#[cfg(test)]
-mod artifact_tests;
 mod agent;
 mod allocs;
+#[cfg(test)]
+mod artifact_tests;
 mod client_fs;
 #[cfg(test)]
 mod consul_tests;
