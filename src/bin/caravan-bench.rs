@@ -50,6 +50,8 @@ Benchmarks (results on stdout as `name: value unit`, progress on stderr):
       --seed N            synthetic cluster seed (default 1)
       --iterations N      timed evaluations, median reported (default 5)
       --fill-jobs N       jobs placed one after another on a filling cluster (default 10)
+      --jobs N            C1M's shape instead: N jobs of --count allocations on --nodes
+                          C1M nodes, every plan committed to the state store
 
   template         Starts the Consul test server and `caravan agent -dev` using it: time from
                    a Consul KV write to the task's rendered file (wait off), then agent memory

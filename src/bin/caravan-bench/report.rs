@@ -24,6 +24,13 @@ impl Report {
         self.lines.push(line);
     }
 
+    /// Records the benchmark's headline, `<prefix>: <value> <unit>` (no key).
+    pub fn add_total(&mut self, value: f64, decimals: usize, unit: &str) {
+        let line = format!("{}: {value:.decimals$} {unit}", self.prefix);
+        eprintln!("  {line}");
+        self.lines.push(line);
+    }
+
     pub fn lines(&self) -> &[String] {
         &self.lines
     }

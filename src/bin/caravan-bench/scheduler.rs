@@ -1,5 +1,9 @@
 //! `scheduler`: placements per second of the pure scheduler (`caravan_scheduler::process`) on
-//! a synthetic cluster, in-process — no server, no network, no state store.
+//! a synthetic cluster, in-process — no server, no network, no state store. With `--jobs`,
+//! C1M's shape through the scheduler and the real state store instead ([`c1m`]).
+
+#[path = "scheduler_c1m.rs"]
+mod c1m;
 
 use crate::args::Args;
 use crate::error::BenchError;
@@ -14,6 +18,8 @@ const SMALL_CLUSTER: usize = 100;
 
 #[derive(Debug, Clone)]
 pub struct Options {
+    /// `--jobs`: run C1M's shape (see [`c1m`]) with this many jobs instead of the quick mode.
+    pub c1m_jobs: Option<usize>,
     pub nodes: usize,
     pub count: usize,
     pub seed: u64,
@@ -27,7 +33,9 @@ impl Options {
         if count > i32::MAX as usize {
             return Err(BenchError::Usage(format!("--count {count} is too large")));
         }
+        let c1m_jobs = Some(a.count("jobs", 0)?).filter(|n| *n > 0);
         Ok(Options {
+            c1m_jobs,
             nodes: a.count("nodes", 5000)?,
             count,
             seed: a.u64("seed", 1)?,
@@ -38,6 +46,17 @@ impl Options {
 }
 
 pub fn run(o: &Options, report: &mut Report) -> Result<(), BenchError> {
+    if let Some(jobs) = o.c1m_jobs {
+        return c1m::run(
+            &c1m::C1mOptions {
+                nodes: o.nodes,
+                jobs,
+                count: o.count,
+                seed: o.seed,
+            },
+            report,
+        );
+    }
     eprintln!(
         "== scheduler: {} placements per evaluation, seed {}, median of {} runs",
         o.count, o.seed, o.iterations
@@ -156,6 +175,7 @@ mod tests {
     #[test]
     fn small_run_reports_every_figure() {
         let o = Options {
+            c1m_jobs: None,
             nodes: 20,
             count: 10,
             seed: 3,

@@ -109,6 +109,18 @@ impl GroupChecks {
         }
     }
 
+    /// Whether every check reads only what a node's computed class covers (datacenter, class,
+    /// pool, drivers, non-`unique.` attributes and meta), so that nodes of one class all
+    /// pass or all fail. Host volumes are not in the class.
+    pub fn class_safe(&self) -> bool {
+        self.host_volumes.is_empty()
+            && self
+                .job_constraints
+                .iter()
+                .chain(&self.group_constraints)
+                .all(|c| class_safe_target(&c.l_target) && class_safe_target(&c.r_target))
+    }
+
     /// `Err(reason)` with the reason Nomad's metrics use when the node cannot run the group.
     pub fn check(&self, cache: &mut RegexCache, node: &Node) -> Result<(), String> {
         for c in &self.job_constraints {
@@ -135,6 +147,31 @@ impl GroupChecks {
             }
         }
         Ok(())
+    }
+}
+
+/// Whether a constraint target resolves to the same value on every node of one computed
+/// class (see `Node::compute_class`): a literal, or an interpolation of a field the class
+/// hashes. `${node.unique.*}` and `unique.` attributes and meta are per node.
+fn class_safe_target(target: &str) -> bool {
+    if !target.starts_with("${") {
+        return true;
+    }
+    match target {
+        "${node.datacenter}" | "${node.class}" | "${node.pool}" => true,
+        _ => {
+            let Some(inner) = target.strip_prefix("${").and_then(|t| t.strip_suffix('}')) else {
+                return false;
+            };
+            match inner
+                .strip_prefix("attr.")
+                .or_else(|| inner.strip_prefix("meta."))
+            {
+                Some(key) => !key.starts_with("unique."),
+                // Every other interpolation resolves to nothing on any node.
+                None => !inner.starts_with("node."),
+            }
+        }
     }
 }
 

@@ -11,6 +11,7 @@ pub mod bench;
 pub mod constraints;
 mod deployment;
 mod error;
+mod fasthash;
 pub mod feasible;
 mod generic;
 mod metrics;
@@ -29,6 +30,7 @@ mod tests;
 
 pub use error::SchedulerError;
 pub use snapshot::{MemSnapshot, StateSnapshot};
+pub use usage::NodeAllocated;
 
 use caravan_structs::{AllocMetric, Evaluation, Plan, PlanAnnotations};
 use std::collections::BTreeMap;

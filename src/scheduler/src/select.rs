@@ -5,6 +5,7 @@
 //! best one wins.
 
 use crate::constraints::{datacenter_matches, node_pool_matches, resolve_target, RegexCache};
+use crate::fasthash::FxHashMap;
 use crate::feasible::{distinct_properties, node_schedulable, DistinctProperty, GroupChecks};
 use crate::metrics::Metrics;
 use crate::network::{assign_ports, PortOffer};
@@ -45,6 +46,9 @@ struct GroupCtx {
     checks: GroupChecks,
     /// Per node position: 0 unknown, 1 feasible, n >= 2 infeasible with `reasons[n - 2]`.
     feasible: Vec<u32>,
+    /// The same answer per computed node class, when the group's checks read only what the
+    /// class covers ([`GroupChecks::class_safe`]): nodes of one class share it.
+    class_feasible: Option<FxHashMap<String, u32>>,
     reasons: Vec<String>,
     affinities: Affinities,
     spread: Option<SpreadScorer>,
@@ -64,6 +68,8 @@ pub struct Stack<'a> {
     offset: usize,
     base_limit: usize,
     usage: UsageIndex,
+    /// Per node position, its slot in `usage` (`u32::MAX`: not visited yet).
+    usage_slot: Vec<u32>,
     regex: RegexCache,
     groups: HashMap<String, GroupCtx>,
     rng: StdRng,
@@ -115,7 +121,8 @@ impl<'a> Stack<'a> {
         };
         Stack {
             state,
-            usage: UsageIndex::new(&job.namespace, &job.id),
+            usage: UsageIndex::new(&job.namespace, &job.id, job_allocs),
+            usage_slot: vec![u32::MAX; nodes.len()],
             algorithm: cfg.algorithm,
             memory_oversubscription: cfg.memory_oversubscription,
             nodes,
@@ -160,8 +167,10 @@ impl<'a> Stack<'a> {
             ask.cpu_shares += t.resources.cpu;
             ask.memory_mb += t.resources.memory_mb;
         }
+        let checks = GroupChecks::new(&job, tg);
         let mut g = GroupCtx {
-            checks: GroupChecks::new(&job, tg),
+            class_feasible: checks.class_safe().then(FxHashMap::default),
+            checks,
             feasible: vec![0; self.nodes.len()],
             reasons: Vec::new(),
             affinities: Affinities::new(&job, tg),
@@ -317,17 +326,33 @@ impl<'a> Stack<'a> {
         let node = self.nodes[idx].clone();
         // Static feasibility, cached per node for the group.
         if g.feasible[idx] == 0 {
-            g.feasible[idx] = match g.checks.check(&mut self.regex, &node) {
-                Ok(()) => 1,
-                Err(reason) => {
-                    let pos = match g.reasons.iter().position(|r| *r == reason) {
-                        Some(p) => p,
-                        None => {
-                            g.reasons.push(reason);
-                            g.reasons.len() - 1
+            let by_class = g
+                .class_feasible
+                .as_ref()
+                .filter(|_| !node.computed_class.is_empty())
+                .and_then(|c| c.get(&node.computed_class).copied());
+            g.feasible[idx] = match by_class {
+                Some(v) => v,
+                None => {
+                    let v = match g.checks.check(&mut self.regex, &node) {
+                        Ok(()) => 1,
+                        Err(reason) => {
+                            let pos = match g.reasons.iter().position(|r| *r == reason) {
+                                Some(p) => p,
+                                None => {
+                                    g.reasons.push(reason);
+                                    g.reasons.len() - 1
+                                }
+                            };
+                            pos as u32 + 2
                         }
                     };
-                    pos as u32 + 2
+                    if let Some(c) = g.class_feasible.as_mut() {
+                        if !node.computed_class.is_empty() {
+                            c.insert(node.computed_class.clone(), v);
+                        }
+                    }
+                    v
                 }
             };
         }
@@ -336,7 +361,15 @@ impl<'a> Stack<'a> {
             metrics.filter_node(&node, reason);
             return None;
         }
-        let usage = self.usage.get(self.state, &node);
+        let slot = match self.usage_slot[idx] {
+            u32::MAX => {
+                let s = self.usage.slot(self.state, &node);
+                self.usage_slot[idx] = s as u32;
+                s
+            }
+            s => s as usize,
+        };
+        let usage = self.usage.at(slot);
         let group_allocs = usage.job_groups.get(&tg.name).copied().unwrap_or(0);
         if (g.checks.distinct_hosts_job && usage.job_total > 0)
             || (g.checks.distinct_hosts_group && group_allocs > 0)
@@ -372,41 +405,44 @@ impl<'a> Stack<'a> {
             return None;
         }
 
-        // Scores.
-        let mut named: Vec<(&'static str, f64)> = Vec::with_capacity(6);
-        let mut applied: Vec<f64> = Vec::with_capacity(6);
-        let fit = score_fit(self.algorithm, &node, &proposed) / BINPACK_MAX_FIT_SCORE;
-        named.push(("binpack", fit));
-        applied.push(fit);
-        match job_anti_affinity(group_allocs, g.count) {
-            Some(p) => {
-                named.push(("job-anti-affinity", p));
-                applied.push(p);
+        // Scores (fixed arrays: this runs for every candidate of every placement).
+        let mut named: [(&'static str, f64); 5] = [("", 0.0); 5];
+        let mut n_named = 0usize;
+        let mut applied = [0.0f64; 5];
+        let mut n_applied = 0usize;
+        let mut push = |name: &'static str, score: f64, applies: bool| {
+            named[n_named] = (name, score);
+            n_named += 1;
+            if applies {
+                applied[n_applied] = score;
+                n_applied += 1;
             }
-            None => named.push(("job-anti-affinity", 0.0)),
+        };
+        let fit = score_fit(self.algorithm, &node, &proposed) / BINPACK_MAX_FIT_SCORE;
+        push("binpack", fit, true);
+        match job_anti_affinity(group_allocs, g.count) {
+            Some(p) => push("job-anti-affinity", p, true),
+            None => push("job-anti-affinity", 0.0, false),
         }
         if penalty.contains(&node.id) {
-            named.push(("node-reschedule-penalty", -1.0));
-            applied.push(-1.0);
+            push("node-reschedule-penalty", -1.0, true);
         } else {
-            named.push(("node-reschedule-penalty", 0.0));
+            push("node-reschedule-penalty", 0.0, false);
         }
         if g.affinities.is_empty() {
-            named.push(("node-affinity", 0.0));
+            push("node-affinity", 0.0, false);
         } else {
             let s = g.affinities.score(&mut self.regex, &node);
-            named.push(("node-affinity", s));
-            applied.push(s);
+            push("node-affinity", s, true);
         }
         if let Some(sp) = &mut g.spread {
             let s = sp.score(&node);
             if s != 0.0 {
-                named.push(("allocation-spread", s));
-                applied.push(s);
+                push("allocation-spread", s, true);
             }
         }
-        let score = normalize(&applied);
-        metrics.score_node(&node, &named, score);
+        let score = normalize(&applied[..n_applied]);
+        metrics.score_node(&node, &named[..n_named], score);
         Some(Ranked { node, score, offer })
     }
 

@@ -1,6 +1,7 @@
 //! The read-only view of cluster state the scheduler works from, and [`MemSnapshot`], an
 //! in-memory implementation for tests and benchmarks.
 
+use crate::usage::NodeAllocated;
 use caravan_structs::{Allocation, Deployment, Job, Node, Plan};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -23,6 +24,12 @@ pub trait StateSnapshot {
         namespace: &str,
         job_id: &str,
     ) -> Option<caravan_structs::Deployment>;
+    /// The sum of the node's non-terminal allocations, for a snapshot that keeps such a
+    /// per-node index (it must count exactly what `allocs_by_node` holds). `None`, the
+    /// default: the scheduler reads `allocs_by_node` and sums them itself.
+    fn node_allocated(&self, _node_id: &str) -> Option<crate::usage::NodeAllocated> {
+        None
+    }
 }
 
 /// An in-memory [`StateSnapshot`]: what the tests and `caravan-bench scheduler` use.
@@ -35,11 +42,25 @@ pub struct MemSnapshot {
     by_job: HashMap<(String, String), Vec<String>>,
     by_node: HashMap<String, Vec<String>>,
     deployments: HashMap<(String, String), Deployment>,
+    /// Per-node sums of non-terminal allocations, when [`MemSnapshot::keep_node_index`] is on.
+    node_index: Option<HashMap<String, NodeAllocated>>,
 }
 
 impl MemSnapshot {
     pub fn new() -> Self {
         MemSnapshot::default()
+    }
+
+    /// Keeps (or stops keeping) a per-node index of allocated resources and answers
+    /// [`StateSnapshot::node_allocated`] from it, as a state store with such an index would.
+    pub fn keep_node_index(&mut self, on: bool) {
+        self.node_index = on.then(|| {
+            let mut idx: HashMap<String, NodeAllocated> = HashMap::new();
+            for a in self.allocs.values().filter(|a| !a.terminal()) {
+                idx.entry(a.node_id.clone()).or_default().add(a);
+            }
+            idx
+        });
     }
 
     /// Adds or replaces a job; returns the shared copy allocations should point at.
@@ -67,6 +88,16 @@ impl MemSnapshot {
     pub fn upsert_alloc(&mut self, alloc: Allocation) {
         self.index += 1;
         let id = alloc.id.clone();
+        if let Some(idx) = &mut self.node_index {
+            if let Some(old) = self.allocs.get(&id).filter(|o| !o.terminal()) {
+                if let Some(u) = idx.get_mut(&old.node_id) {
+                    u.remove(old);
+                }
+            }
+            if !alloc.terminal() {
+                idx.entry(alloc.node_id.clone()).or_default().add(&alloc);
+            }
+        }
         if let Some(old) = self.allocs.get(&id) {
             if old.node_id != alloc.node_id {
                 if let Some(v) = self.by_node.get_mut(&old.node_id) {
@@ -184,5 +215,9 @@ impl StateSnapshot for MemSnapshot {
         self.deployments
             .get(&(namespace.to_string(), job_id.to_string()))
             .cloned()
+    }
+    fn node_allocated(&self, node_id: &str) -> Option<NodeAllocated> {
+        let idx = self.node_index.as_ref()?;
+        Some(idx.get(node_id).cloned().unwrap_or_default())
     }
 }

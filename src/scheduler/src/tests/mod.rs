@@ -1,6 +1,7 @@
 //! Scenario tests: whole evaluations against a [`crate::MemSnapshot`].
 
 mod placement;
+mod properties;
 mod updates;
 
 use crate::{process, MemSnapshot, Outcome, SchedulerConfig};

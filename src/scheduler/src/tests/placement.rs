@@ -45,7 +45,14 @@ fn places_on_the_matching_node_with_full_alloc_fields() {
         assert_eq!(m.nodes_in_pool, 2);
         assert_eq!(m.nodes_available.get("dc1"), Some(&2));
         assert!(m.score_meta_data.iter().any(|s| s.node_id == "lin"));
-        assert!(m.scores.contains_key("lin.binpack"));
+        let lin = m
+            .score_meta_data
+            .iter()
+            .find(|s| s.node_id == "lin")
+            .unwrap();
+        assert!(lin.scores.contains_key("binpack"));
+        // Like Nomad since 0.9, only ScoreMetaData carries scores.
+        assert!(m.scores.is_empty());
     }
     assert!(o.failed_tg_allocs.is_empty());
     assert_eq!(o.queued_allocations["web"], 0);
@@ -443,7 +450,12 @@ fn affinity_pulls_placements() {
     for a in placed(&o) {
         assert!(a.node_id.starts_with('b'), "{} not in dc2", a.node_id);
         let m = a.metrics.as_ref().unwrap();
-        assert_eq!(m.scores[&format!("{}.node-affinity", a.node_id)], 1.0);
+        let chosen = m
+            .score_meta_data
+            .iter()
+            .find(|s| s.node_id == a.node_id)
+            .unwrap();
+        assert_eq!(chosen.scores["node-affinity"], 1.0);
     }
 }
 

@@ -376,9 +376,10 @@ fn failed_alloc_rescheduled_now() {
     assert_eq!(ev[0].delay, 30 * SECOND);
     let m = new.metrics.as_ref().unwrap();
     assert!(m
-        .scores
-        .get(&format!("{}.node-reschedule-penalty", failed.node_id))
-        .is_none_or(|s| *s == -1.0));
+        .score_meta_data
+        .iter()
+        .filter(|s| s.node_id == failed.node_id)
+        .all(|s| s.scores.get("node-reschedule-penalty") == Some(&-1.0)));
     let s = stopped(&o);
     assert_eq!(s.len(), 1);
     assert_eq!(s[0].id, failed.id);
