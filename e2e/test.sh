@@ -9,6 +9,10 @@ need_apt=()
 command -v cc >/dev/null 2>&1 || need_apt+=(gcc libc6-dev)
 command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
 command -v sleep >/dev/null 2>&1 || need_apt+=(coreutils)
+# Artifact getters: git over ssh against a loopback sshd, hg:: through the hg CLI.
+command -v git >/dev/null 2>&1 || need_apt+=(git)
+[ -x /usr/sbin/sshd ] || need_apt+=(openssh-server openssh-client)
+command -v hg >/dev/null 2>&1 || need_apt+=(mercurial)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
