@@ -255,3 +255,52 @@ async fn consul_down_at_start_is_fingerprinted_when_it_comes_up() {
     ));
     crate::wait_for!(node_attr(&a, "consul.version").await.as_deref() == Some("1.20.0"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_restart_restarts_a_task_whose_check_stays_critical() {
+    // A tcp check on a port nothing listens on stays critical: with check_restart
+    // { limit = 2, grace = 1s } the task is restarted with Nomad's reason.
+    let (addr, _consul_server) = caravan_consul_test_server::spawn_for_test()
+        .await
+        .expect("consul test server");
+    let (_direct, link) = consul_at(&addr.to_string(), ConsulTiming::default());
+    let a = start_with_consul(link).await;
+    let job = json!({"Job": {
+        "ID": "unhealthy",
+        "TaskGroups": [{
+            "Name": "g", "Count": 1,
+            "Networks": [{"DynamicPorts": [{"Label": "http"}]}],
+            "RestartPolicy": {"Attempts": 0, "Interval": 60_000_000_000i64, "Delay": 100_000_000, "Mode": "fail"},
+            "Tasks": [{
+                "Name": "web", "Driver": "raw_exec",
+                "Config": {"command": "/bin/sleep", "args": ["300"]},
+                "Resources": {"CPU": 20, "MemoryMB": 30},
+                "KillTimeout": 1_000_000_000,
+                "Services": [{
+                    "Name": "unhealthy-web", "PortLabel": "http",
+                    "CheckRestart": {"Limit": 2, "Grace": 1_000_000_000u64},
+                    "Checks": [{"Name": "alive", "Type": "tcp", "Interval": 1_000_000_000i64,
+                                "Timeout": 500_000_000i64}]
+                }]
+            }]
+        }]
+    }});
+    let (code, body) = a.put("/v1/jobs", &job).await;
+    assert_eq!(code, 200, "{body}");
+    crate::wait_for!(a.running("unhealthy").await.len() == 1);
+    let id = a.running("unhealthy").await[0]["ID"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    crate::wait_for!(
+        a.get(&format!("/v1/allocation/{id}")).await["TaskStates"]["web"]["Events"]
+            .to_string()
+            .contains("healthcheck: check \\\"alive\\\" unhealthy")
+    );
+    crate::wait_for!(
+        a.get(&format!("/v1/allocation/{id}")).await["TaskStates"]["web"]["Restarts"]
+            .as_u64()
+            .unwrap_or(0)
+            >= 1
+    );
+}

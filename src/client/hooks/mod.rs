@@ -14,6 +14,7 @@
 //! ```
 
 pub(crate) mod artifact;
+mod check_restart;
 mod dispatch_payload;
 mod identity;
 mod logmon;

@@ -3,9 +3,10 @@
 //! the same for group-level services, driven by the alloc runner. Registrations follow Nomad:
 //! service IDs `_nomad-task-<alloc>-<task>-<service>-<port>` (`group-<group>` for group
 //! services), `${...}` interpolation from the task's environment, address and port from the
-//! allocation's network, http and tcp checks as Consul checks.
+//! allocation's network, http and tcp checks as Consul checks; checks with `check_restart`
+//! are watched and restart the task when they stay unhealthy ([`check_restart`]).
 
-use super::{HookContext, HookError, TaskHook};
+use super::{check_restart, HookContext, HookError, TaskHook};
 use crate::client::consul::{Consul, CHECK_PREFIX, TASK_SERVICE_PREFIX};
 use crate::client::taskenv::{EnvInput, TaskEnv};
 use caravan_consul::{AgentServiceCheck, AgentServiceRegistration};
@@ -20,9 +21,28 @@ use std::time::Duration;
 #[derive(Default)]
 pub struct ServiceHook {
     registered: Mutex<Vec<String>>,
+    /// The `check_restart` watcher while the task's services are registered.
+    watcher: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl ServiceHook {
+    fn set_watcher(&self, h: tokio::task::JoinHandle<()>) -> Option<tokio::task::JoinHandle<()>> {
+        match self.watcher.lock() {
+            Ok(mut g) => g.replace(h),
+            Err(p) => p.into_inner().replace(h),
+        }
+    }
+
+    fn stop_watcher(&self) {
+        let h = match self.watcher.lock() {
+            Ok(mut g) => g.take(),
+            Err(p) => p.into_inner().take(),
+        };
+        if let Some(h) = h {
+            h.abort();
+        }
+    }
+
     fn take(&self) -> Vec<String> {
         match self.registered.lock() {
             Ok(mut g) => std::mem::take(&mut *g),
@@ -56,9 +76,11 @@ impl TaskHook for ServiceHook {
         };
         let owner = Owner::Task(&ctx.task.name);
         let mut problems = Vec::new();
+        let mut watched = Vec::new();
         for svc in services {
-            match registration(svc, &owner, &ctx.alloc, &ctx.node, env) {
-                Ok(reg) => {
+            match registration_with_rules(svc, &owner, &ctx.alloc, &ctx.node, env) {
+                Ok((reg, rules)) => {
+                    watched.extend(rules);
                     let id = reg.id.clone().unwrap_or_default();
                     consul.register(reg).await;
                     match self.registered.lock() {
@@ -67,6 +89,12 @@ impl TaskHook for ServiceHook {
                     }
                 }
                 Err(e) => problems.push(e),
+            }
+        }
+        if let (false, Some(control)) = (watched.is_empty(), ctx.control.clone()) {
+            let h = tokio::spawn(check_restart::watch(consul.clone(), control, watched));
+            if let Some(old) = self.set_watcher(h) {
+                old.abort();
             }
         }
         if problems.is_empty() {
@@ -88,6 +116,7 @@ impl TaskHook for ServiceHook {
     }
 
     async fn stop(&self, ctx: &HookContext) -> Result<(), HookError> {
+        self.stop_watcher();
         if let Some(consul) = &ctx.consul {
             self.deregister_all(consul).await;
         }
@@ -177,6 +206,17 @@ fn registration(
     node: &Node,
     env: &TaskEnv,
 ) -> Result<AgentServiceRegistration, String> {
+    registration_with_rules(svc, owner, alloc, node, env).map(|(r, _)| r)
+}
+
+/// [`registration`], with the `check_restart` rules of its checks.
+fn registration_with_rules(
+    svc: &Service,
+    owner: &Owner,
+    alloc: &Allocation,
+    node: &Node,
+    env: &TaskEnv,
+) -> Result<(AgentServiceRegistration, Vec<check_restart::Watched>), String> {
     let job = alloc.job.as_deref();
     let job_name = job.map(|j| j.name.as_str()).unwrap_or_default();
     let (owner_part, default_name) = match owner {
@@ -207,24 +247,40 @@ fn registration(
         .collect();
     meta.insert("external-source".into(), "nomad".into());
     let mut checks = Vec::new();
+    let mut rules = Vec::new();
     for (i, raw) in svc.checks.iter().enumerate() {
         match check(raw, &id, &name, &address, port, alloc, node, env) {
-            Ok(Some(c)) => checks.push(c),
+            Ok(Some(c)) => {
+                let interval = c.interval.unwrap_or(Duration::from_secs(10));
+                if let Some(r) = check_restart::rule(
+                    raw,
+                    svc.check_restart.as_ref(),
+                    c.check_id.as_deref().unwrap_or_default(),
+                    c.name.as_deref().unwrap_or_default(),
+                    interval,
+                ) {
+                    rules.push(r);
+                }
+                checks.push(c)
+            }
             Ok(None) => {}
             Err(e) => return Err(format!("service {name:?}: check {}: {e}", i + 1)),
         }
     }
-    Ok(AgentServiceRegistration {
-        id: Some(id),
-        name,
-        tags: svc.tags.iter().map(|t| env.interpolate(t)).collect(),
-        port,
-        address: Some(address),
-        meta,
-        enable_tag_override: svc.enable_tag_override,
-        checks,
-        ..Default::default()
-    })
+    Ok((
+        AgentServiceRegistration {
+            id: Some(id),
+            name,
+            tags: svc.tags.iter().map(|t| env.interpolate(t)).collect(),
+            port,
+            address: Some(address),
+            meta,
+            enable_tag_override: svc.enable_tag_override,
+            checks,
+            ..Default::default()
+        },
+        rules,
+    ))
 }
 
 /// The host address and port of a port label under an address mode (auto and host: the
