@@ -304,3 +304,55 @@ async fn check_restart_restarts_a_task_whose_check_stays_critical() {
             >= 1
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn script_checks_run_in_the_task_and_report_to_consul() {
+    let (addr, _consul_server) = caravan_consul_test_server::spawn_for_test()
+        .await
+        .expect("consul test server");
+    let (direct, link) = consul_at(&addr.to_string(), ConsulTiming::default());
+    let a = start_with_consul(link).await;
+    let script = |name: &str, code: u32| {
+        json!({"Name": name, "Type": "script", "Command": "/bin/sh",
+               "Args": ["-c", format!("echo from $NOMAD_TASK_NAME; exit {code}")],
+               "Interval": 1_000_000_000i64, "Timeout": 5_000_000_000i64})
+    };
+    let job = json!({"Job": {
+        "ID": "scripted",
+        "TaskGroups": [{
+            "Name": "g", "Count": 1,
+            "RestartPolicy": {"Attempts": 0, "Interval": 60_000_000_000i64, "Delay": 100_000_000, "Mode": "fail"},
+            "Tasks": [{
+                "Name": "web", "Driver": "raw_exec",
+                "Config": {"command": "/bin/sleep", "args": ["300"]},
+                "Resources": {"CPU": 20, "MemoryMB": 30},
+                "KillTimeout": 1_000_000_000,
+                "Services": [{
+                    "Name": "scripted-web",
+                    "Checks": [script("ok", 0), script("meh", 1), script("bad", 2)]
+                }]
+            }]
+        }]
+    }});
+    let (code, body) = a.put("/v1/jobs", &job).await;
+    assert_eq!(code, 200, "{body}");
+    let status = |checks: &std::collections::HashMap<String, caravan_consul::HealthCheck>,
+                  name: &str| {
+        checks
+            .values()
+            .find(|c| c.name == name)
+            .map(|c| (c.status.clone(), c.output.clone()))
+    };
+    crate::wait_for!({
+        let checks = direct.agent_checks().await.unwrap_or_default();
+        status(&checks, "ok").is_some_and(|(s, _)| s == "passing")
+            && status(&checks, "meh").is_some_and(|(s, _)| s == "warning")
+            && status(&checks, "bad").is_some_and(|(s, _)| s == "critical")
+    });
+    let checks = direct.agent_checks().await.unwrap_or_default();
+    let (_, output) = status(&checks, "ok").unwrap_or_default();
+    assert!(
+        output.contains("from web"),
+        "ran in the task's environment: {output}"
+    );
+}

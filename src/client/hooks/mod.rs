@@ -15,6 +15,7 @@
 
 pub(crate) mod artifact;
 mod check_restart;
+mod script_checks;
 mod dispatch_payload;
 mod identity;
 mod logmon;

@@ -3,10 +3,12 @@
 //! the same for group-level services, driven by the alloc runner. Registrations follow Nomad:
 //! service IDs `_nomad-task-<alloc>-<task>-<service>-<port>` (`group-<group>` for group
 //! services), `${...}` interpolation from the task's environment, address and port from the
-//! allocation's network, http and tcp checks as Consul checks; checks with `check_restart`
-//! are watched and restart the task when they stay unhealthy ([`check_restart`]).
+//! allocation's network, http and tcp checks as Consul checks, `script` checks run by the
+//! client in the task and reported as TTL checks ([`script_checks`]); checks with
+//! `check_restart` are watched and restart the task when they stay unhealthy
+//! ([`check_restart`]).
 
-use super::{check_restart, HookContext, HookError, TaskHook};
+use super::{check_restart, script_checks, HookContext, HookError, TaskHook};
 use crate::client::consul::{Consul, CHECK_PREFIX, TASK_SERVICE_PREFIX};
 use crate::client::taskenv::{EnvInput, TaskEnv};
 use caravan_consul::{AgentServiceCheck, AgentServiceRegistration};
@@ -21,24 +23,25 @@ use std::time::Duration;
 #[derive(Default)]
 pub struct ServiceHook {
     registered: Mutex<Vec<String>>,
-    /// The `check_restart` watcher while the task's services are registered.
-    watcher: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The `check_restart` watcher and script check runners while the task's services are
+    /// registered.
+    watchers: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl ServiceHook {
-    fn set_watcher(&self, h: tokio::task::JoinHandle<()>) -> Option<tokio::task::JoinHandle<()>> {
-        match self.watcher.lock() {
-            Ok(mut g) => g.replace(h),
-            Err(p) => p.into_inner().replace(h),
+    /// Replaces the running watchers; the old ones are returned.
+    fn set_watchers(
+        &self,
+        h: Vec<tokio::task::JoinHandle<()>>,
+    ) -> Vec<tokio::task::JoinHandle<()>> {
+        match self.watchers.lock() {
+            Ok(mut g) => std::mem::replace(&mut *g, h),
+            Err(p) => std::mem::replace(&mut *p.into_inner(), h),
         }
     }
 
     fn stop_watcher(&self) {
-        let h = match self.watcher.lock() {
-            Ok(mut g) => g.take(),
-            Err(p) => p.into_inner().take(),
-        };
-        if let Some(h) = h {
+        for h in self.set_watchers(Vec::new()) {
             h.abort();
         }
     }
@@ -77,10 +80,12 @@ impl TaskHook for ServiceHook {
         let owner = Owner::Task(&ctx.task.name);
         let mut problems = Vec::new();
         let mut watched = Vec::new();
+        let mut scripts = Vec::new();
         for svc in services {
             match registration_with_rules(svc, &owner, &ctx.alloc, &ctx.node, env) {
-                Ok((reg, rules)) => {
-                    watched.extend(rules);
+                Ok((reg, work)) => {
+                    watched.extend(work.restarts);
+                    scripts.extend(work.scripts);
                     let id = reg.id.clone().unwrap_or_default();
                     consul.register(reg).await;
                     match self.registered.lock() {
@@ -91,9 +96,23 @@ impl TaskHook for ServiceHook {
                 Err(e) => problems.push(e),
             }
         }
-        if let (false, Some(control)) = (watched.is_empty(), ctx.control.clone()) {
-            let h = tokio::spawn(check_restart::watch(consul.clone(), control, watched));
-            if let Some(old) = self.set_watcher(h) {
+        if let Some(control) = ctx.control.clone() {
+            let mut handles = Vec::new();
+            if !watched.is_empty() {
+                handles.push(tokio::spawn(check_restart::watch(
+                    consul.clone(),
+                    control.clone(),
+                    watched,
+                )));
+            }
+            for sc in scripts {
+                handles.push(tokio::spawn(script_checks::run(
+                    consul.clone(),
+                    control.clone(),
+                    sc,
+                )));
+            }
+            for old in self.set_watchers(handles) {
                 old.abort();
             }
         }
@@ -206,17 +225,33 @@ fn registration(
     node: &Node,
     env: &TaskEnv,
 ) -> Result<AgentServiceRegistration, String> {
-    registration_with_rules(svc, owner, alloc, node, env).map(|(r, _)| r)
+    let (reg, work) = registration_with_rules(svc, owner, alloc, node, env)?;
+    if !work.scripts.is_empty() {
+        tracing::warn!(
+            service = %reg.name,
+            "script checks of group services are not run yet (their task is not known); they stay critical"
+        );
+    }
+    Ok(reg)
 }
 
-/// [`registration`], with the `check_restart` rules of its checks.
+/// What a task's registered checks need from the client.
+#[derive(Default)]
+struct CheckWork {
+    /// `check_restart` rules.
+    restarts: Vec<check_restart::Watched>,
+    /// `script` checks to run in the task.
+    scripts: Vec<script_checks::Script>,
+}
+
+/// [`registration`], with the `check_restart` rules and script checks of its checks.
 fn registration_with_rules(
     svc: &Service,
     owner: &Owner,
     alloc: &Allocation,
     node: &Node,
     env: &TaskEnv,
-) -> Result<(AgentServiceRegistration, Vec<check_restart::Watched>), String> {
+) -> Result<(AgentServiceRegistration, CheckWork), String> {
     let job = alloc.job.as_deref();
     let job_name = job.map(|j| j.name.as_str()).unwrap_or_default();
     let (owner_part, default_name) = match owner {
@@ -247,19 +282,43 @@ fn registration_with_rules(
         .collect();
     meta.insert("external-source".into(), "nomad".into());
     let mut checks = Vec::new();
-    let mut rules = Vec::new();
+    let mut work = CheckWork::default();
     for (i, raw) in svc.checks.iter().enumerate() {
         match check(raw, &id, &name, &address, port, alloc, node, env) {
             Ok(Some(c)) => {
-                let interval = c.interval.unwrap_or(Duration::from_secs(10));
+                let interval = duration(raw.get("Interval"))
+                    .ok()
+                    .flatten()
+                    .unwrap_or(Duration::from_secs(10));
+                let check_id = c.check_id.clone().unwrap_or_default();
                 if let Some(r) = check_restart::rule(
                     raw,
                     svc.check_restart.as_ref(),
-                    c.check_id.as_deref().unwrap_or_default(),
+                    &check_id,
                     c.name.as_deref().unwrap_or_default(),
                     interval,
                 ) {
-                    rules.push(r);
+                    work.restarts.push(r);
+                }
+                if c.ttl.is_some() {
+                    let str_of = |v: &serde_json::Value| v.as_str().map(|x| env.interpolate(x));
+                    let mut command: Vec<String> =
+                        raw.get("Command").and_then(str_of).into_iter().collect();
+                    command.extend(
+                        raw.get("Args")
+                            .and_then(|a| a.as_array())
+                            .map(|a| a.iter().filter_map(str_of).collect::<Vec<_>>())
+                            .unwrap_or_default(),
+                    );
+                    work.scripts.push(script_checks::Script {
+                        check_id,
+                        command,
+                        interval,
+                        timeout: duration(raw.get("Timeout"))
+                            .ok()
+                            .flatten()
+                            .unwrap_or(Duration::from_secs(30)),
+                    });
                 }
                 checks.push(c)
             }
@@ -279,7 +338,7 @@ fn registration_with_rules(
             checks,
             ..Default::default()
         },
-        rules,
+        work,
     ))
 }
 
@@ -436,6 +495,16 @@ fn check(
             }
         }
         "tcp" => c.tcp = Some(hostport(port)?),
+        "script" => {
+            // Run by the client, reported to Consul as a TTL check (see [`script_checks`]).
+            let interval = c.interval.ok_or("a script check needs an interval")?;
+            if s("Command").is_empty() {
+                return Err("a script check needs a command".into());
+            }
+            c.ttl = Some(interval + script_checks::TTL_BUFFER);
+            c.interval = None;
+            c.timeout = None;
+        }
         other => {
             tracing::warn!(
                 service = %service_name,
