@@ -600,7 +600,7 @@ mod tests {
                 json!({"Type": "http", "Path": "health", "Interval": 2_000_000_000i64,
                        "Timeout": "1s", "Method": "HEAD", "Header": {"X-A": ["b"]}}),
                 json!({"Type": "tcp", "Name": "alive"}),
-                json!({"Type": "script", "Command": "true"}),
+                json!({"Type": "script", "Command": "true", "Interval": 10_000_000_000u64}),
             ],
             ..Default::default()
         };
@@ -615,7 +615,10 @@ mod tests {
         assert_eq!(reg.port, Some(23456));
         assert!(reg.enable_tag_override);
         assert_eq!(reg.meta["external-source"], "nomad");
-        assert_eq!(reg.checks.len(), 2, "the script check is skipped");
+        assert_eq!(reg.checks.len(), 3);
+        // The script check is a TTL check the client updates (Nomad's TTL: interval + 31 s).
+        assert_eq!(reg.checks[2].ttl, Some(Duration::from_secs(41)));
+        assert!(reg.checks[2].interval.is_none());
         let http = &reg.checks[0];
         assert_eq!(http.http.as_deref(), Some("http://10.1.2.3:23456/health"));
         assert_eq!(http.method.as_deref(), Some("HEAD"));
