@@ -385,17 +385,15 @@ async fn gcs_against_the_emulator() {
     assert!(err.to_string().contains("no such object"), "{err}");
 }
 
+/// Request lines and their `Authorization` header, as a recording server saw them.
+type Seen = std::sync::Arc<std::sync::Mutex<Vec<(String, Option<String>)>>>;
+
 /// Answers every request with `body` and records each request's line and `Authorization`.
-fn recording_server(
-    body: &'static [u8],
-) -> (
-    String,
-    std::sync::Arc<std::sync::Mutex<Vec<(String, Option<String>)>>>,
-) {
+fn recording_server(body: &'static [u8]) -> (String, Seen) {
     use std::io::{BufRead, BufReader, Write};
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!("http://{}", l.local_addr().unwrap());
-    let seen: std::sync::Arc<std::sync::Mutex<Vec<(String, Option<String>)>>> = Default::default();
+    let seen: Seen = Default::default();
     let rec = seen.clone();
     std::thread::spawn(move || {
         for s in l.incoming() {

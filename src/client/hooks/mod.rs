@@ -15,10 +15,10 @@
 
 pub(crate) mod artifact;
 mod check_restart;
-mod script_checks;
 mod dispatch_payload;
 mod identity;
 mod logmon;
+mod script_checks;
 pub mod services;
 mod task_dir;
 mod template;
