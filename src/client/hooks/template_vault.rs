@@ -85,10 +85,7 @@ impl VaultSource {
     }
 
     fn client(&self) -> Client {
-        match self.client.lock() {
-            Ok(g) => g.clone(),
-            Err(p) => p.into_inner().clone(),
-        }
+        super::vault::current_client(&self.client)
     }
 
     async fn read_path(&self, c: &Client, path: &str) -> Result<String, FetchError> {

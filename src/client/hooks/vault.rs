@@ -80,7 +80,8 @@ struct Relogin {
     stale: Arc<Staleness>,
 }
 
-fn current_client(c: &Mutex<caravan_vault::Client>) -> caravan_vault::Client {
+/// The token client as it is now (a new login replaces it).
+pub(super) fn current_client(c: &Mutex<caravan_vault::Client>) -> caravan_vault::Client {
     match c.lock() {
         Ok(g) => g.clone(),
         Err(p) => p.into_inner().clone(),
