@@ -83,6 +83,34 @@ impl Agent {
         })
     }
 
+    /// [`Agent::spawn_with`] given `config` (HCL) as its config file and its own data dir,
+    /// both in `$TMPDIR/caravan-bench-<pid>-<tag>`; returns that directory (the caller removes
+    /// it once the run succeeded) and the data dir.
+    pub fn spawn_configured(
+        caravan: &Path,
+        log_level: Option<&str>,
+        tag: &str,
+        config: &str,
+    ) -> Result<(Agent, PathBuf, PathBuf), BenchError> {
+        let dir = std::env::temp_dir().join(format!("caravan-bench-{}-{tag}", std::process::id()));
+        let data_dir = dir.join("data");
+        std::fs::create_dir_all(&data_dir).map_err(|e| BenchError::Io {
+            what: format!("creating {}", data_dir.display()),
+            source: e,
+        })?;
+        let file = dir.join("agent.hcl");
+        std::fs::write(&file, config).map_err(|e| BenchError::Io {
+            what: format!("writing {}", file.display()),
+            source: e,
+        })?;
+        let extra = [
+            format!("-config={}", file.display()),
+            format!("-data-dir={}", data_dir.display()),
+        ];
+        let agent = Agent::spawn_with(caravan, log_level, tag, &extra)?;
+        Ok((agent, dir, data_dir))
+    }
+
     pub fn base_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }

@@ -184,26 +184,12 @@ pub async fn run(o: Options, report: &mut Report) -> Result<(), BenchError> {
         o.writes, o.templates
     );
     let consul = Consul::start(&o.consul_server).await?;
-    let dir = std::env::temp_dir().join(format!("caravan-bench-{}-template", std::process::id()));
-    let data_dir = dir.join("data");
-    std::fs::create_dir_all(&data_dir).map_err(|e| BenchError::Io {
-        what: format!("creating {}", data_dir.display()),
-        source: e,
-    })?;
-    let config = dir.join("agent.hcl");
-    std::fs::write(
-        &config,
-        format!("consul {{\n  address = \"{}\"\n}}\n", consul.addr),
-    )
-    .map_err(|e| BenchError::Io {
-        what: format!("writing {}", config.display()),
-        source: e,
-    })?;
-    let extra = [
-        format!("-config={}", config.display()),
-        format!("-data-dir={}", data_dir.display()),
-    ];
-    let mut agent = Agent::spawn_with(&o.caravan, o.log_level.as_deref(), "template", &extra)?;
+    let (mut agent, dir, data_dir) = Agent::spawn_configured(
+        &o.caravan,
+        o.log_level.as_deref(),
+        "template",
+        &format!("consul {{\n  address = \"{}\"\n}}\n", consul.addr),
+    )?;
     let api = Api::new(agent.base_url())?;
     agent.wait_healthy(&api, Duration::from_secs(60)).await?;
 

@@ -163,29 +163,15 @@ pub async fn run(o: Options, report: &mut Report) -> Result<(), BenchError> {
         .parse()
         .map_err(|_| BenchError::Usage(format!("OpenBao address {}", bao.address)))?;
     let (proxy, requests) = counting_proxy(bao_addr).await?;
-    let dir = std::env::temp_dir().join(format!("caravan-bench-{}-vault", std::process::id()));
-    let data_dir = dir.join("data");
-    std::fs::create_dir_all(&data_dir).map_err(|e| BenchError::Io {
-        what: format!("creating {}", data_dir.display()),
-        source: e,
-    })?;
-    let config = dir.join("agent.hcl");
-    std::fs::write(
-        &config,
-        format!(
+    let (mut agent, dir, data_dir) = Agent::spawn_configured(
+        &o.caravan,
+        o.log_level.as_deref(),
+        "vault",
+        &format!(
             "vault {{\n  enabled = true\n  address = \"http://{proxy}\"\n}}\n\
              client {{\n  template {{\n    wait {{\n      min = \"0s\"\n      max = \"0s\"\n    }}\n  }}\n}}\n"
         ),
-    )
-    .map_err(|e| BenchError::Io {
-        what: format!("writing {}", config.display()),
-        source: e,
-    })?;
-    let extra = [
-        format!("-config={}", config.display()),
-        format!("-data-dir={}", data_dir.display()),
-    ];
-    let mut agent = Agent::spawn_with(&o.caravan, o.log_level.as_deref(), "vault", &extra)?;
+    )?;
     let api = Api::new(agent.base_url())?;
     agent.wait_healthy(&api, Duration::from_secs(60)).await?;
     configure(&bao.root_client(), &agent.base_url()).await?;
