@@ -9,7 +9,9 @@
 
 use super::test_proxy::Proxy;
 use super::tests::TestAgent;
-use super::vault_tests::{bao_post, first_alloc, get_json, trust_agent, vault_agent};
+use super::vault_tests::{
+    bao_or_skip, bao_post, first_alloc, get_json, submit_running, trust_agent, vault_agent,
+};
 use crate::client::template_settings::{Retry, TemplateSettings};
 use crate::client::vault_outage::VaultOutage;
 use crate::client::ClientConfig;
@@ -18,14 +20,26 @@ use caravan_vault::dev_server::DevServer;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
-fn bao_or_skip() -> Option<DevServer> {
-    match DevServer::start() {
-        Ok(b) => Some(b),
-        Err(why) => {
-            println!("SKIPPED: OpenBao unavailable: {why}");
-            None
-        }
+/// An agent that reaches `bao` through a proxy the test can cut (a Vault outage); with
+/// `cut_first`, Vault is already unreachable when the agent starts.
+async fn proxied_agent(
+    bao: &DevServer,
+    client: ClientConfig,
+    cut_first: bool,
+) -> (Proxy, TestAgent) {
+    let proxy = Proxy::start(bao_socket(bao)).await;
+    if cut_first {
+        proxy.cut();
     }
+    let a = vault_agent(&format!("http://{}", proxy.addr), client).await;
+    (proxy, a)
+}
+
+fn bao_socket(bao: &DevServer) -> std::net::SocketAddr {
+    bao.address
+        .trim_start_matches("http://")
+        .parse()
+        .expect("OpenBao listens on an IP address")
 }
 
 /// Client settings that re-read lease-less secrets every second and render at once.
@@ -72,21 +86,6 @@ const OUTAGE: Duration = Duration::from_secs(60);
 
 const PASSWORD_TEMPLATE: &str =
     "{{ with secret \"secret/data/app\" }}{{ .Data.data.password }}{{ end }}";
-
-async fn submit_running(a: &TestAgent, body: &Value, id: &str) -> String {
-    let (code, text) = a.put("/v1/jobs", body).await;
-    assert_eq!(code, 200, "{text}");
-    let mut alloc = String::new();
-    wait_for!(match first_alloc(a, id).await {
-        Some(al) => {
-            assert_ne!(al["ClientStatus"], "failed", "{al:#}");
-            alloc = al["ID"].as_str().unwrap_or_default().to_string();
-            al["ClientStatus"] == "running"
-        }
-        None => false,
-    });
-    alloc
-}
 
 fn read(a: &TestAgent, alloc: &str, rel: &str) -> String {
     std::fs::read_to_string(a.data_dir.join("n1/alloc").join(alloc).join(rel)).unwrap_or_default()
@@ -228,17 +227,7 @@ async fn vault_secrets_render_rerender_with_a_signal_and_certificates_are_reissu
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_vault_outage_leaves_the_task_running_on_its_last_secrets() {
     let Some(bao) = bao_or_skip() else { return };
-    let bao_addr = bao
-        .address
-        .trim_start_matches("http://")
-        .parse()
-        .expect("OpenBao listens on an IP address");
-    let proxy = Proxy::start(bao_addr).await;
-    let a = vault_agent(
-        &format!("http://{}", proxy.addr),
-        quick_client(VaultOutage::Keep),
-    )
-    .await;
+    let (proxy, a) = proxied_agent(&bao, quick_client(VaultOutage::Keep), false).await;
     let root = bao.root_client();
     trust_agent(&root, &a, "vault-outage").await;
     // A token short enough to be renewed during the outage, long enough to outlive it.
@@ -319,17 +308,7 @@ async fn a_vault_outage_leaves_the_task_running_on_its_last_secrets() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_vault_outage_fail_an_outage_fails_the_task_after_vault_retry() {
     let Some(bao) = bao_or_skip() else { return };
-    let bao_addr = bao
-        .address
-        .trim_start_matches("http://")
-        .parse()
-        .expect("OpenBao listens on an IP address");
-    let proxy = Proxy::start(bao_addr).await;
-    let a = vault_agent(
-        &format!("http://{}", proxy.addr),
-        quick_client(VaultOutage::Fail),
-    )
-    .await;
+    let (proxy, a) = proxied_agent(&bao, quick_client(VaultOutage::Fail), false).await;
     let root = bao.root_client();
     trust_agent(&root, &a, "vault-fail").await;
     put_password(&root, "hunter2").await;
@@ -418,19 +397,13 @@ async fn restart_reads_the_secret_afresh(id: &str, client: ClientConfig, render_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_vault_that_comes_up_after_the_client_makes_the_node_eligible() {
     let Some(bao) = bao_or_skip() else { return };
-    let bao_addr = bao
-        .address
-        .trim_start_matches("http://")
-        .parse()
-        .expect("OpenBao listens on an IP address");
-    let proxy = Proxy::start(bao_addr).await;
-    proxy.cut();
-    let a = vault_agent(
-        &format!("http://{}", proxy.addr),
+    let (proxy, a) = proxied_agent(
+        &bao,
         ClientConfig {
             driver_fingerprint_period: Duration::from_millis(500),
             ..quick_client(VaultOutage::Keep)
         },
+        true,
     )
     .await;
     assert_eq!(node_attr(&a).await["vault.accessible"], "false");

@@ -45,6 +45,17 @@ fn vault_job(id: &str, role: &str) -> Value {
     }})
 }
 
+/// A fresh OpenBao dev server, or `None` after saying why the test is skipped.
+pub(super) fn bao_or_skip() -> Option<DevServer> {
+    match DevServer::start() {
+        Ok(b) => Some(b),
+        Err(why) => {
+            println!("SKIPPED: OpenBao unavailable: {why}");
+            None
+        }
+    }
+}
+
 /// An agent (one node) whose client logs tasks in to Vault at `address`, with `client`'s
 /// other settings.
 pub(super) async fn vault_agent(address: &str, mut client: ClientConfig) -> TestAgent {
@@ -114,15 +125,25 @@ pub(super) async fn first_alloc(a: &TestAgent, job: &str) -> Option<Value> {
         .and_then(|v| v.first().cloned())
 }
 
+/// Registers `body` and waits until job `id`'s allocation runs (never failed); its ID.
+pub(super) async fn submit_running(a: &TestAgent, body: &Value, id: &str) -> String {
+    let (code, text) = a.put("/v1/jobs", body).await;
+    assert_eq!(code, 200, "{text}");
+    let mut alloc = String::new();
+    wait_for!(match first_alloc(a, id).await {
+        Some(al) => {
+            assert_ne!(al["ClientStatus"], "failed", "{al:#}");
+            alloc = al["ID"].as_str().unwrap_or_default().to_string();
+            al["ClientStatus"] == "running"
+        }
+        None => false,
+    });
+    alloc
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vault_role_login_gives_the_task_a_token_revoked_when_the_job_stops() {
-    let bao = match DevServer::start() {
-        Ok(b) => b,
-        Err(why) => {
-            println!("SKIPPED: OpenBao unavailable: {why}");
-            return;
-        }
-    };
+    let Some(bao) = bao_or_skip() else { return };
     let a = vault_agent(&bao.address, ClientConfig::default()).await;
     let root = bao.root_client();
     let post = |path: String, body: Value| bao_post(&root, path, body);
@@ -133,23 +154,7 @@ async fn vault_role_login_gives_the_task_a_token_revoked_when_the_job_stops() {
     )
     .await;
 
-    let r = a
-        .http
-        .put(format!("{}/v1/jobs", a.base))
-        .json(&vault_job("vault-app", "app"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200, "{}", r.text().await.unwrap());
-    let mut alloc_id = String::new();
-    wait_for!(match first_alloc(&a, "vault-app").await {
-        Some(al) => {
-            assert_ne!(al["ClientStatus"], "failed", "{al:#}");
-            alloc_id = al["ID"].as_str().unwrap().to_string();
-            al["ClientStatus"] == "running"
-        }
-        None => false,
-    });
+    let alloc_id = submit_running(&a, &vault_job("vault-app", "app"), "vault-app").await;
 
     let path = a
         .data_dir
@@ -266,22 +271,7 @@ async fn vault_role_login_gives_the_task_a_token_revoked_when_the_job_stops() {
         }),
     )
     .await;
-    let r = a
-        .http
-        .put(format!("{}/v1/jobs", a.base))
-        .json(&vault_job("vault-short", "short"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200);
-    let mut short_alloc = String::new();
-    wait_for!(match first_alloc(&a, "vault-short").await {
-        Some(al) if al["ClientStatus"] == "running" => {
-            short_alloc = al["ID"].as_str().unwrap().to_string();
-            true
-        }
-        _ => false,
-    });
+    let short_alloc = submit_running(&a, &vault_job("vault-short", "short"), "vault-short").await;
     let short_token = std::fs::read_to_string(
         a.data_dir
             .join("n1/alloc")
@@ -319,22 +309,8 @@ async fn vault_role_login_gives_the_task_a_token_revoked_when_the_job_stops() {
         }),
     )
     .await;
-    let r = a
-        .http
-        .put(format!("{}/v1/jobs", a.base))
-        .json(&vault_job("vault-capped", "capped"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200);
-    let mut capped_alloc = String::new();
-    wait_for!(match first_alloc(&a, "vault-capped").await {
-        Some(al) if al["ClientStatus"] == "running" => {
-            capped_alloc = al["ID"].as_str().unwrap().to_string();
-            true
-        }
-        _ => false,
-    });
+    let capped_alloc =
+        submit_running(&a, &vault_job("vault-capped", "capped"), "vault-capped").await;
     let capped_logs = format!(
         "{}/v1/client/fs/logs/{capped_alloc}?task=server&type=stdout&plain=true",
         a.base
