@@ -13,6 +13,12 @@ command -v sleep >/dev/null 2>&1 || need_apt+=(coreutils)
 command -v git >/dev/null 2>&1 || need_apt+=(git)
 [ -x /usr/sbin/sshd ] || need_apt+=(openssh-server openssh-client)
 command -v hg >/dev/null 2>&1 || need_apt+=(mercurial)
+# Docker driver: Debian's dockerd beside Podman, a loopback registry with htpasswd auth, skopeo
+# to push into it.
+[ -x /usr/sbin/dockerd ] || need_apt+=(docker.io)
+[ -x /usr/bin/docker-registry ] || need_apt+=(docker-registry)
+command -v skopeo >/dev/null 2>&1 || need_apt+=(skopeo)
+command -v htpasswd >/dev/null 2>&1 || need_apt+=(apache2-utils)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"

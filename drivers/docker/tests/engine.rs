@@ -1,146 +1,29 @@
-//! Integration tests against a real engine: Podman's Docker-compatible service started by
-//! e2e/containers/podman-setup.sh (or the socket in CARAVAN_TEST_DOCKER_SOCK), with the
-//! busybox image that script builds from busybox-static (localhost/busybox:test).
-//! Each test prints why and returns when no engine can be started (not root, no podman).
+//! Integration tests against real engines, each scenario once against Podman's
+//! Docker-compatible service (e2e/containers/podman-setup.sh, or the socket in
+//! CARAVAN_TEST_DOCKER_SOCK) and once against Debian's dockerd (e2e/containers/dockerd-setup.sh,
+//! or CARAVAN_TEST_DOCKERD_SOCK), with the busybox image the scripts build from busybox-static
+//! (localhost/busybox:test). Each test prints SKIPPED with why and returns when its engine
+//! cannot be started (not root, no package).
 
-use caravan_driver::{Driver, DriverError, TaskConfig, TaskHandle, TaskResources, TaskState};
-use caravan_driver_docker::{DockerDriver, DockerPluginConfig, DriverState};
-use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::OnceLock;
+mod common;
+
+use caravan_driver::{Driver, DriverError, TaskState};
+use caravan_driver_docker::{DockerDriver, DockerPluginConfig};
+use common::*;
+use serde_json::json;
 use std::time::{Duration, Instant};
 
-const IMAGE: &str = "localhost/busybox:test";
+on_both_engines!(
+    runs_a_container_to_its_exit_code_with_logs_env_and_task_dirs,
+    labels_exec_signal_and_stop_with_kill_timeout,
+    graceful_stop_and_memory_limit_oom,
+    recovers_a_running_container_in_a_new_driver,
+    port_mapping_answers_on_the_host_port,
+    stats_report_cpu_and_memory,
+    bad_input_and_fingerprint,
+);
 
-/// The engine socket, or the reason there is none.
-fn socket() -> Result<String, String> {
-    static SOCK: OnceLock<Result<String, String>> = OnceLock::new();
-    SOCK.get_or_init(|| {
-        if let Ok(s) = std::env::var("CARAVAN_TEST_DOCKER_SOCK") {
-            if !s.is_empty() {
-                return Ok(s);
-            }
-        }
-        if unsafe { libc::geteuid() } != 0 {
-            return Err("not root: rootful Podman cannot be started".into());
-        }
-        let script =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../e2e/containers/podman-setup.sh");
-        let out = Command::new("bash")
-            .arg(&script)
-            .output()
-            .map_err(|e| format!("cannot run {script:?}: {e}"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "{script:?} failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ));
-        }
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .last()
-            .map(|l| l.trim().to_string())
-            .filter(|l| !l.is_empty())
-            .ok_or_else(|| "podman-setup.sh printed no socket path".into())
-    })
-    .clone()
-}
-
-macro_rules! engine_or_skip {
-    () => {
-        match socket() {
-            Ok(s) => s,
-            Err(why) => {
-                eprintln!("SKIPPED: no container engine for this test: {why}");
-                return;
-            }
-        }
-    };
-}
-
-fn driver(sock: &str) -> DockerDriver {
-    DockerDriver::new(DockerPluginConfig {
-        endpoint: format!("unix://{sock}"),
-        ..Default::default()
-    })
-}
-
-/// A task's directories under a fresh temporary alloc dir.
-struct Dirs {
-    root: PathBuf,
-}
-
-impl Drop for Dirs {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.root);
-    }
-}
-
-fn task(name: &str, config: Value) -> (TaskConfig, Dirs) {
-    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let alloc_id = format!(
-        "t{}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, std::sync::atomic::Ordering::SeqCst),
-        name
-    );
-    let root = std::env::temp_dir().join(format!("caravan-docker-{alloc_id}"));
-    let task_dir = root.join(name);
-    for d in [
-        root.join("alloc/logs"),
-        task_dir.join("local"),
-        task_dir.join("secrets"),
-    ] {
-        std::fs::create_dir_all(&d).unwrap();
-    }
-    let cfg = TaskConfig {
-        id: format!("{alloc_id}/{name}"),
-        name: name.into(),
-        alloc_id: alloc_id.clone(),
-        job_name: "job".into(),
-        task_group: "group".into(),
-        driver_config: config.as_object().unwrap().clone(),
-        env: [("GREETING".to_string(), "hello there".to_string())].into(),
-        alloc_dir: root.join("alloc"),
-        local_dir: task_dir.join("local"),
-        secrets_dir: task_dir.join("secrets"),
-        stdout_path: root.join("alloc/logs/stdout"),
-        stderr_path: root.join("alloc/logs/stderr"),
-        task_dir,
-        resources: TaskResources {
-            cpu_shares: 100,
-            memory_mb: 64,
-            memory_max_mb: 0,
-        },
-        ..Default::default()
-    };
-    (cfg, Dirs { root })
-}
-
-fn state(h: &TaskHandle) -> DriverState {
-    serde_json::from_value(h.driver_state.clone()).unwrap()
-}
-
-async fn container_exists(sock: &str, id: &str) -> bool {
-    let d = bollard::Docker::connect_with_unix(sock, 30, bollard::API_DEFAULT_VERSION).unwrap();
-    d.inspect_container(id, None).await.is_ok()
-}
-
-async fn wait_for_file(path: &Path, needle: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let text = std::fs::read_to_string(path).unwrap_or_default();
-        if text.contains(needle) || Instant::now() > deadline {
-            return text;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn runs_a_container_to_its_exit_code_with_logs_env_and_task_dirs() {
-    let sock = engine_or_skip!();
+async fn runs_a_container_to_its_exit_code_with_logs_env_and_task_dirs(sock: String) {
     let d = driver(&sock);
     let (cfg, _dirs) = task(
         "exit",
@@ -181,9 +64,7 @@ async fn runs_a_container_to_its_exit_code_with_logs_env_and_task_dirs() {
     ));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn labels_exec_signal_and_stop_with_kill_timeout() {
-    let sock = engine_or_skip!();
+async fn labels_exec_signal_and_stop_with_kill_timeout(sock: String) {
     let d = driver(&sock);
     // PID 1 ignores TERM, prints on HUP: stop must fall back to SIGKILL after the timeout.
     let (cfg, _dirs) = task(
@@ -254,9 +135,7 @@ async fn labels_exec_signal_and_stop_with_kill_timeout() {
     assert!(!container_exists(&sock, &id).await);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn graceful_stop_and_memory_limit_oom() {
-    let sock = engine_or_skip!();
+async fn graceful_stop_and_memory_limit_oom(sock: String) {
     let d = driver(&sock);
     let (cfg, _dirs) = task(
         "graceful",
@@ -297,9 +176,7 @@ async fn graceful_stop_and_memory_limit_oom() {
         .contains("survived"));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn recovers_a_running_container_in_a_new_driver() {
-    let sock = engine_or_skip!();
+async fn recovers_a_running_container_in_a_new_driver(sock: String) {
     let (cfg, _dirs) = task(
         "rec",
         json!({"image": IMAGE, "command": "/bin/sh", "args": ["-c",
@@ -350,9 +227,7 @@ async fn recovers_a_running_container_in_a_new_driver() {
     assert!(matches!(e, DriverError::Recover(_)), "{e}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn port_mapping_answers_on_the_host_port() {
-    let sock = engine_or_skip!();
+async fn port_mapping_answers_on_the_host_port(sock: String) {
     let d = driver(&sock);
     let host_port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -393,9 +268,7 @@ async fn port_mapping_answers_on_the_host_port() {
     d.destroy(&cfg.id, true).await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stats_report_cpu_and_memory() {
-    let sock = engine_or_skip!();
+async fn stats_report_cpu_and_memory(sock: String) {
     let d = driver(&sock);
     let (cfg, _dirs) = task(
         "busy",
@@ -415,9 +288,7 @@ async fn stats_report_cpu_and_memory() {
     d.destroy(&cfg.id, true).await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_input_and_fingerprint() {
-    let sock = engine_or_skip!();
+async fn bad_input_and_fingerprint(sock: String) {
     let d = driver(&sock);
     let fp = d.fingerprint().await;
     assert!(fp.detected && fp.healthy, "{fp:?}");
