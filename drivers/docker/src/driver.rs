@@ -7,6 +7,7 @@
 //! restart.
 
 use crate::engine::{describe, engine_error, is_not_found, is_not_modified, Engine};
+use crate::gc::{ImageGc, ReaperSettings};
 use crate::image::Puller;
 use crate::logs;
 use crate::plugin_config::DockerPluginConfig;
@@ -14,11 +15,12 @@ use crate::spec::{self, NodeCpu, LABEL_CARAVAN_MANAGED, LABEL_CARAVAN_TASK_ID};
 use crate::stats::{self, CpuSample};
 use crate::task_config::DockerTaskConfig;
 use bollard::container::{
-    CreateContainerOptions, KillContainerOptions, ListContainersOptions, RemoveContainerOptions,
-    StartContainerOptions, StatsOptions, StopContainerOptions, WaitContainerOptions,
+    CreateContainerOptions, KillContainerOptions, RemoveContainerOptions, StartContainerOptions,
+    StatsOptions, StopContainerOptions, WaitContainerOptions,
 };
 use bollard::exec::{CreateExecOptions, StartExecResults};
 use caravan_driver::procfs;
+use caravan_driver::task_events::{self, TaskEventSender};
 use caravan_driver::{
     async_trait, parse_signal, Driver, DriverError, ExecResult, ExitResult, Fingerprint,
     TaskConfig, TaskHandle, TaskResourceUsage, TaskState, TaskStatus, HANDLE_VERSION,
@@ -66,6 +68,9 @@ pub struct DriverState {
     pub image_id: String,
     /// The container's hard memory limit in bytes (0: none).
     pub memory_limit: i64,
+    /// The image as the task named it (counted by the image GC).
+    #[serde(default)]
+    pub image: String,
 }
 
 /// How a container ended, with when.
@@ -111,7 +116,13 @@ pub struct DockerDriver {
     node_cpu: NodeCpu,
     engine: Mutex<Option<Engine>>,
     puller: Puller,
-    tasks: Mutex<HashMap<String, Arc<Task>>>,
+    tasks: Arc<Mutex<HashMap<String, Arc<Task>>>>,
+    /// Task events (image pull progress) for the client.
+    events: TaskEventSender,
+    /// Images in use, removed when unused (`gc { image }`).
+    image_gc: Arc<ImageGc>,
+    /// The dangling container reaper, started by the first fingerprint.
+    reaper: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl DockerDriver {
@@ -127,15 +138,65 @@ impl DockerDriver {
         } else {
             plugin.endpoint()
         };
+        let events = task_events::channel(256);
+        let image_gc = ImageGc::new(&plugin.gc(), &endpoint);
         DockerDriver {
             flavor,
             plugin,
             endpoint,
             node_cpu: NodeCpu::detect(),
             engine: Mutex::new(None),
-            puller: Puller::default(),
-            tasks: Mutex::new(HashMap::new()),
+            puller: Puller::new(events.clone()),
+            tasks: Arc::new(Mutex::new(HashMap::new())),
+            events,
+            image_gc,
+            reaper: Mutex::new(None),
         }
+    }
+
+    /// Reports pull progress at most this often (default 10 s; the first and last report of
+    /// each pull always go out).
+    pub fn with_pull_progress_interval(mut self, interval: Duration) -> Self {
+        self.puller.progress_interval = interval;
+        self
+    }
+
+    /// Starts the dangling container reaper once (`gc { dangling_containers }`), unless off.
+    fn start_reaper(&self) {
+        let mut guard = self.reaper.lock().unwrap_or_else(|e| e.into_inner());
+        if guard.is_some() {
+            return;
+        }
+        let settings = match ReaperSettings::of(&self.plugin.gc()) {
+            Ok(Some(s)) => s,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!("dangling container reaper not started: {e}");
+                return;
+            }
+        };
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let tasks = self.tasks.clone();
+        let tracked = move || {
+            tasks
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .values()
+                .map(|t| t.state.container_id.clone())
+                .collect()
+        };
+        tracing::debug!(
+            ?settings,
+            driver = self.flavor.name,
+            "starting the dangling container reaper"
+        );
+        *guard = Some(rt.spawn(crate::gc::reaper_loop(
+            self.endpoint.clone(),
+            settings,
+            tracked,
+        )));
     }
 
     /// The engine endpoint this driver talks to.
@@ -224,6 +285,7 @@ impl DockerDriver {
         });
         if let Some(old) = self.tasks().insert(task.handle.task_id.clone(), task) {
             old.waiter.abort();
+            self.image_gc.release(&old.state.image);
         }
     }
 
@@ -300,41 +362,12 @@ impl DockerDriver {
         dry_run: bool,
     ) -> Result<Vec<String>, DriverError> {
         let engine = self.engine()?;
-        let filters = HashMap::from([(
-            "label".to_string(),
-            vec![format!("{LABEL_CARAVAN_MANAGED}=true")],
-        )]);
-        let list = engine
-            .api
-            .list_containers(Some(ListContainersOptions {
-                all: true,
-                filters,
-                ..Default::default()
-            }))
-            .await
-            .map_err(|e| engine_error(&engine.endpoint, e))?;
         let tracked: std::collections::HashSet<String> = self
             .tasks()
             .values()
             .map(|t| t.state.container_id.clone())
             .collect();
-        let now = procfs::now_nanos() / 1_000_000_000;
-        let mut removed = Vec::new();
-        for c in list {
-            let Some(id) = c.id else { continue };
-            if tracked.contains(&id) || now - c.created.unwrap_or(now) < grace.as_secs() as i64 {
-                continue;
-            }
-            if !dry_run {
-                if let Err(e) = remove_container(&engine, &id).await {
-                    tracing::warn!(container = %id, "cannot remove dangling container: {e}");
-                    continue;
-                }
-            }
-            tracing::info!(container = %id, dry_run, "removed dangling container");
-            removed.push(id);
-        }
-        Ok(removed)
+        crate::gc::remove_dangling(&engine, &tracked, grace, dry_run).await
     }
 }
 
@@ -342,6 +375,9 @@ impl Drop for DockerDriver {
     /// Stops the driver's background work (waiters, log pumps) as an agent exit would; the
     /// containers keep running for a later `recover`.
     fn drop(&mut self) {
+        if let Some(r) = self.reaper.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            r.abort();
+        }
         for task in self.tasks().values() {
             task.waiter.abort();
             if let Some(p) = task.logs.lock().unwrap_or_else(|e| e.into_inner()).take() {
@@ -505,6 +541,7 @@ impl Driver for DockerDriver {
                 fp.detected = true;
                 fp.healthy = true;
                 fp.health_description = "Healthy".to_string();
+                self.start_reaper();
                 if self.plugin.volumes_enabled() {
                     fp.attributes.insert(
                         format!("driver.{}.volumes.enabled", self.flavor.name),
@@ -541,6 +578,8 @@ impl Driver for DockerDriver {
         }
         let spec = spec::build(&cfg, &tc, &self.plugin, self.node_cpu)?;
         let engine = self.engine()?;
+        // Held from before the pull, so that the image GC leaves the image alone meanwhile.
+        let image_use = self.image_gc.acquire(&tc.image);
         let image_id = match self.puller.ensure(&engine, &cfg, &tc, &self.plugin).await {
             Ok(id) => id,
             Err(e) => {
@@ -601,6 +640,7 @@ impl Driver for DockerDriver {
             container_name: spec.name.clone(),
             image_id,
             memory_limit: spec.memory_limit,
+            image: tc.image.clone(),
         };
         let handle = TaskHandle {
             version: HANDLE_VERSION,
@@ -615,6 +655,7 @@ impl Driver for DockerDriver {
         };
         // Logs from a second before the start so that nothing written at once is missed.
         self.track(&engine, handle.clone(), driver_state, Some(since - 1));
+        image_use.keep();
         tracing::info!(task = %handle.task_id, container = %id, image = %tc.image, "container started");
         Ok(handle)
     }
@@ -704,7 +745,9 @@ impl Driver for DockerDriver {
             let engine = self.engine()?;
             remove_container(&engine, &task.state.container_id).await?;
         }
-        self.tasks().remove(task_id);
+        if let Some(t) = self.tasks().remove(task_id) {
+            self.image_gc.release(&t.state.image);
+        }
         Ok(())
     }
 
@@ -856,6 +899,12 @@ impl Driver for DockerDriver {
         Ok(usage)
     }
 
+    fn task_events(
+        &self,
+    ) -> Option<tokio::sync::broadcast::Receiver<caravan_driver::TaskDriverEvent>> {
+        Some(self.events.subscribe())
+    }
+
     async fn recover(&self, handle: TaskHandle) -> Result<(), DriverError> {
         if handle.driver != self.flavor.name {
             return Err(DriverError::Recover(format!(
@@ -909,6 +958,7 @@ impl Driver for DockerDriver {
         // Output written before this moment was collected by the previous agent.
         let since = running.then(|| procfs::now_nanos() / 1_000_000_000);
         tracing::info!(task = %handle.task_id, container = %state.container_id, running, "recovered container task");
+        self.image_gc.acquire(&state.image).keep();
         self.track(&engine, handle, state, since);
         Ok(())
     }

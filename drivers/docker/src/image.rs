@@ -1,26 +1,43 @@
 //! Getting a task's image onto the engine: reuse a local copy, pull it (with credentials,
 //! `force_pull`, `image_pull_timeout`; `:latest` is always pulled, as Nomad does), or load it
 //! from a tarball an artifact put in the task's `local/` directory (`load`). Concurrent pulls
-//! of the same image share one request to the engine.
+//! of the same image share one request to the engine; its progress is reported to every task
+//! waiting for it (see [`crate::pull_progress`]). A pull that shows no progress for the
+//! plugin's `pull_activity_timeout` is abandoned.
 
 use crate::auth::{self, ImageRef};
 use crate::engine::{describe, is_not_found, Engine};
 use crate::plugin_config::DockerPluginConfig;
+use crate::pull_progress::{Progress, Watcher, Watchers};
 use crate::task_config::DockerTaskConfig;
 use bollard::image::{CreateImageOptions, ImportImageOptions};
+use caravan_driver::task_events::TaskEventSender;
 use caravan_driver::{DriverError, TaskConfig};
 use futures_util::future::{BoxFuture, FutureExt, Shared};
 use futures_util::StreamExt;
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 type PullFuture = Shared<BoxFuture<'static, Result<String, String>>>;
 
-/// Pulls in progress, keyed by image reference.
-#[derive(Default)]
+/// Pulls in progress, keyed by image reference, with the tasks waiting for each.
 pub struct Puller {
-    inflight: Mutex<HashMap<String, PullFuture>>,
+    inflight: Mutex<HashMap<String, (PullFuture, Watchers)>>,
+    /// Where pull progress goes (the driver's task events).
+    events: TaskEventSender,
+    /// How often a running pull reports its progress.
+    pub progress_interval: Duration,
+}
+
+impl Puller {
+    pub fn new(events: TaskEventSender) -> Puller {
+        Puller {
+            inflight: Mutex::new(HashMap::new()),
+            events,
+            progress_interval: crate::pull_progress::DEFAULT_INTERVAL,
+        }
+    }
 }
 
 impl Puller {
@@ -56,22 +73,52 @@ impl Puller {
             Err(e) => return Err(e),
         };
         let timeout = tc.pull_timeout()?;
+        let activity = plugin.pull_activity_timeout();
         let shared = {
             let mut inflight = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
-            inflight
-                .entry(tc.image.clone())
-                .or_insert_with(|| {
-                    pull(engine.clone(), tc.image.clone(), reference, creds, timeout)
-                        .boxed()
-                        .shared()
-                })
-                .clone()
+            match inflight.get(&tc.image) {
+                Some((fut, watchers)) => {
+                    watchers
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(Watcher::of(task));
+                    tracing::debug!(image = %tc.image, task = %task.id, "joining a pull in progress");
+                    fut.clone()
+                }
+                None => {
+                    let watchers: Watchers = Arc::new(Mutex::new(vec![Watcher::of(task)]));
+                    let progress = Progress::start(
+                        &tc.image,
+                        self.events.clone(),
+                        watchers.clone(),
+                        self.progress_interval,
+                    );
+                    let fut = pull(
+                        engine.clone(),
+                        tc.image.clone(),
+                        reference,
+                        creds,
+                        Limits { timeout, activity },
+                        progress,
+                    )
+                    .boxed()
+                    .shared();
+                    inflight.insert(tc.image.clone(), (fut.clone(), watchers));
+                    fut
+                }
+            }
         };
-        let result = shared.await;
-        self.inflight
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&tc.image);
+        let result = shared.clone().await;
+        {
+            // Only the entry of this pull (a later pull of the same image may have begun).
+            let mut inflight = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
+            if inflight
+                .get(&tc.image)
+                .is_some_and(|(f, _)| f.ptr_eq(&shared))
+            {
+                inflight.remove(&tc.image);
+            }
+        }
         result.map_err(DriverError::Start)
     }
 }
@@ -88,12 +135,20 @@ async fn inspect_id(engine: &Engine, image: &str) -> Result<Option<String>, Driv
     }
 }
 
+/// How long a pull may take in all, and without any progress.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    timeout: Duration,
+    activity: Duration,
+}
+
 async fn pull(
     engine: Engine,
     image: String,
     reference: ImageRef,
     creds: Option<bollard::auth::DockerCredentials>,
-    timeout: Duration,
+    limits: Limits,
+    mut progress: Progress,
 ) -> Result<String, String> {
     let started = std::time::Instant::now();
     tracing::info!(%image, "pulling image");
@@ -102,20 +157,29 @@ async fn pull(
         tag: reference.tag.clone(),
         ..Default::default()
     };
+    let Limits { timeout, activity } = limits;
     let work = async {
         let mut stream = engine.stream.create_image(Some(options), None, creds);
-        let mut layers = std::collections::BTreeSet::new();
-        while let Some(item) = stream.next().await {
+        loop {
+            let item = match tokio::time::timeout(activity, stream.next()).await {
+                Ok(Some(item)) => item,
+                Ok(None) => break,
+                Err(_) => {
+                    return Err(format!(
+                        "pulling image {image:?} made no progress for {activity:?} \
+                         (pull_activity_timeout)"
+                    ))
+                }
+            };
             let info =
                 item.map_err(|e| format!("failed to pull image {image:?}: {}", describe(&e)))?;
             if let Some(err) = info.error {
                 return Err(format!("failed to pull image {image:?}: {err}"));
             }
-            if let Some(id) = info.id {
-                layers.insert(id);
-            }
+            progress.update(&info);
         }
-        tracing::info!(%image, layers = layers.len(), elapsed = ?started.elapsed(), "image pulled");
+        progress.finish();
+        tracing::info!(%image, elapsed = ?started.elapsed(), "image pulled");
         Ok(())
     };
     match tokio::time::timeout(timeout, work).await {

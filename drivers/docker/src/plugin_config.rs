@@ -5,6 +5,7 @@ use crate::task_config::parse_go_duration;
 use caravan_driver::DriverError;
 use serde::Deserialize;
 use serde_json::{Map, Value};
+use std::time::Duration;
 
 /// Where the engine listens when `endpoint` is not set.
 pub const DEFAULT_ENDPOINT: &str = "unix:///var/run/docker.sock";
@@ -241,6 +242,13 @@ impl DockerPluginConfig {
     /// Whether tasks may mount host paths outside their alloc dir.
     pub fn volumes_enabled(&self) -> bool {
         self.volumes.as_ref().map(|v| v.enabled).unwrap_or(false)
+    }
+
+    /// `pull_activity_timeout` (default 2m): how long a pull may go without progress.
+    pub fn pull_activity_timeout(&self) -> Duration {
+        parse_go_duration(&self.pull_activity_timeout)
+            .filter(|d| !d.is_zero())
+            .unwrap_or(Duration::from_secs(120))
     }
 
     /// `gc {}` with defaults.

@@ -90,4 +90,12 @@ pub trait Driver: Send + Sync {
     /// Re-attaches to a task started by an earlier agent process; afterwards the other
     /// methods work on it.
     async fn recover(&self, handle: TaskHandle) -> Result<(), DriverError>;
+
+    /// Events about tasks the driver reports while it works on them (image pull progress),
+    /// for the client to record; `None` when the driver has none. Each call is a new receiver.
+    fn task_events(
+        &self,
+    ) -> Option<tokio::sync::broadcast::Receiver<crate::task_events::TaskDriverEvent>> {
+        None
+    }
 }

@@ -15,6 +15,7 @@ pub mod procfs;
 pub mod signal;
 pub mod stats;
 pub mod task;
+pub mod task_events;
 
 pub use async_trait::async_trait;
 pub use driver::Driver;
@@ -27,3 +28,4 @@ pub use task::{
     ExecResult, ExitResult, MountConfig, TaskConfig, TaskHandle, TaskResources, TaskState,
     TaskStatus, HANDLE_VERSION,
 };
+pub use task_events::TaskDriverEvent;
