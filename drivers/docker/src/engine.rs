@@ -93,6 +93,9 @@ pub fn describe(e: &bollard::errors::Error) -> String {
             status_code,
             message,
         } => format!("{message} (HTTP {status_code})"),
+        // Podman reports a failed pull this way; bollard's own wording omits the message.
+        bollard::errors::Error::DockerStreamError { error }
+        | bollard::errors::Error::DockerContainerWaitError { error, .. } => error.clone(),
         other => other.to_string(),
     }
 }

@@ -78,10 +78,9 @@ impl Puller {
             let mut inflight = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
             match inflight.get(&tc.image) {
                 Some((fut, watchers)) => {
-                    watchers
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .push(Watcher::of(task));
+                    let me = Watcher::of(task);
+                    crate::pull_progress::joined(&self.events, &me, &tc.image);
+                    watchers.lock().unwrap_or_else(|e| e.into_inner()).push(me);
                     tracing::debug!(image = %tc.image, task = %task.id, "joining a pull in progress");
                     fut.clone()
                 }

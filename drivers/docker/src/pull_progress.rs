@@ -190,6 +190,18 @@ impl Progress {
     }
 }
 
+/// Tells a task that joins a pull already running for another task (its own reports follow).
+pub fn joined(events: &TaskEventSender, watcher: &Watcher, image: &str) {
+    let _ = events.send(TaskDriverEvent {
+        task_id: watcher.task_id.clone(),
+        alloc_id: watcher.alloc_id.clone(),
+        task_name: watcher.task_name.clone(),
+        message: format!("Downloading image {image} (a pull already in progress)"),
+        details: BTreeMap::from([("image".to_string(), image.to_string())]),
+        progress_bytes: Some(0),
+    });
+}
+
 /// `1.2 MiB`.
 fn human(bytes: u64) -> String {
     const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
