@@ -92,6 +92,8 @@ pub fn rule_for(method: &Method, path: &str) -> Option<Rule> {
             Ns(cap::ALLOC_LIFECYCLE)
         }
         "/v1/client/allocation/:id/gc" => Ns(cap::SUBMIT_JOB),
+        // The handler also wants alloc-node-exec when the task's driver has no isolation.
+        "/v1/client/allocation/:id/exec" => Ns(cap::ALLOC_EXEC),
         // Another client fetching a migrating disk shows the migrate token the servers gave
         // it; the handler checks that (or read-fs in the allocation's namespace).
         "/v1/client/allocation/:id/snapshot" => Handler,

@@ -7,6 +7,9 @@ pub mod acl_rules;
 #[cfg(test)]
 mod acl_tests;
 mod agent;
+mod alloc_exec;
+#[cfg(test)]
+mod alloc_exec_tests;
 mod allocs;
 #[cfg(test)]
 mod artifact_tests;
@@ -114,6 +117,7 @@ pub fn router(state: AppState) -> Router {
         .merge(node_pools::routes())
         .merge(agent::routes())
         .merge(client_fs::routes())
+        .merge(alloc_exec::routes())
         .merge(search::routes())
         .merge(events::routes())
         .merge(system::routes())

@@ -181,6 +181,11 @@ impl TaskRunner {
         self.driver.stats(&self.task_id).await.ok()
     }
 
+    /// The driver that runs this task (`alloc exec` streams through it).
+    pub fn driver(&self) -> Arc<dyn Driver> {
+        self.driver.clone()
+    }
+
     async fn run(self: Arc<Self>, cfg: TaskRunnerConfig) {
         let hooks = task_hooks(
             cfg.artifact.clone(),

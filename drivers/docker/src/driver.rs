@@ -859,6 +859,28 @@ impl Driver for DockerDriver {
         Ok(out)
     }
 
+    fn exec_isolated(&self) -> bool {
+        true
+    }
+
+    async fn exec_streaming(
+        &self,
+        task_id: &str,
+        cmd: Vec<String>,
+        tty: bool,
+        io: caravan_driver::ExecStreamIo,
+    ) -> Result<i32, DriverError> {
+        let task = self.get(task_id)?;
+        if cmd.is_empty() {
+            return Err(DriverError::InvalidConfig("exec needs a command".into()));
+        }
+        if task.exited().is_some() {
+            return Err(DriverError::Exec(format!("task {task_id:?} has exited")));
+        }
+        let engine = self.engine()?;
+        crate::exec_stream::run(&engine, &task.state.container_id, cmd, tty, io).await
+    }
+
     async fn stats(&self, task_id: &str) -> Result<TaskResourceUsage, DriverError> {
         let task = self.get(task_id)?;
         let now = procfs::now_nanos();

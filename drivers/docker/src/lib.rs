@@ -9,6 +9,7 @@ mod auth;
 mod decode;
 pub mod driver;
 pub mod engine;
+mod exec_stream;
 mod gc;
 mod image;
 mod logs;

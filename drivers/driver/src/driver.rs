@@ -26,6 +26,7 @@
 //! drivers as `Arc<dyn Driver>`. Implement it with `#[caravan_driver::async_trait]`.
 
 use crate::error::DriverError;
+use crate::exec_stream::ExecStreamIo;
 use crate::fingerprint::Fingerprint;
 use crate::stats::TaskResourceUsage;
 use crate::task::{ExecResult, ExitResult, TaskConfig, TaskHandle, TaskStatus};
@@ -83,6 +84,30 @@ pub trait Driver: Send + Sync {
         cmd: Vec<String>,
         timeout: Duration,
     ) -> Result<ExecResult, DriverError>;
+
+    /// Whether a command run in the task is kept off the host's filesystem (Nomad's
+    /// `FSIsolation` other than none). Without isolation, `alloc exec` also needs the
+    /// `alloc-node-exec` capability, as in Nomad.
+    fn exec_isolated(&self) -> bool {
+        false
+    }
+
+    /// Runs a command in the task's context interactively (`alloc exec`): its input and
+    /// output flow through `io` (see [`crate::exec_stream`]), with a pseudo-terminal as its
+    /// controlling terminal when `tty`. Returns its exit code. When the caller goes away
+    /// (`io.input` closes) the command is killed.
+    async fn exec_streaming(
+        &self,
+        _task_id: &str,
+        _cmd: Vec<String>,
+        _tty: bool,
+        _io: ExecStreamIo,
+    ) -> Result<i32, DriverError> {
+        Err(DriverError::Unsupported {
+            driver: self.name().to_string(),
+            op: "interactive exec (alloc exec)".into(),
+        })
+    }
 
     /// CPU and memory of the task's processes.
     async fn stats(&self, task_id: &str) -> Result<TaskResourceUsage, DriverError>;

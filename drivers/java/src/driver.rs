@@ -234,6 +234,20 @@ impl Driver for JavaDriver {
         self.exec.exec(task_id, cmd, timeout).await
     }
 
+    fn exec_isolated(&self) -> bool {
+        self.exec.exec_isolated()
+    }
+
+    async fn exec_streaming(
+        &self,
+        task_id: &str,
+        cmd: Vec<String>,
+        tty: bool,
+        io: caravan_driver::ExecStreamIo,
+    ) -> Result<i32, DriverError> {
+        self.exec.exec_streaming(task_id, cmd, tty, io).await
+    }
+
     async fn stats(&self, task_id: &str) -> Result<TaskResourceUsage, DriverError> {
         self.exec.stats(task_id).await
     }

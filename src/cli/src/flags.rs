@@ -108,6 +108,20 @@ fn parse_bool(flag: &str, v: &str) -> Result<String, FlagError> {
 
 /// Parses `args` against `specs`.
 pub fn parse(args: &[String], specs: &[FlagSpec]) -> Result<ParsedFlags, FlagError> {
+    parse_limited(args, specs, usize::MAX)
+}
+
+/// As [`parse`], but once `n` positional arguments are seen the rest are positional as they
+/// are (`alloc exec <alloc> <command> -c ...`: the command's own flags).
+pub fn parse_until_args(
+    args: &[String],
+    specs: &[FlagSpec],
+    n: usize,
+) -> Result<ParsedFlags, FlagError> {
+    parse_limited(args, specs, n)
+}
+
+fn parse_limited(args: &[String], specs: &[FlagSpec], n: usize) -> Result<ParsedFlags, FlagError> {
     let mut out = ParsedFlags::default();
     let mut i = 0;
     while i < args.len() {
@@ -122,6 +136,10 @@ pub fn parse(args: &[String], specs: &[FlagSpec]) -> Result<ParsedFlags, FlagErr
             // "-" alone (stdin) and anything without a dash is positional.
             _ => {
                 out.args.push(arg.clone());
+                if out.args.len() >= n {
+                    out.args.extend(args[i..].iter().cloned());
+                    break;
+                }
                 continue;
             }
         };
@@ -172,6 +190,18 @@ mod tests {
     fn p(args: &[&str]) -> Result<ParsedFlags, FlagError> {
         let v: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         parse(&v, SPECS)
+    }
+
+    #[test]
+    fn after_n_positionals_the_rest_is_positional() {
+        let args: Vec<String> = ["-n", "3", "abc", "-json", "sh", "-c", "echo -n hi"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let f = parse_until_args(&args, SPECS, 2).unwrap();
+        assert_eq!(f.value("n"), Some("3"));
+        assert!(f.bool("json"), "flags between the positionals still count");
+        assert_eq!(f.args, ["abc", "sh", "-c", "echo -n hi"]);
     }
 
     #[test]

@@ -47,6 +47,12 @@ impl<'a> Ui<'a> {
         let _ = self.out.flush();
     }
 
+    /// Bytes on stderr as they are (a remote command's stderr).
+    pub fn raw_err(&mut self, b: &[u8]) {
+        let _ = self.err.write_all(b);
+        let _ = self.err.flush();
+    }
+
     /// One line (or block) on stderr.
     pub fn error(&mut self, s: &str) {
         let _ = writeln!(self.err, "{s}");
@@ -217,7 +223,12 @@ pub fn run_with(
 
     let mut specs = registry::GLOBAL_FLAGS.to_vec();
     specs.extend_from_slice(spec.flags);
-    let flags = match flags::parse(&args[used..], &specs) {
+    // `alloc exec <alloc> <command> [args]`: everything from the command on is its own.
+    let parsed = match spec.name {
+        "alloc exec" => flags::parse_until_args(&args[used..], &specs, 2),
+        _ => flags::parse(&args[used..], &specs),
+    };
+    let flags = match parsed {
         Ok(f) => f,
         Err(FlagError::Help) => {
             ui.output(&registry::command_usage(spec));

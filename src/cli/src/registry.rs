@@ -253,6 +253,17 @@ pub const COMMANDS: &[CommandSpec] = &[
         flags: flags![F::value("s"), F::value("task"), F::bool("verbose")],
     },
     CommandSpec {
+        name: "alloc exec",
+        synopsis: "Execute commands in task",
+        args: "<allocation> <command> [<args>...]",
+        flags: flags![
+            F::value("task"),
+            F::bool("i"),
+            F::bool("t"),
+            F::bool("verbose")
+        ],
+    },
+    CommandSpec {
         name: "eval status",
         synopsis: "Display evaluation status and placement failure reasons",
         args: "<evaluation>",

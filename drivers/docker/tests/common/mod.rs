@@ -169,6 +169,35 @@ macro_rules! on_both_engines {
     };
 }
 
+/// As [`on_both_engines!`], for scenarios that reap every container no driver of theirs
+/// tracks: they hold the engine's lock exclusively (modules `podman_exclusive` and
+/// `dockerd_exclusive`).
+#[macro_export]
+macro_rules! on_both_engines_reaping {
+    ($($name:ident),* $(,)?) => {
+        mod podman_exclusive {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let (sock, _lock) =
+                        crate::engine_or_skip!(crate::common::Kind::Podman, true);
+                    super::$name(sock).await
+                }
+            )*
+        }
+        mod dockerd_exclusive {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let (sock, _lock) =
+                        crate::engine_or_skip!(crate::common::Kind::Dockerd, true);
+                    super::$name(sock).await
+                }
+            )*
+        }
+    };
+}
+
 pub fn driver(sock: &str) -> DockerDriver {
     DockerDriver::new(DockerPluginConfig {
         endpoint: format!("unix://{sock}"),

@@ -3,6 +3,7 @@
 mod acl;
 mod agent;
 mod alloc;
+mod alloc_exec;
 mod alloc_logs;
 mod deployment;
 mod eval;
@@ -61,6 +62,7 @@ pub(crate) async fn dispatch(ctx: &mut Ctx<'_>) -> i32 {
         "alloc stop" => alloc::stop(ctx).await,
         "alloc restart" => alloc::restart(ctx).await,
         "alloc signal" => alloc::signal(ctx).await,
+        "alloc exec" => alloc_exec::exec(ctx).await,
         "alloc logs" => alloc_logs::logs(ctx).await,
         "alloc fs" => alloc_logs::fs(ctx).await,
         "eval status" => eval::status(ctx).await,
