@@ -20,6 +20,8 @@ mod consul_tests;
 mod deployment_ops_tests;
 mod deployments;
 #[cfg(test)]
+mod docker_tests;
+#[cfg(test)]
 mod driver_tests;
 mod evals;
 #[cfg(test)]

@@ -12,6 +12,7 @@ pub mod engine;
 mod exec_stream;
 mod gc;
 mod image;
+mod labels;
 mod logs;
 pub mod plugin_config;
 pub mod podman;

@@ -104,6 +104,7 @@ pub fn build(
         .iter()
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
+    labels.extend(crate::labels::extra(task, &plugin.extra_labels));
     labels.insert(LABEL_ALLOC_ID.into(), task.alloc_id.clone());
     labels.insert(LABEL_JOB_NAME.into(), task.job_name.clone());
     labels.insert(LABEL_TASK_GROUP.into(), task.task_group.clone());
