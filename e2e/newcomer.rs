@@ -243,6 +243,46 @@ fn newcomer_path() {
     let o = agent.cli(&["alloc", "logs", "-tail", "-n", "1", &alloc_prefix, "redis"]);
     assert_eq!(stdout(&o).trim(), "Ready to accept connections");
 
+    // caravan alloc exec: stdin piped in (no TTY), stdout and stderr apart, and the remote
+    // command's exit code as the CLI's own; the command's flags (`-c`) stay its own.
+    let mut child = Command::new(BIN)
+        .args(["alloc", "exec", "-t=false", &alloc_prefix])
+        .args(["/bin/sh", "-c", "cat; echo to-stderr >&2; exit 3"])
+        .current_dir(&agent.dir)
+        .env("CARAVAN_ADDR", &agent.addr)
+        .env_remove("NOMAD_ADDR")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run caravan");
+    {
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(b"piped in\n").expect("write stdin");
+        // Dropping stdin is the end of input, which the command's `cat` sees.
+    }
+    let o = child.wait_with_output().expect("caravan alloc exec");
+    assert_eq!(o.status.code(), Some(3), "{}", all_output(&o));
+    assert_eq!(stdout(&o), "piped in\n");
+    assert_eq!(String::from_utf8_lossy(&o.stderr), "to-stderr\n");
+    let o = agent.cli(&[
+        "alloc",
+        "exec",
+        "-i=false",
+        "-t=false",
+        "-task",
+        "nope",
+        &alloc_prefix,
+        "true",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        all_output(&o).contains("Could not find task named: nope"),
+        "{}",
+        all_output(&o)
+    );
+
     let pids = task_pids(&full_id);
     assert!(!pids.is_empty(), "task process not found");
 

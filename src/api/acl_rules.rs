@@ -92,8 +92,9 @@ pub fn rule_for(method: &Method, path: &str) -> Option<Rule> {
             Ns(cap::ALLOC_LIFECYCLE)
         }
         "/v1/client/allocation/:id/gc" => Ns(cap::SUBMIT_JOB),
-        // The handler also wants alloc-node-exec when the task's driver has no isolation.
-        "/v1/client/allocation/:id/exec" => Ns(cap::ALLOC_EXEC),
+        // alloc-exec (and alloc-node-exec for a driver without isolation) in the allocation's
+        // namespace, from the header's token or, with `ws_handshake`, the first frame's.
+        "/v1/client/allocation/:id/exec" => Handler,
         // Another client fetching a migrating disk shows the migrate token the servers gave
         // it; the handler checks that (or read-fs in the allocation's namespace).
         "/v1/client/allocation/:id/snapshot" => Handler,

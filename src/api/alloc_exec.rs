@@ -2,8 +2,12 @@
 //! websocket, with Nomad's framing (`command/agent/alloc_endpoint.go`, `api/allocations_exec.go`).
 //!
 //! Query: `task` (required), `command` (a JSON array of strings, required), `tty` (bool),
-//! `ws_handshake` (bool: the first client frame is `{"version":1,"auth_token":"..."}`; it is
-//! read and set aside — the token is checked from the request's headers, as every route's).
+//! `ws_handshake` (bool: the first client frame is `{"version":1,"auth_token":"..."}`, and
+//! with ACLs on its token is the one checked, as browsers cannot set headers on websockets).
+//!
+//! ACL: `alloc-exec` in the allocation's namespace, and `alloc-node-exec` too when the task's
+//! driver has no isolation (raw_exec), as Nomad checks them. The route's rule is `Handler`:
+//! this handler checks the header's token before the upgrade, or the handshake's after it.
 //!
 //! Client frames: `{"stdin":{"data":"<base64>"}}`, `{"stdin":{"close":true}}`,
 //! `{"tty_size":{"height":h,"width":w}}`. Server frames: `{"stdout":{"data":"<base64>"}}`,
@@ -15,6 +19,7 @@
 //! state, the command, `alloc-node-exec` for drivers without isolation) is checked before the
 //! upgrade and answered as a plain HTTP error, so that bad input starts nothing.
 
+use super::acl_rules::{caller_acl, TokenRejected};
 use super::{ApiError, AppState};
 use crate::server::acl::Resolved;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
@@ -94,11 +99,35 @@ pub(crate) fn parse_request(p: &HashMap<String, String>) -> Result<ExecRequest, 
     })
 }
 
+/// What the caller must be allowed: the capabilities in the allocation's namespace.
+#[derive(Debug, Clone)]
+struct Needs {
+    namespace: String,
+    node_exec: bool,
+}
+
+impl Needs {
+    fn allowed(&self, acl: &caravan_acl::Acl) -> bool {
+        use caravan_acl::capability::{ALLOC_EXEC, ALLOC_NODE_EXEC};
+        acl.allow_namespace_operation(&self.namespace, ALLOC_EXEC)
+            && (!self.node_exec || acl.allow_namespace_operation(&self.namespace, ALLOC_NODE_EXEC))
+    }
+}
+
+/// The handshake frame of `ws_handshake=true` (Nomad's `wsHandshakeMessage`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Handshake {
+    version: i64,
+    auth_token: String,
+}
+
 async fn exec(
     State(s): State<AppState>,
     Path(id): Path<String>,
     Query(p): Query<HashMap<String, String>>,
     resolved: Option<Extension<Resolved>>,
+    rejected: Option<Extension<TokenRejected>>,
     ws: Option<WebSocketUpgrade>,
 ) -> Result<Response, ApiError> {
     let req = parse_request(&p)?;
@@ -117,18 +146,21 @@ async fn exec(
         )));
     }
     let driver = task.driver();
-    // The route's rule checked alloc-exec; a driver that leaves the host's filesystem open
-    // also needs alloc-node-exec (Nomad's check for FSIsolationNone).
-    if let Some(Extension(r)) = &resolved {
-        let ns = runner.current().namespace.clone();
-        if !driver.exec_isolated()
-            && !r
-                .acl
-                .allow_namespace_operation(&ns, caravan_acl::capability::ALLOC_NODE_EXEC)
-        {
-            return Err(ApiError::Forbidden("Permission denied".into()));
+    let needs = Needs {
+        namespace: runner.current().namespace.clone(),
+        // A driver that leaves the host's filesystem open (Nomad's FSIsolationNone).
+        node_exec: !driver.exec_isolated(),
+    };
+    // With ACLs on: the header's token now, or the handshake's once upgraded.
+    let check_after_upgrade = s.server.acl_enabled() && req.ws_handshake;
+    if !check_after_upgrade {
+        if let Some(acl) = caller_acl(&s, resolved, rejected)? {
+            if !needs.allowed(&acl) {
+                return Err(ApiError::Forbidden("Permission denied".into()));
+            }
         }
     }
+    let auth = check_after_upgrade.then(|| (s.server.clone(), needs));
     let Some(ws) = ws else {
         return Err(ApiError::BadRequest(
             "this endpoint speaks websocket: send `Connection: Upgrade` and `Upgrade: websocket`"
@@ -137,7 +169,7 @@ async fn exec(
     };
     let task_id = task.task_id.clone();
     tracing::info!(alloc = %runner.alloc_id, task = %req.task, command = ?req.cmd, tty = req.tty, "alloc exec");
-    Ok(ws.on_upgrade(move |socket| session(socket, driver, task_id, req)))
+    Ok(ws.on_upgrade(move |socket| session(socket, driver, task_id, req, auth)))
 }
 
 /// A client frame (Nomad's `ExecTaskStreamingRequestMsg`).
@@ -214,9 +246,7 @@ fn close(code: u16, reason: &str) -> Message {
 async fn forward_input(
     mut stream: futures_util::stream::SplitStream<WebSocket>,
     input: tokio::sync::mpsc::Sender<ExecInput>,
-    handshake: bool,
 ) -> Result<(), String> {
-    let mut handshake_pending = handshake;
     while let Some(msg) = stream.next().await {
         let text = match msg {
             Ok(Message::Text(t)) => t,
@@ -224,12 +254,6 @@ async fn forward_input(
             Ok(Message::Close(_)) | Err(_) => return Ok(()),
             Ok(_) => continue,
         };
-        if handshake_pending {
-            handshake_pending = false;
-            serde_json::from_str::<serde_json::Value>(&text)
-                .map_err(|e| format!("invalid websocket handshake frame: {e}"))?;
-            continue;
-        }
         for m in decode_frame(&text)? {
             // A command that has ended takes no more input; reading goes on until the
             // client's close, so that no unread frame turns the close into a reset.
@@ -239,13 +263,67 @@ async fn forward_input(
     Ok(())
 }
 
-async fn session(socket: WebSocket, driver: Arc<dyn Driver>, task_id: String, req: ExecRequest) {
+/// Reads the `ws_handshake` frame; with `auth` (ACLs on) its token must allow the exec.
+/// On refusal the reason for the close frame.
+async fn handshake(
+    socket: &mut WebSocket,
+    auth: Option<(Arc<crate::server::Server>, Needs)>,
+) -> Result<(), String> {
+    let text = loop {
+        match socket.recv().await {
+            Some(Ok(Message::Text(t))) => break t,
+            Some(Ok(Message::Binary(b))) => break String::from_utf8_lossy(&b).into_owned(),
+            Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {
+                return Err("the connection closed before the handshake".into())
+            }
+            Some(Ok(_)) => continue,
+        }
+    };
+    let h: Handshake = serde_json::from_str(&text)
+        .map_err(|e| format!("invalid websocket handshake frame: {e}"))?;
+    if h.version != 1 {
+        return Err(format!(
+            "unsupported handshake version {}; use 1",
+            h.version
+        ));
+    }
+    let Some((server, needs)) = auth else {
+        return Ok(());
+    };
+    let token = Some(h.auth_token.trim()).filter(|t| !t.is_empty());
+    let resolved = server.resolve_token(token).map_err(|e| e.to_string())?;
+    if needs.allowed(&resolved.acl) {
+        Ok(())
+    } else {
+        Err("Permission denied".into())
+    }
+}
+
+async fn session(
+    mut socket: WebSocket,
+    driver: Arc<dyn Driver>,
+    task_id: String,
+    req: ExecRequest,
+    auth: Option<(Arc<crate::server::Server>, Needs)>,
+) {
+    if req.ws_handshake {
+        if let Err(e) = handshake(&mut socket, auth).await {
+            tracing::debug!("alloc exec handshake: {e}");
+            let _ = socket.send(close(CLOSE_POLICY_VIOLATION, &e)).await;
+            // Wait for the client's close so that the connection is not reset under it.
+            let _ = tokio::time::timeout(CLOSE_WAIT, async {
+                while let Some(Ok(_)) = socket.recv().await {}
+            })
+            .await;
+            return;
+        }
+    }
     let (mut sink, stream) = socket.split();
     let (in_tx, mut out_rx, io) = ExecStreamIo::channels(64);
     let cmd = req.cmd.clone();
     let tty = req.tty;
     let run = tokio::spawn(async move { driver.exec_streaming(&task_id, cmd, tty, io).await });
-    let reader = forward_input(stream, in_tx, req.ws_handshake);
+    let reader = forward_input(stream, in_tx);
     tokio::pin!(reader);
     let mut reading = true;
     loop {

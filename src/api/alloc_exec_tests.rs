@@ -359,6 +359,21 @@ async fn exec_needs_alloc_exec_and_for_raw_exec_alloc_node_exec() {
     let s = run(&url, Some(&node_exec), vec![]).await.unwrap();
     assert_eq!(s.exit_code, Some(0), "{s:?}");
     assert_eq!(s.stdout, "allowed\n");
+
+    // ws_handshake: the token comes in the first frame (browsers cannot set headers).
+    let url = format!("{url}&ws_handshake=true");
+    let hello = |tok: &str| json!({"version": 1, "auth_token": tok});
+    let s = run(&url, None, vec![hello(&node_exec)]).await.unwrap();
+    assert_eq!(s.exit_code, Some(0), "{s:?}");
+    assert_eq!(s.stdout, "allowed\n");
+    for (who, tok) in [("without alloc-exec", reader.as_str()), ("no token", "")] {
+        let s = run(&url, None, vec![hello(tok)]).await.unwrap();
+        assert_eq!(s.exit_code, None, "{who}: {s:?}");
+        let (code, reason) = s.close.expect("refused in a close frame");
+        assert_eq!(code, 1008, "{who}");
+        assert!(reason.contains("Permission denied"), "{who}: {reason}");
+        assert_eq!(s.stdout, "", "{who}: nothing ran");
+    }
 }
 
 /// True (after printing why) when the exec driver cannot run here.
