@@ -289,11 +289,13 @@ mod tests {
                 dry_run: false
             }
         );
-        let mut cfg = GcConfig::default();
-        cfg.dangling_containers = Some(DanglingContainers {
-            enabled: false,
+        let mut cfg = GcConfig {
+            dangling_containers: Some(DanglingContainers {
+                enabled: false,
+                ..Default::default()
+            }),
             ..Default::default()
-        });
+        };
         assert_eq!(ReaperSettings::of(&cfg).unwrap(), None);
         cfg.dangling_containers = Some(DanglingContainers {
             period: "soon".into(),

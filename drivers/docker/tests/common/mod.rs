@@ -133,8 +133,8 @@ macro_rules! engine_or_skip {
         $crate::engine_or_skip!($kind, false)
     };
     ($kind:expr, $reaps:expr) => {
-        match crate::common::socket($kind) {
-            Ok(s) => (s, crate::common::use_engine($kind, $reaps)),
+        match $crate::common::socket($kind) {
+            Ok(s) => (s, $crate::common::use_engine($kind, $reaps)),
             Err(why) => {
                 eprintln!("SKIPPED: no {} engine for this test: {why}", $kind.name());
                 return;
@@ -152,7 +152,7 @@ macro_rules! on_both_engines {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    let (sock, _lock) = crate::engine_or_skip!(crate::common::Kind::Podman);
+                    let (sock, _lock) = $crate::engine_or_skip!($crate::common::Kind::Podman);
                     super::$name(sock).await
                 }
             )*
@@ -161,7 +161,7 @@ macro_rules! on_both_engines {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    let (sock, _lock) = crate::engine_or_skip!(crate::common::Kind::Dockerd);
+                    let (sock, _lock) = $crate::engine_or_skip!($crate::common::Kind::Dockerd);
                     super::$name(sock).await
                 }
             )*
@@ -180,7 +180,7 @@ macro_rules! on_both_engines_reaping {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     let (sock, _lock) =
-                        crate::engine_or_skip!(crate::common::Kind::Podman, true);
+                        $crate::engine_or_skip!($crate::common::Kind::Podman, true);
                     super::$name(sock).await
                 }
             )*
@@ -190,7 +190,7 @@ macro_rules! on_both_engines_reaping {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     let (sock, _lock) =
-                        crate::engine_or_skip!(crate::common::Kind::Dockerd, true);
+                        $crate::engine_or_skip!($crate::common::Kind::Dockerd, true);
                     super::$name(sock).await
                 }
             )*
