@@ -131,7 +131,9 @@ impl AllocRunner {
         if let Err(e) = self.alloc_dir.build() {
             tracing::error!(alloc = %alloc.id, "cannot build alloc dir: {e}");
         }
-        if super::migrate::wants_previous(&alloc, &group) {
+        // An allocation this client ran before an agent restart has its data already.
+        let ran_here_before = self.handles_dir.exists();
+        if !ran_here_before && super::migrate::wants_previous(&alloc, &group) {
             super::migrate::take_over(
                 shared.runner(&alloc.previous_allocation),
                 &shared.config.data_dir,

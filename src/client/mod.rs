@@ -5,13 +5,13 @@
 pub mod alloc_runner;
 pub mod allocdir;
 pub mod consul;
-pub mod driver_events;
 pub mod fingerprint;
 pub mod gc;
 pub mod health;
 pub mod hooks;
 pub mod migrate;
 pub mod restarts;
+pub mod restore;
 pub mod rpc;
 pub mod snapshot;
 pub mod task_runner;
@@ -165,6 +165,19 @@ impl Client {
     ) -> anyhow::Result<Arc<Client>> {
         std::fs::create_dir_all(config.data_dir.join("client"))?;
         std::fs::create_dir_all(config.data_dir.join("alloc"))?;
+        // Tasks run under the shim so that their exit status outlives an agent restart.
+        match caravan_driver::shim::install(&config.data_dir.join("bin")) {
+            Ok(Some(path)) => tracing::debug!(?path, "task shim installed"),
+            Ok(None) => tracing::warn!(
+                "no task shim for this architecture: tasks that end while the agent is down \
+                 will have an unknown exit code"
+            ),
+            Err(e) => tracing::warn!(
+                "cannot install the task shim in {}: {e}; tasks that end while the agent is \
+                 down will have an unknown exit code",
+                config.data_dir.join("bin").display()
+            ),
+        }
         let node = build_node(&config, &drivers).await?;
         let (tx, rx) = mpsc::unbounded_channel();
         let config_gc = config.gc.clone();
@@ -203,7 +216,6 @@ impl Client {
         tokio::spawn(client.clone().send_updates(rx));
         tokio::spawn(client.clone().gc_loop());
         tokio::spawn(client.clone().driver_fingerprint_loop());
-        driver_events::spawn(&client.shared);
         Ok(client)
     }
 

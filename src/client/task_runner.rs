@@ -45,6 +45,8 @@ pub struct TaskRunner {
     changed: mpsc::UnboundedSender<()>,
     /// Environment hooks set after prestart (`env = true` templates), for the next start.
     hook_env: Mutex<std::collections::BTreeMap<String, String>>,
+    /// Where the task's state is persisted on every change, for an agent restart.
+    state_path: PathBuf,
 }
 
 pub struct TaskRunnerConfig {
@@ -70,15 +72,29 @@ pub struct TaskRunnerConfig {
 }
 
 impl TaskRunner {
-    /// Creates the runner and starts it on its own tokio task.
+    /// Creates the runner and starts it on its own tokio task. A task this client ran before
+    /// an agent restart (its state and handle persisted beside `handle_path`) is restored:
+    /// a finished task stays finished, a running one is re-attached through the driver's
+    /// `recover` instead of being started again.
     pub fn spawn(cfg: TaskRunnerConfig) -> Arc<TaskRunner> {
         let (control, _) = watch::channel(Control::Run);
         let (done, _) = watch::channel(false);
-        let mut state = TaskState::default();
-        state.events.push(TaskEvent::new(
-            TASK_EVENT_RECEIVED,
-            "Task received by client",
-        ));
+        let state_path = cfg
+            .handle_path
+            .with_file_name(format!("{}.state.json", cfg.task.name));
+        let restored = super::restore::load(&state_path, &cfg.handle_path);
+        let state = match &restored {
+            Some(r) => r.state.clone(),
+            None => {
+                let mut state = TaskState::default();
+                state.events.push(TaskEvent::new(
+                    TASK_EVENT_RECEIVED,
+                    "Task received by client",
+                ));
+                state
+            }
+        };
+        let finished = state.state == TASK_STATE_DEAD;
         let tr = Arc::new(TaskRunner {
             name: cfg.task.name.clone(),
             task: cfg.task.clone(),
@@ -89,9 +105,17 @@ impl TaskRunner {
             driver: cfg.driver.clone(),
             changed: cfg.changed.clone(),
             hook_env: Mutex::default(),
+            state_path,
         });
+        if finished {
+            tracing::info!(task = %tr.task_id, "restored a task that had finished");
+            tr.done.send_replace(true);
+            let _ = tr.changed.send(());
+            return tr;
+        }
+        let handle = restored.and_then(|r| r.handle);
         let runner = tr.clone();
-        tokio::spawn(async move { runner.run(cfg).await });
+        tokio::spawn(async move { runner.run(cfg, handle).await });
         tr
     }
 
@@ -114,6 +138,7 @@ impl TaskRunner {
                 let n = g.events.len() - 10;
                 g.events.drain(..n);
             }
+            super::restore::save_state(&self.state_path, &g);
         }
         let _ = self.changed.send(());
     }
@@ -186,7 +211,9 @@ impl TaskRunner {
         self.driver.clone()
     }
 
-    async fn run(self: Arc<Self>, cfg: TaskRunnerConfig) {
+    /// Runs the task; `restore` is the handle of a task that was running when the agent
+    /// stopped, re-attached instead of started.
+    async fn run(self: Arc<Self>, cfg: TaskRunnerConfig, mut restore: Option<TaskHandle>) {
         let hooks = task_hooks(
             cfg.artifact.clone(),
             cfg.template.clone(),
@@ -223,6 +250,7 @@ impl TaskRunner {
             consul: cfg.consul.clone(),
             control: Some(self.clone() as Arc<dyn super::hooks::TaskControl>),
             vault: None,
+            restoring: restore.is_some(),
         };
         let mut control = self.control.subscribe();
 
@@ -343,7 +371,16 @@ impl TaskRunner {
                 },
                 mounts: ctx.mounts.clone(),
             };
-            let decision = match cfg.driver.start(task_cfg).await {
+            ctx.restoring = false;
+            let recovered = match restore.take() {
+                Some(handle) => self.recover(&cfg, handle).await,
+                None => None,
+            };
+            let started = match recovered {
+                Some(handle) => Ok((handle, true)),
+                None => cfg.driver.start(task_cfg).await.map(|h| (h, false)),
+            };
+            let decision = match started {
                 Err(e) => {
                     let msg = format!("failed to launch command with executor: {e}");
                     let mut ev = TaskEvent::new(TASK_EVENT_DRIVER_FAILURE, msg.clone());
@@ -351,17 +388,19 @@ impl TaskRunner {
                     self.event(ev);
                     tracker.on_start_failure()
                 }
-                Ok(handle) => {
-                    persist_handle(&cfg.handle_path, &handle);
-                    let now = rfc3339(time::now_nanos());
-                    self.update(|s| {
-                        s.state = TASK_STATE_RUNNING.into();
-                        if s.started_at.is_none() {
-                            s.started_at = Some(now.clone());
-                        }
-                        s.events
-                            .push(TaskEvent::new(TASK_EVENT_STARTED, "Task started by client"));
-                    });
+                Ok((handle, recovered)) => {
+                    if !recovered {
+                        super::restore::save_handle(&cfg.handle_path, &handle);
+                        let now = rfc3339(time::now_nanos());
+                        self.update(|s| {
+                            s.state = TASK_STATE_RUNNING.into();
+                            if s.started_at.is_none() {
+                                s.started_at = Some(now.clone());
+                            }
+                            s.events
+                                .push(TaskEvent::new(TASK_EVENT_STARTED, "Task started by client"));
+                        });
+                    }
                     for hook in &hooks {
                         if let Err(e) = hook.poststart(&ctx).await {
                             tracing::warn!(task = %self.task_id, "poststart hook failed: {e}");
@@ -433,6 +472,36 @@ impl TaskRunner {
         }
         failed |= matches!(&*control.borrow(), Control::Kill { fail: true, .. });
         self.finish(&hooks, &ctx, failed).await;
+    }
+
+    /// Re-attaches to the task the previous agent process started. On failure (the process
+    /// is gone and nobody kept its exit status) the task is started again, as Nomad does,
+    /// with a "Failed Restoring Task" event.
+    async fn recover(&self, cfg: &TaskRunnerConfig, handle: TaskHandle) -> Option<TaskHandle> {
+        if handle.driver != cfg.task.driver {
+            self.restore_failed(format!(
+                "the saved handle is for driver {:?}, the task now uses {:?}",
+                handle.driver, cfg.task.driver
+            ));
+            return None;
+        }
+        match cfg.driver.recover(handle.clone()).await {
+            Ok(()) => {
+                tracing::info!(task = %self.task_id, pid = handle.pid, "re-attached to running task");
+                Some(handle)
+            }
+            Err(e) => {
+                self.restore_failed(e.to_string());
+                None
+            }
+        }
+    }
+
+    fn restore_failed(&self, why: String) {
+        tracing::warn!(task = %self.task_id, "cannot re-attach to task: {why}; starting it again");
+        let mut ev = TaskEvent::new(TASK_EVENT_RESTORE_FAILED, why.clone());
+        ev.driver_error = why;
+        self.event(ev);
     }
 
     /// Records a "Restarting" event, waits out the delay and counts the restart. Returns false
@@ -553,20 +622,6 @@ fn terminated_event(res: &caravan_driver::ExitResult) -> TaskEvent {
     ev.details
         .insert("oom_killed".into(), res.oom_killed.to_string());
     ev
-}
-
-fn persist_handle(path: &PathBuf, handle: &TaskHandle) {
-    if let Some(dir) = path.parent() {
-        let _ = std::fs::create_dir_all(dir);
-    }
-    match serde_json::to_vec(handle) {
-        Ok(bytes) => {
-            if let Err(e) = std::fs::write(path, bytes) {
-                tracing::warn!(?path, "could not persist task handle: {e}");
-            }
-        }
-        Err(e) => tracing::warn!("could not encode task handle: {e}"),
-    }
 }
 
 #[caravan_driver::async_trait]

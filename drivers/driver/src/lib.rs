@@ -1,6 +1,6 @@
 //! The driver interface of Caravan: the one small trait every task driver (raw_exec, exec,
 //! docker, podman, java, qemu) implements, the data that crosses it, and the helpers drivers
-//! share (signal names, `/proc` sampling, log capture, interactive exec).
+//! share (signal names, `/proc` sampling, log capture).
 //!
 //! The client keeps drivers as `Arc<dyn Driver>` in a registry keyed by [`Driver::name`].
 //! Nomad's driver plugin interface (`plugins/drivers/driver.go`) is the model.
@@ -8,20 +8,18 @@
 pub mod config_value;
 pub mod driver;
 pub mod error;
-pub mod exec_stream;
 pub mod fingerprint;
 pub mod logs;
 pub mod process;
 pub mod procfs;
+pub mod shim;
 pub mod signal;
 pub mod stats;
 pub mod task;
-pub mod task_events;
 
 pub use async_trait::async_trait;
 pub use driver::Driver;
 pub use error::DriverError;
-pub use exec_stream::{ExecInput, ExecOutput, ExecStreamIo};
 pub use fingerprint::Fingerprint;
 pub use logs::{LogMon, RotatingWriter};
 pub use signal::{parse_signal, signal_name};
@@ -30,4 +28,3 @@ pub use task::{
     ExecResult, ExitResult, MountConfig, TaskConfig, TaskHandle, TaskResources, TaskState,
     TaskStatus, HANDLE_VERSION,
 };
-pub use task_events::TaskDriverEvent;

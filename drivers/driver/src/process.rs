@@ -93,24 +93,28 @@ pub fn open_output(path: &Path) -> Result<File, DriverError> {
 
 /// Waits for `pid` to exit and returns how it ended: `waitpid` for a child of this process
 /// (which also reaps it), polling `/proc` (with `start_ticks` to detect pid reuse) for a
-/// process that is not our child, e.g. one recovered after an agent restart, whose exit
-/// status is then unknown (`err` is set).
-pub fn wait_for_exit(pid: i32, start_ticks: u64) -> ExitResult {
+/// process that is not our child, e.g. one recovered after an agent restart. When `pid` is a
+/// task shim ([`crate::shim`]), `status_file` is where it wrote the task's real exit status,
+/// which is then the answer, also for a task that ended while no agent ran. Without it, the
+/// status of a process that is not our child is unknown (`err` is set).
+pub fn wait_for_exit(pid: i32, start_ticks: u64, status_file: Option<&Path>) -> ExitResult {
+    let recorded = || status_file.and_then(crate::shim::read_status);
     loop {
         match waitpid(Pid::from_raw(pid), None) {
             Ok(WaitStatus::Exited(_, code)) => {
-                return ExitResult {
+                return recorded().unwrap_or(ExitResult {
                     exit_code: code,
                     ..Default::default()
-                }
+                })
             }
             Ok(WaitStatus::Signaled(_, sig, _)) => {
+                // A shim killed together with its task (SIGKILL to the group) wrote nothing.
                 let sig = sig as i32;
-                return ExitResult {
+                return recorded().unwrap_or(ExitResult {
                     exit_code: 128 + sig,
                     signal: sig,
                     ..Default::default()
-                };
+                });
             }
             Ok(_) | Err(Errno::EINTR) => continue,
             // Not our child (recovered after an agent restart), or reaped elsewhere.
@@ -120,14 +124,14 @@ pub fn wait_for_exit(pid: i32, start_ticks: u64) -> ExitResult {
     while procfs::is_alive(pid, start_ticks) {
         std::thread::sleep(POLL_INTERVAL);
     }
-    ExitResult {
+    recorded().unwrap_or_else(|| ExitResult {
         err: Some(
             "task process exited while not a child of this agent (recovered after a restart); \
              its exit status is unknown"
                 .into(),
         ),
         ..Default::default()
-    }
+    })
 }
 
 #[cfg(test)]

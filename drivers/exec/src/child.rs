@@ -14,6 +14,7 @@ use std::ffi::CString;
 use std::fs::File;
 use std::io::Read;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::ptr;
 
 /// One mount made in the child, before the root switch (paths are host paths).
@@ -56,6 +57,42 @@ pub struct ChildSpec {
     pub stderr: File,
     /// `cgroup.procs` of every task cgroup directory, opened for writing.
     pub cgroup_procs: Vec<File>,
+    /// The task shim, executed in place of the program, which it then runs and waits for.
+    pub shim: Option<ChildShim>,
+}
+
+/// The task shim of [`caravan_driver::shim`], as the child needs it.
+#[derive(Debug)]
+pub struct ChildShim {
+    /// The shim program, opened before the root switch (it is run by descriptor, so it
+    /// needs no path inside the task's root).
+    pub exe: OwnedFd,
+    /// Where it records the task's exit status.
+    pub status: File,
+}
+
+/// Opens the installed shim and the task's (emptied) status file; None without a shim.
+pub fn shim_for(cfg: &caravan_driver::TaskConfig) -> Result<Option<ChildShim>, std::io::Error> {
+    let status_path = caravan_driver::shim::status_path(cfg);
+    let (Some(exe), Some(status_path)) = (caravan_driver::shim::installed(), status_path) else {
+        if let Some(p) = caravan_driver::shim::status_path(cfg) {
+            let _ = std::fs::remove_file(p);
+        }
+        return Ok(None);
+    };
+    let exe = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
+        .open(exe)?;
+    let status = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(status_path)?;
+    Ok(Some(ChildShim {
+        exe: exe.into(),
+        status,
+    }))
 }
 
 /// Who the task runs as and with which capabilities.
@@ -93,8 +130,10 @@ const STEPS: &[&str] = &[
     "set no_new_privs",
     "exec the command",
     "create a mount point",
+    "start the task shim",
 ];
 const STEP_EXEC: u32 = 19;
+const STEP_SHIM: u32 = 21;
 
 /// Why the child could not start the task.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,6 +165,8 @@ struct ChildArgs<'a> {
     argv: Vec<*const libc::c_char>,
     envp: Vec<*const libc::c_char>,
     err_fd: RawFd,
+    /// The shim's argv (empty without a shim).
+    shim_argv: Vec<*const libc::c_char>,
 }
 
 const STACK_SIZE: usize = 256 * 1024;
@@ -146,11 +187,32 @@ pub fn spawn(spec: &ChildSpec) -> Result<i32, std::io::Error> {
         p.push(ptr::null());
         p
     };
+    // The shim reports a failed exec of the program on our error pipe, in our format.
+    let shim_args: Vec<CString> = match &spec.shim {
+        Some(sh) => {
+            let num = |n: i64| CString::new(n.to_string()).unwrap_or_default();
+            let mut v = vec![
+                CString::from(c"caravan-shim"),
+                num(sh.status.as_raw_fd().into()),
+                num(write_end.as_raw_fd().into()),
+                num(spec.programs.len() as i64),
+            ];
+            v.extend(spec.programs.iter().cloned());
+            v.extend(spec.argv.iter().cloned());
+            v
+        }
+        None => Vec::new(),
+    };
     let args = ChildArgs {
         spec,
         argv: ptrs(&spec.argv),
         envp: ptrs(&spec.envp),
         err_fd: write_end.as_raw_fd(),
+        shim_argv: if shim_args.is_empty() {
+            Vec::new()
+        } else {
+            ptrs(&shim_args)
+        },
     };
     let mut stack = vec![0u8; STACK_SIZE];
     let mut flags = libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::SIGCHLD;
@@ -443,6 +505,23 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
         }
         if let Err(step) = drop_privileges(&s.privileges) {
             fail(e, step, 0);
+        }
+        if let Some(sh) = &s.shim {
+            // The shim inherits the status file and the error pipe, then runs the program.
+            if libc::fcntl(sh.status.as_raw_fd(), libc::F_SETFD, 0) < 0
+                || libc::fcntl(e, libc::F_SETFD, 0) < 0
+            {
+                fail(e, STEP_SHIM, 0);
+            }
+            libc::syscall(
+                libc::SYS_execveat,
+                sh.exe.as_raw_fd(),
+                c"".as_ptr(),
+                a.shim_argv.as_ptr(),
+                a.envp.as_ptr(),
+                libc::AT_EMPTY_PATH,
+            );
+            fail(e, STEP_SHIM, 0);
         }
         // Like execvp: try each candidate, remember the most telling error.
         let mut saved = libc::ENOENT;

@@ -157,10 +157,11 @@ impl ExecDriver {
     fn track(&self, handle: TaskHandle, state: ExecState) -> Result<(), DriverError> {
         let (tx, rx) = watch::channel(None);
         let (pid, ticks, cgroup) = (handle.pid, handle.process_start_ticks, state.cgroup.clone());
+        let status = caravan_driver::shim::status_path(&handle.config);
         std::thread::Builder::new()
             .name(format!("exec-wait-{pid}"))
             .spawn(move || {
-                let mut result = wait_for_exit(pid, ticks);
+                let mut result = wait_for_exit(pid, ticks, status.as_deref());
                 if cgroup.as_ref().is_some_and(|c| c.oom_killed()) {
                     result.oom_killed = true;
                 }
@@ -355,6 +356,9 @@ impl Inner {
                 stdout: open_output(&cfg.stdout_path)?,
                 stderr: open_output(&cfg.stderr_path)?,
                 cgroup_procs,
+                shim: child::shim_for(cfg).map_err(|e| {
+                    DriverError::Start(format!("cannot prepare the task shim: {e}"))
+                })?,
             };
             child::spawn(&spec).map_err(|e| {
                 match e.get_ref().and_then(|x| x.downcast_ref::<ChildError>()) {
@@ -485,45 +489,6 @@ fn parse_state(handle: &TaskHandle) -> Result<ExecState, DriverError> {
             handle.task_id
         ))
     })
-}
-
-impl ExecDriver {
-    /// The command `cmd` as run in a task (`exec`, `alloc exec`): it enters the task's
-    /// cgroup, namespaces and chroot as the task's user ([`Enter`]), with the task's
-    /// environment. Returns it with the program's name for messages.
-    fn command_in_task(
-        &self,
-        task_id: &str,
-        cmd: &[String],
-    ) -> Result<(std::process::Command, String), DriverError> {
-        let task = self.get(task_id)?;
-        let Some((program, args)) = cmd.split_first() else {
-            return Err(DriverError::InvalidConfig("exec needs a command".into()));
-        };
-        if task.exited().is_some() {
-            return Err(DriverError::Exec(format!("task {task_id:?} has exited")));
-        }
-        let cfg = &task.handle.config;
-        let r = self.inner.resolve(cfg)?;
-        let procs = match &task.state.cgroup {
-            Some(cg) => cg
-                .open_procs()
-                .map_err(|e| DriverError::Exec(e.to_string()))?,
-            None => Vec::new(),
-        };
-        let enter = Enter::open(
-            task.handle.pid,
-            r.tc.work_dir.as_deref().unwrap_or("/"),
-            procs,
-            r.privileges,
-        )
-        .map_err(|e| DriverError::Exec(format!("cannot enter the task's namespaces: {e}")))?;
-        let env = chroot::rewrite_env(&cfg.env, &task_dirs(cfg));
-        let mut command = std::process::Command::new(program);
-        command.args(args).env_clear().envs(&env);
-        enter.install(&mut command);
-        Ok((command, program.clone()))
-    }
 }
 
 #[async_trait]
@@ -723,8 +688,9 @@ impl Driver for ExecDriver {
         if task.exited().is_some() {
             return Err(DriverError::Signal(format!("task {task_id:?} has exited")));
         }
-        kill(Pid::from_raw(task.handle.pid), sig)
-            .map_err(|e| DriverError::Signal(format!("cannot signal pid {}: {e}", task.handle.pid)))
+        let pid = caravan_driver::shim::signal_target(task.handle.pid, &task.handle.config);
+        kill(Pid::from_raw(pid), sig)
+            .map_err(|e| DriverError::Signal(format!("cannot signal pid {pid}: {e}")))
     }
 
     async fn exec(
@@ -733,11 +699,38 @@ impl Driver for ExecDriver {
         cmd: Vec<String>,
         timeout: Duration,
     ) -> Result<ExecResult, DriverError> {
-        let (mut command, program) = self.command_in_task(task_id, &cmd)?;
+        let task = self.get(task_id)?;
+        let Some((program, args)) = cmd.split_first() else {
+            return Err(DriverError::InvalidConfig("exec needs a command".into()));
+        };
+        if task.exited().is_some() {
+            return Err(DriverError::Exec(format!("task {task_id:?} has exited")));
+        }
+        let cfg = &task.handle.config;
+        let r = self.inner.resolve(cfg)?;
+        let procs = match &task.state.cgroup {
+            Some(cg) => cg
+                .open_procs()
+                .map_err(|e| DriverError::Exec(e.to_string()))?,
+            None => Vec::new(),
+        };
+        let enter = Enter::open(
+            task.handle.pid,
+            r.tc.work_dir.as_deref().unwrap_or("/"),
+            procs,
+            r.privileges,
+        )
+        .map_err(|e| DriverError::Exec(format!("cannot enter the task's namespaces: {e}")))?;
+        let env = chroot::rewrite_env(&cfg.env, &task_dirs(cfg));
+        let mut command = std::process::Command::new(program);
         command
+            .args(args)
+            .env_clear()
+            .envs(&env)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        enter.install(&mut command);
         let mut command = tokio::process::Command::from(command);
         command.kill_on_drop(true);
         let child = command.spawn().map_err(|e| {
@@ -765,21 +758,6 @@ impl Driver for ExecDriver {
             stderr: output.stderr,
             exit_code,
         })
-    }
-
-    fn exec_isolated(&self) -> bool {
-        true
-    }
-
-    async fn exec_streaming(
-        &self,
-        task_id: &str,
-        cmd: Vec<String>,
-        tty: bool,
-        io: caravan_driver::ExecStreamIo,
-    ) -> Result<i32, DriverError> {
-        let (command, program) = self.command_in_task(task_id, &cmd)?;
-        caravan_driver::exec_stream::run_process(command, tty, io, &program).await
     }
 
     async fn stats(&self, task_id: &str) -> Result<TaskResourceUsage, DriverError> {

@@ -82,7 +82,8 @@ impl RawExecDriver {
     /// Registers a task and starts watching its main process.
     fn track(&self, handle: TaskHandle) -> Result<(), DriverError> {
         let (tx, rx) = watch::channel(None);
-        monitor::start(handle.pid, handle.process_start_ticks, tx).map_err(|e| {
+        let status = caravan_driver::shim::status_path(&handle.config);
+        monitor::start(handle.pid, handle.process_start_ticks, status, tx).map_err(|e| {
             DriverError::Other(format!("cannot start a thread to watch the task: {e}"))
         })?;
         let task = Arc::new(Task {
@@ -127,42 +128,6 @@ fn signal_group(pgid: i32, sig: i32) -> Result<(), DriverError> {
         Err(e) => Err(DriverError::Signal(format!(
             "cannot signal process group {pgid}: {e}"
         ))),
-    }
-}
-
-impl RawExecDriver {
-    /// The command `cmd` as run in a task (`exec`, `alloc exec`): the task's environment,
-    /// user and working directory. Returns it with the program's name for messages.
-    fn command_in_task(
-        &self,
-        task_id: &str,
-        cmd: &[String],
-    ) -> Result<(std::process::Command, String), DriverError> {
-        let task = self.get(task_id)?;
-        let Some((program, args)) = cmd.split_first() else {
-            return Err(DriverError::InvalidConfig("exec needs a command".into()));
-        };
-        if task.exited().is_some() {
-            return Err(DriverError::Exec(format!("task {task_id:?} has exited")));
-        }
-        let cfg = &task.handle.config;
-        let identity = spawn::resolve_user(&cfg.user)?;
-        let work_dir = RawExecConfig::parse(&cfg.driver_config)
-            .ok()
-            .and_then(|c| c.work_dir);
-        let mut command = std::process::Command::new(spawn::resolve_program(program, cfg));
-        command.args(args).env_clear().envs(&cfg.env);
-        match work_dir {
-            Some(d) => {
-                command.current_dir(d);
-            }
-            None if !cfg.task_dir.as_os_str().is_empty() => {
-                command.current_dir(&cfg.task_dir);
-            }
-            None => {}
-        }
-        spawn::child_setup(&mut command, identity, false);
-        Ok((command, program.clone()))
     }
 }
 
@@ -313,8 +278,9 @@ impl Driver for RawExecDriver {
         if task.exited().is_some() {
             return Err(DriverError::Signal(format!("task {task_id:?} has exited")));
         }
-        kill(Pid::from_raw(task.handle.pid), sig)
-            .map_err(|e| DriverError::Signal(format!("cannot signal pid {}: {e}", task.handle.pid)))
+        let pid = caravan_driver::shim::signal_target(task.handle.pid, &task.handle.config);
+        kill(Pid::from_raw(pid), sig)
+            .map_err(|e| DriverError::Signal(format!("cannot signal pid {pid}: {e}")))
     }
 
     async fn exec(
@@ -323,11 +289,36 @@ impl Driver for RawExecDriver {
         cmd: Vec<String>,
         timeout: Duration,
     ) -> Result<ExecResult, DriverError> {
-        let (mut command, program) = self.command_in_task(task_id, &cmd)?;
+        let task = self.get(task_id)?;
+        let Some((program, args)) = cmd.split_first() else {
+            return Err(DriverError::InvalidConfig("exec needs a command".into()));
+        };
+        if task.exited().is_some() {
+            return Err(DriverError::Exec(format!("task {task_id:?} has exited")));
+        }
+        let cfg = &task.handle.config;
+        let identity = spawn::resolve_user(&cfg.user)?;
+        let work_dir = RawExecConfig::parse(&cfg.driver_config)
+            .ok()
+            .and_then(|c| c.work_dir);
+        let mut command = std::process::Command::new(spawn::resolve_program(program, cfg));
         command
+            .args(args)
+            .env_clear()
+            .envs(&cfg.env)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        match work_dir {
+            Some(d) => {
+                command.current_dir(d);
+            }
+            None if !cfg.task_dir.as_os_str().is_empty() => {
+                command.current_dir(&cfg.task_dir);
+            }
+            None => {}
+        }
+        spawn::child_setup(&mut command, identity, false);
         let mut command = tokio::process::Command::from(command);
         command.kill_on_drop(true);
         let child = command
@@ -353,17 +344,6 @@ impl Driver for RawExecDriver {
             stderr: output.stderr,
             exit_code,
         })
-    }
-
-    async fn exec_streaming(
-        &self,
-        task_id: &str,
-        cmd: Vec<String>,
-        tty: bool,
-        io: caravan_driver::ExecStreamIo,
-    ) -> Result<i32, DriverError> {
-        let (command, program) = self.command_in_task(task_id, &cmd)?;
-        caravan_driver::exec_stream::run_process(command, tty, io, &program).await
     }
 
     async fn stats(&self, task_id: &str) -> Result<TaskResourceUsage, DriverError> {

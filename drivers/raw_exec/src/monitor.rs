@@ -15,12 +15,18 @@ pub struct Exited {
     pub completed_at: i64,
 }
 
-/// Starts a thread that waits for `pid` to exit and publishes the result on `tx`.
-pub fn start(pid: i32, start_ticks: u64, tx: watch::Sender<Option<Exited>>) -> std::io::Result<()> {
+/// Starts a thread that waits for `pid` to exit and publishes the result on `tx`; `status`
+/// is the file where the task's shim records the exit status, if it has one.
+pub fn start(
+    pid: i32,
+    start_ticks: u64,
+    status: Option<std::path::PathBuf>,
+    tx: watch::Sender<Option<Exited>>,
+) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name(format!("raw_exec-wait-{pid}"))
         .spawn(move || {
-            let result = wait_for_exit(pid, start_ticks);
+            let result = wait_for_exit(pid, start_ticks, status.as_deref());
             tracing::debug!(pid, ?result, "task process exited");
             tx.send_replace(Some(Exited {
                 result,

@@ -3,7 +3,11 @@
 
 use crate::config::RawExecConfig;
 pub use caravan_driver::process::{open_output, resolve_user, Identity};
+use caravan_driver::shim::ShimFds;
 use caravan_driver::{DriverError, TaskConfig};
+use std::ffi::CString;
+use std::os::fd::AsRawFd;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -87,15 +91,67 @@ pub struct Spawned {
     pub pid: i32,
 }
 
-/// Builds the task's environment-exact command and starts it in its own session.
+/// Builds the task's environment-exact command and starts it in its own session, under the
+/// task shim when one is installed (see [`caravan_driver::shim`]).
 pub fn spawn(cfg: &TaskConfig, rc: &RawExecConfig) -> Result<Spawned, DriverError> {
     let identity = resolve_user(&cfg.user)?;
     let program = resolve_program(&rc.command, cfg);
     let stdout = open_output(&cfg.stdout_path)?;
     let stderr = open_output(&cfg.stderr_path)?;
-    let mut cmd = Command::new(&program);
-    cmd.args(&rc.args)
-        .env_clear()
+    let status_path = caravan_driver::shim::status_path(cfg);
+    let shim = match (caravan_driver::shim::installed(), &status_path) {
+        (Some(exe), Some(path)) => Some((
+            exe,
+            ShimFds::open(path)
+                .map_err(|e| DriverError::Start(format!("cannot open {}: {e}", path.display())))?,
+        )),
+        (_, path) => {
+            // No shim: no status file, and none left from an earlier run to mislead recovery.
+            if let Some(p) = path {
+                let _ = std::fs::remove_file(p);
+            }
+            None
+        }
+    };
+    let mut cmd = match &shim {
+        Some((exe, fds)) => {
+            let c = |s: &str| {
+                CString::new(s)
+                    .map_err(|_| DriverError::InvalidConfig(format!("{s:?} contains a NUL byte")))
+            };
+            let argv = std::iter::once(program.to_string_lossy().as_ref())
+                .chain(rc.args.iter().map(String::as_str))
+                .map(c)
+                .collect::<Result<Vec<_>, _>>()?;
+            let prog = CString::new(program.as_os_str().as_bytes()).map_err(|_| {
+                DriverError::InvalidConfig(format!("{:?} contains a NUL byte", rc.command))
+            })?;
+            let mut cmd = Command::new(exe);
+            cmd.arg0("caravan-shim").args(
+                fds.args(&[prog], &argv)
+                    .into_iter()
+                    .map(|a| std::ffi::OsString::from_vec(a.into_bytes())),
+            );
+            let (status_fd, err_fd) = (fds.status.as_raw_fd(), fds.err_write.as_raw_fd());
+            // SAFETY: fcntl only, between fork and exec.
+            unsafe {
+                cmd.pre_exec(move || {
+                    if caravan_driver::shim::inherit(status_fd, err_fd) {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
+            cmd
+        }
+        None => {
+            let mut cmd = Command::new(&program);
+            cmd.args(&rc.args);
+            cmd
+        }
+    };
+    cmd.env_clear()
         .envs(&cfg.env)
         .stdin(Stdio::null())
         .stdout(Stdio::from(stdout))
@@ -114,8 +170,19 @@ pub fn spawn(cfg: &TaskConfig, rc: &RawExecConfig) -> Result<Spawned, DriverErro
     })?;
     let pid = i32::try_from(child.id())
         .map_err(|_| DriverError::Start(format!("pid {} out of range", child.id())))?;
-    // The child is reaped by the monitor thread through waitpid on this pid.
     drop(child);
+    if let Some((_, fds)) = shim {
+        if let Err(errno) = fds.await_exec() {
+            // The shim exits at once; reap it so no zombie is left.
+            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+            return Err(DriverError::Start(format!(
+                "failed to start command {:?}: {}",
+                rc.command,
+                std::io::Error::from_raw_os_error(errno)
+            )));
+        }
+    }
+    // The child is reaped by the monitor thread through waitpid on this pid.
     Ok(Spawned { pid })
 }
 

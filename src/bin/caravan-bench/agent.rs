@@ -171,6 +171,33 @@ impl Agent {
         })
     }
 
+    /// The task shims the agent started (its children named `caravan-shim`): how many, and
+    /// their resident set sizes added up, in KiB.
+    pub fn shims_rss_kib(&self) -> (usize, u64) {
+        let mut n = 0;
+        let mut total = 0;
+        let Ok(dir) = std::fs::read_dir("/proc") else {
+            return (0, 0);
+        };
+        for entry in dir.flatten() {
+            let Ok(status) = std::fs::read_to_string(entry.path().join("status")) else {
+                continue;
+            };
+            let field = |name: &str| {
+                status
+                    .lines()
+                    .find_map(|l| l.strip_prefix(name))
+                    .map(|v| v.trim().to_string())
+            };
+            let ppid_ok = field("PPid:").and_then(|p| p.parse::<u32>().ok()) == Some(self.pid);
+            if ppid_ok && field("Name:").as_deref() == Some("caravan-shim") {
+                n += 1;
+                total += parse_vm_rss(&status).unwrap_or(0);
+            }
+        }
+        (n, total)
+    }
+
     /// SIGINT, then waits for the agent to exit (SIGKILL after [`STOP_GRACE`]). Returns how
     /// it exited.
     pub async fn stop(&mut self) -> Result<String, BenchError> {

@@ -114,6 +114,17 @@ async fn measure(
     report.add(&format!("rss_{}_allocs", o.allocs), mib(busy), 1, "MiB");
     let per_alloc = busy.saturating_sub(idle) as f64 / o.allocs as f64;
     report.add("rss_per_alloc", per_alloc, 0, "KiB");
+    // Each task's parent outside the agent (see caravan_driver::shim).
+    let (shims, shim_kib) = agent.shims_rss_kib();
+    report.add("task_shims", shims as f64, 0, "");
+    if shims > 0 {
+        report.add(
+            "shim_rss_per_task",
+            shim_kib as f64 / shims as f64,
+            0,
+            "KiB",
+        );
+    }
     Ok(())
 }
 

@@ -194,7 +194,8 @@ impl TaskHook for ArtifactHook {
     }
 
     async fn prestart(&self, ctx: &mut HookContext) -> Result<(), HookError> {
-        if ctx.task.artifacts.is_empty() {
+        // A task re-attached after an agent restart has its artifacts already.
+        if ctx.task.artifacts.is_empty() || ctx.restoring {
             return Ok(());
         }
         let done: BTreeSet<usize> = match self.done.lock() {
@@ -421,6 +422,7 @@ mod tests {
             consul: None,
             control: Some(control),
             vault: None,
+            restoring: false,
         }
     }
 

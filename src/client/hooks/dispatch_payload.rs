@@ -95,6 +95,7 @@ mod tests {
             consul: None,
             control: None,
             vault: None,
+            restoring: false,
         }
     }
 

@@ -305,6 +305,7 @@ mod tests {
             consul: None,
             control: None,
             vault: None,
+            restoring: false,
         }
     }
 

@@ -60,6 +60,10 @@ pub struct HookContext {
     /// The task's Vault token client, once the vault hook logged in (templates read secrets
     /// with it; it is replaced after a new login).
     pub vault: Option<Arc<std::sync::Mutex<caravan_vault::Client>>>,
+    /// The task is still running from before an agent restart and is being re-attached:
+    /// hooks set up again what the agent needs (log capture, watches, renewals) but leave
+    /// what the running task already has alone (its artifacts, its Vault token).
+    pub restoring: bool,
 }
 
 /// What a hook may do to its task after prestart (the task runner implements it).

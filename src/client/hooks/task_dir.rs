@@ -13,8 +13,10 @@ impl TaskHook for TaskDirHook {
     }
 
     async fn prestart(&self, ctx: &mut HookContext) -> Result<(), HookError> {
-        ctx.events
-            .push(TaskEvent::new(TASK_EVENT_SETUP, "Building Task Directory"));
+        if !ctx.restoring {
+            ctx.events
+                .push(TaskEvent::new(TASK_EVENT_SETUP, "Building Task Directory"));
+        }
         ctx.alloc_dir
             .build_task(&ctx.task.name)
             .map_err(|e| HookError {

@@ -262,15 +262,26 @@ impl TaskHook for VaultHook {
             .client()
             .map_err(|e| err(e.to_string(), false))?
             .with_namespace(namespace.clone());
-        let auth = client
-            .jwt_login(&s.jwt_auth_backend_path, &role, jwt)
-            .await
-            .map_err(|e| {
-                err(
-                    format!("failed to derive a Vault token (role {role:?}): {e}"),
-                    e.is_unreachable(),
-                )
-            })?;
+        let token_file = ctx
+            .alloc_dir
+            .secrets_dir(&ctx.task.name)
+            .join("vault_token");
+        let kept = match ctx.restoring && !v.disable_file {
+            true => still_valid_token(&client, &token_file).await,
+            false => None,
+        };
+        let auth = match kept {
+            Some(auth) => auth,
+            None => client
+                .jwt_login(&s.jwt_auth_backend_path, &role, jwt)
+                .await
+                .map_err(|e| {
+                    err(
+                        format!("failed to derive a Vault token (role {role:?}): {e}"),
+                        e.is_unreachable(),
+                    )
+                })?,
+        };
         let token = auth.client_token.clone();
         if !v.disable_file {
             let path = ctx
@@ -346,6 +357,37 @@ impl TaskHook for VaultHook {
 }
 
 /// Writes the token readable by its owner only.
+/// The token a task re-attached after an agent restart already holds (its `vault_token`
+/// file), when Vault still accepts it: the task keeps it and renewal carries on, as Nomad's
+/// restored Vault hook does. None means a new login.
+async fn still_valid_token(
+    client: &caravan_vault::Client,
+    file: &std::path::Path,
+) -> Option<caravan_vault::Auth> {
+    let token = std::fs::read_to_string(file).ok()?.trim().to_string();
+    if token.is_empty() {
+        return None;
+    }
+    match client.with_token(token.clone()).lookup_self().await {
+        Ok(info) if info.ttl > 0 || !info.renewable => Some(caravan_vault::Auth {
+            client_token: token,
+            accessor: info.accessor,
+            policies: info.policies.clone(),
+            token_policies: info.policies,
+            lease_duration: u64::try_from(info.ttl).unwrap_or(0),
+            renewable: info.renewable,
+            entity_id: info.entity_id,
+        }),
+        Ok(_) => None,
+        Err(e) => {
+            tracing::info!(
+                "the restored task's Vault token is no longer usable ({e}); logging in again"
+            );
+            None
+        }
+    }
+}
+
 fn write_secret(path: &std::path::Path, token: &str) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;

@@ -284,6 +284,7 @@ pub const TASK_EVENT_KILLED: &str = "Killed";
 pub const TASK_EVENT_SETUP_FAILURE: &str = "Setup Failure";
 pub const TASK_EVENT_SIGNALING: &str = "Signaling";
 pub const TASK_EVENT_RESTART_SIGNAL: &str = "Restart Signaled";
+pub const TASK_EVENT_RESTORE_FAILED: &str = "Failed Restoring Task";
 
 /// One entry of a task's event log, as `alloc status` shows.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]

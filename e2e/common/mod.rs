@@ -1,0 +1,126 @@
+//! The pieces the e2e tests that restart an agent share: a dev agent with a `-data-dir`
+//! started through the real binary, its CLI, its log, and the two ways it stops (SIGINT, as
+//! an operator stops it, and SIGKILL, as a crash does).
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_caravan");
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+pub struct Agent {
+    pub child: Child,
+    pub addr: String,
+    pub log: PathBuf,
+}
+
+impl Agent {
+    /// A dev agent on `dir/data`, waited for until its node is ready.
+    pub fn start(dir: &Path, name: &str) -> Agent {
+        let port = free_port();
+        let log = dir.join(format!("{name}.log"));
+        let out = std::fs::File::create(&log).expect("log file");
+        let child = Command::new(BIN)
+            .args(["agent", "-dev", &format!("-http-port={port}")])
+            .arg(format!("-data-dir={}", dir.join("data").display()))
+            .stdout(out.try_clone().expect("log"))
+            .stderr(out)
+            .spawn()
+            .expect("start agent");
+        let agent = Agent {
+            child,
+            addr: format!("http://127.0.0.1:{port}"),
+            log,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let o = agent.cli(dir, &["node", "status"]);
+            if o.status.success() && text(&o).contains("ready") {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "agent not ready:\n{}",
+                agent.log()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        agent
+    }
+
+    pub fn cli(&self, cwd: &Path, args: &[&str]) -> Output {
+        Command::new(BIN)
+            .args(args)
+            .current_dir(cwd)
+            .env("CARAVAN_ADDR", &self.addr)
+            .env_remove("NOMAD_ADDR")
+            .env_remove("NOMAD_TOKEN")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run caravan")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGKILL, as a crash: nothing of the agent gets to run, tasks are left behind.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGINT, then wait for the agent to exit.
+    pub fn stop(mut self) {
+        // SAFETY: kill(2) on the pid we spawned.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        panic!("agent did not stop on SIGINT:\n{}", self.log());
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = self.child.kill();
+        }
+    }
+}
+
+pub fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+pub fn json(agent: &Agent, dir: &Path, path: &str) -> serde_json::Value {
+    let o = agent.cli(dir, &["operator", "api", path]);
+    assert!(o.status.success(), "{}", text(&o));
+    serde_json::from_slice(&o.stdout).expect("json")
+}
