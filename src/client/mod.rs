@@ -5,6 +5,7 @@
 pub mod alloc_runner;
 pub mod allocdir;
 pub mod consul;
+pub mod driver_events;
 pub mod fingerprint;
 pub mod gc;
 pub mod health;
@@ -216,6 +217,7 @@ impl Client {
         tokio::spawn(client.clone().send_updates(rx));
         tokio::spawn(client.clone().gc_loop());
         tokio::spawn(client.clone().driver_fingerprint_loop());
+        driver_events::spawn(&client.shared);
         Ok(client)
     }
 

@@ -491,6 +491,45 @@ fn parse_state(handle: &TaskHandle) -> Result<ExecState, DriverError> {
     })
 }
 
+impl ExecDriver {
+    /// The command `cmd` as run in a task (`exec`, `alloc exec`): it enters the task's
+    /// cgroup, namespaces and chroot as the task's user ([`Enter`]), with the task's
+    /// environment. Returns it with the program's name for messages.
+    fn command_in_task(
+        &self,
+        task_id: &str,
+        cmd: &[String],
+    ) -> Result<(std::process::Command, String), DriverError> {
+        let task = self.get(task_id)?;
+        let Some((program, args)) = cmd.split_first() else {
+            return Err(DriverError::InvalidConfig("exec needs a command".into()));
+        };
+        if task.exited().is_some() {
+            return Err(DriverError::Exec(format!("task {task_id:?} has exited")));
+        }
+        let cfg = &task.handle.config;
+        let r = self.inner.resolve(cfg)?;
+        let procs = match &task.state.cgroup {
+            Some(cg) => cg
+                .open_procs()
+                .map_err(|e| DriverError::Exec(e.to_string()))?,
+            None => Vec::new(),
+        };
+        let enter = Enter::open(
+            task.handle.pid,
+            r.tc.work_dir.as_deref().unwrap_or("/"),
+            procs,
+            r.privileges,
+        )
+        .map_err(|e| DriverError::Exec(format!("cannot enter the task's namespaces: {e}")))?;
+        let env = chroot::rewrite_env(&cfg.env, &task_dirs(cfg));
+        let mut command = std::process::Command::new(program);
+        command.args(args).env_clear().envs(&env);
+        enter.install(&mut command);
+        Ok((command, program.clone()))
+    }
+}
+
 #[async_trait]
 impl Driver for ExecDriver {
     fn name(&self) -> &str {
@@ -699,38 +738,11 @@ impl Driver for ExecDriver {
         cmd: Vec<String>,
         timeout: Duration,
     ) -> Result<ExecResult, DriverError> {
-        let task = self.get(task_id)?;
-        let Some((program, args)) = cmd.split_first() else {
-            return Err(DriverError::InvalidConfig("exec needs a command".into()));
-        };
-        if task.exited().is_some() {
-            return Err(DriverError::Exec(format!("task {task_id:?} has exited")));
-        }
-        let cfg = &task.handle.config;
-        let r = self.inner.resolve(cfg)?;
-        let procs = match &task.state.cgroup {
-            Some(cg) => cg
-                .open_procs()
-                .map_err(|e| DriverError::Exec(e.to_string()))?,
-            None => Vec::new(),
-        };
-        let enter = Enter::open(
-            task.handle.pid,
-            r.tc.work_dir.as_deref().unwrap_or("/"),
-            procs,
-            r.privileges,
-        )
-        .map_err(|e| DriverError::Exec(format!("cannot enter the task's namespaces: {e}")))?;
-        let env = chroot::rewrite_env(&cfg.env, &task_dirs(cfg));
-        let mut command = std::process::Command::new(program);
+        let (mut command, program) = self.command_in_task(task_id, &cmd)?;
         command
-            .args(args)
-            .env_clear()
-            .envs(&env)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        enter.install(&mut command);
         let mut command = tokio::process::Command::from(command);
         command.kill_on_drop(true);
         let child = command.spawn().map_err(|e| {
@@ -758,6 +770,21 @@ impl Driver for ExecDriver {
             stderr: output.stderr,
             exit_code,
         })
+    }
+
+    fn exec_isolated(&self) -> bool {
+        true
+    }
+
+    async fn exec_streaming(
+        &self,
+        task_id: &str,
+        cmd: Vec<String>,
+        tty: bool,
+        io: caravan_driver::ExecStreamIo,
+    ) -> Result<i32, DriverError> {
+        let (command, program) = self.command_in_task(task_id, &cmd)?;
+        caravan_driver::exec_stream::run_process(command, tty, io, &program).await
     }
 
     async fn stats(&self, task_id: &str) -> Result<TaskResourceUsage, DriverError> {

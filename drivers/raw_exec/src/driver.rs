@@ -131,6 +131,42 @@ fn signal_group(pgid: i32, sig: i32) -> Result<(), DriverError> {
     }
 }
 
+impl RawExecDriver {
+    /// The command `cmd` as run in a task (`exec`, `alloc exec`): the task's environment,
+    /// user and working directory. Returns it with the program's name for messages.
+    fn command_in_task(
+        &self,
+        task_id: &str,
+        cmd: &[String],
+    ) -> Result<(std::process::Command, String), DriverError> {
+        let task = self.get(task_id)?;
+        let Some((program, args)) = cmd.split_first() else {
+            return Err(DriverError::InvalidConfig("exec needs a command".into()));
+        };
+        if task.exited().is_some() {
+            return Err(DriverError::Exec(format!("task {task_id:?} has exited")));
+        }
+        let cfg = &task.handle.config;
+        let identity = spawn::resolve_user(&cfg.user)?;
+        let work_dir = RawExecConfig::parse(&cfg.driver_config)
+            .ok()
+            .and_then(|c| c.work_dir);
+        let mut command = std::process::Command::new(spawn::resolve_program(program, cfg));
+        command.args(args).env_clear().envs(&cfg.env);
+        match work_dir {
+            Some(d) => {
+                command.current_dir(d);
+            }
+            None if !cfg.task_dir.as_os_str().is_empty() => {
+                command.current_dir(&cfg.task_dir);
+            }
+            None => {}
+        }
+        spawn::child_setup(&mut command, identity, false);
+        Ok((command, program.clone()))
+    }
+}
+
 #[async_trait]
 impl Driver for RawExecDriver {
     fn name(&self) -> &str {
@@ -289,36 +325,11 @@ impl Driver for RawExecDriver {
         cmd: Vec<String>,
         timeout: Duration,
     ) -> Result<ExecResult, DriverError> {
-        let task = self.get(task_id)?;
-        let Some((program, args)) = cmd.split_first() else {
-            return Err(DriverError::InvalidConfig("exec needs a command".into()));
-        };
-        if task.exited().is_some() {
-            return Err(DriverError::Exec(format!("task {task_id:?} has exited")));
-        }
-        let cfg = &task.handle.config;
-        let identity = spawn::resolve_user(&cfg.user)?;
-        let work_dir = RawExecConfig::parse(&cfg.driver_config)
-            .ok()
-            .and_then(|c| c.work_dir);
-        let mut command = std::process::Command::new(spawn::resolve_program(program, cfg));
+        let (mut command, program) = self.command_in_task(task_id, &cmd)?;
         command
-            .args(args)
-            .env_clear()
-            .envs(&cfg.env)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        match work_dir {
-            Some(d) => {
-                command.current_dir(d);
-            }
-            None if !cfg.task_dir.as_os_str().is_empty() => {
-                command.current_dir(&cfg.task_dir);
-            }
-            None => {}
-        }
-        spawn::child_setup(&mut command, identity, false);
         let mut command = tokio::process::Command::from(command);
         command.kill_on_drop(true);
         let child = command
@@ -344,6 +355,17 @@ impl Driver for RawExecDriver {
             stderr: output.stderr,
             exit_code,
         })
+    }
+
+    async fn exec_streaming(
+        &self,
+        task_id: &str,
+        cmd: Vec<String>,
+        tty: bool,
+        io: caravan_driver::ExecStreamIo,
+    ) -> Result<i32, DriverError> {
+        let (command, program) = self.command_in_task(task_id, &cmd)?;
+        caravan_driver::exec_stream::run_process(command, tty, io, &program).await
     }
 
     async fn stats(&self, task_id: &str) -> Result<TaskResourceUsage, DriverError> {
