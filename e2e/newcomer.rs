@@ -266,6 +266,7 @@ fn newcomer_path() {
     assert_eq!(o.status.code(), Some(3), "{}", all_output(&o));
     assert_eq!(stdout(&o), "piped in\n");
     assert_eq!(String::from_utf8_lossy(&o.stderr), "to-stderr\n");
+    exec_with_a_terminal(&agent, &alloc_prefix);
     let o = agent.cli(&[
         "alloc",
         "exec",
@@ -697,4 +698,94 @@ fn acl_bootstrap_policy_and_token_from_the_cli() {
     );
     let o = as_token(&ci, &["job", "stop", "-purge", "example"]);
     assert!(o.status.success(), "{}", all_output(&o));
+}
+
+/// `caravan alloc exec` under a pseudo-terminal of the test (its controlling terminal, so
+/// that resizing it sends SIGWINCH): the remote command sees a TTY of the local terminal's
+/// size, a resize reaches it, and the CLI exits with the command's exit code.
+fn exec_with_a_terminal(agent: &Agent, alloc: &str) {
+    use std::io::Write as _;
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::os::unix::process::CommandExt;
+    use std::sync::mpsc;
+    let (mut master, mut slave) = (0, 0);
+    let size = |rows, cols| libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    let ws = size(20, 70);
+    // SAFETY: openpty fills in two new descriptors, owned below.
+    let r = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            &ws,
+        )
+    };
+    assert_eq!(r, 0, "openpty: {}", std::io::Error::last_os_error());
+    // SAFETY: fresh descriptors from openpty, owned once each.
+    let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+    let script =
+        "test -t 0 && echo IS-A-TTY; while read x; do stty size; [ \"$x\" = q ] && exit 5; done";
+    let mut cmd = Command::new(BIN);
+    cmd.args(["alloc", "exec", alloc, "/bin/sh", "-c", script])
+        .current_dir(&agent.dir)
+        .env("CARAVAN_ADDR", &agent.addr)
+        .env_remove("NOMAD_ADDR")
+        .stdin(Stdio::from(slave.try_clone().unwrap()))
+        .stdout(Stdio::from(slave.try_clone().unwrap()))
+        .stderr(Stdio::from(slave.try_clone().unwrap()));
+    // SAFETY: setsid and TIOCSCTTY only, between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().expect("run caravan under a terminal");
+    drop(cmd);
+    drop(slave);
+    let (tx, rx) = mpsc::channel::<Vec<u8>>();
+    let mut reader = std::fs::File::from(master.try_clone().unwrap());
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = reader.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                return;
+            }
+        }
+    });
+    let mut writer = std::fs::File::from(master.try_clone().unwrap());
+    let mut out = String::new();
+    // Reads until `needle` shows, typing `poke` (when given) while it has not.
+    let mut until = |needle: &str, poke: Option<&[u8]>| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !out.contains(needle) {
+            assert!(Instant::now() < deadline, "no {needle:?} in {out:?}");
+            if let Some(p) = poke {
+                writer.write_all(p).unwrap();
+            }
+            if let Ok(b) = rx.recv_timeout(Duration::from_millis(500)) {
+                out.push_str(&String::from_utf8_lossy(&b));
+            }
+        }
+    };
+    until("IS-A-TTY", None);
+    until("20 70", Some(b"x\n"));
+    let ws = size(30, 90);
+    // SAFETY: TIOCSWINSZ on our terminal's master with a winsize we own.
+    assert_eq!(
+        unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws) },
+        0
+    );
+    until("30 90", Some(b"x\n"));
+    writer.write_all(b"q\n").unwrap();
+    let status = child.wait().expect("caravan alloc exec");
+    assert_eq!(status.code(), Some(5), "{out}");
 }

@@ -55,7 +55,7 @@ impl RawMode {
 impl Drop for RawMode {
     fn drop(&mut self) {
         use nix::sys::termios::{tcsetattr, SetArg};
-        let _ = tcsetattr(&std::io::stdin(), SetArg::TCSANOW, &self.saved);
+        let _ = tcsetattr(std::io::stdin(), SetArg::TCSANOW, &self.saved);
     }
 }
 
@@ -219,10 +219,16 @@ pub(crate) async fn exec(ctx: &mut Ctx<'_>) -> i32 {
     } else {
         None
     };
-    let code = session(ctx, ws, tty, stdin_open).await;
+    let result = session(ctx, ws, tty, stdin_open).await;
+    // Back to the terminal's own settings before anything is printed about the session.
     drop(raw);
-    code
+    match result {
+        Ok(code) => code,
+        Err(e) => fail(ctx, "failed to exec into task", e),
+    }
 }
+
+const CLOSED_EARLY: &str = "the connection closed before the command exited";
 
 fn stdin_frame(data: &[u8]) -> Message {
     Message::Text(
@@ -238,7 +244,7 @@ async fn session(
     >,
     tty: bool,
     stdin_open: bool,
-) -> i32 {
+) -> Result<i32, String> {
     let (mut sink, mut stream) = ws.split();
     let size = |(h, w): (u16, u16)| {
         Message::Text(json!({"tty_size": {"height": h, "width": w}}).to_string())
@@ -278,8 +284,8 @@ async fn session(
             msg = stream.next() => {
                 let msg = match msg {
                     Some(Ok(m)) => m,
-                    Some(Err(e)) => return fail(ctx, "failed to exec into task", e),
-                    None => return fail(ctx, "failed to exec into task", "the connection closed before the command exited"),
+                    Some(Err(e)) => return Err(e.to_string()),
+                    None => return Err(CLOSED_EARLY.into()),
                 };
                 match msg {
                     Message::Text(t) => {
@@ -294,15 +300,13 @@ async fn session(
                         if v["exited"] == true {
                             let code = v["result"]["exit_code"].as_i64().unwrap_or(0);
                             let _ = sink.close().await;
-                            return i32::try_from(code).unwrap_or(1);
+                            return Ok(i32::try_from(code).unwrap_or(1));
                         }
                     }
                     Message::Close(Some(f)) if !f.reason.is_empty() => {
-                        return fail(ctx, "failed to exec into task", f.reason);
+                        return Err(f.reason.to_string());
                     }
-                    Message::Close(_) => {
-                        return fail(ctx, "failed to exec into task", "the connection closed before the command exited");
-                    }
+                    Message::Close(_) => return Err(CLOSED_EARLY.into()),
                     _ => {}
                 }
             }
