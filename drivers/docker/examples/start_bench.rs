@@ -18,7 +18,6 @@ use caravan_driver::{Driver, TaskConfig, TaskResources};
 use caravan_driver_docker::spec::{self, NodeCpu};
 use caravan_driver_docker::{DockerDriver, DockerPluginConfig, DockerTaskConfig};
 use serde_json::json;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 const IMAGE: &str = "localhost/busybox:test";
@@ -76,8 +75,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .ok_or("usage: start_bench SOCKET [ROUNDS] [RUNNING]")?;
     let rounds: usize = args.get(2).map(|s| s.parse()).transpose()?.unwrap_or(20);
     let running: usize = args.get(3).map(|s| s.parse()).transpose()?.unwrap_or(50);
-    let root = PathBuf::from(std::env::temp_dir())
-        .join(format!("caravan-start-bench-{}", std::process::id()));
+    let root = std::env::temp_dir().join(format!("caravan-start-bench-{}", std::process::id()));
     let plugin = DockerPluginConfig {
         endpoint: format!("unix://{sock}"),
         ..Default::default()
