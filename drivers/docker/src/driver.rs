@@ -589,24 +589,31 @@ impl Driver for DockerDriver {
                 return Err(e);
             }
         };
-        self.remove_stale(&engine, &spec.name).await?;
-        let created = engine
-            .api
-            .create_container(
+        let create = || {
+            engine.api.create_container(
                 Some(CreateContainerOptions {
                     name: spec.name.clone(),
                     platform: None,
                 }),
                 spec.config.clone(),
             )
-            .await
-            .map_err(|e| {
-                DriverError::Start(format!(
-                    "failed to create container from image {:?}: {}",
-                    tc.image,
-                    describe(&e)
-                ))
-            })?;
+        };
+        // A container of the same name (an earlier attempt of this task) is looked at only
+        // when the engine says it is there: one request less on every start.
+        let created = match create().await {
+            Err(e) if crate::engine::is_name_in_use(&e) => {
+                self.remove_stale(&engine, &spec.name).await?;
+                create().await
+            }
+            r => r,
+        }
+        .map_err(|e| {
+            DriverError::Start(format!(
+                "failed to create container from image {:?}: {}",
+                tc.image,
+                describe(&e)
+            ))
+        })?;
         let id = created.id;
         for w in created.warnings {
             tracing::warn!(task = %cfg.id, container = %id, "engine warning: {w}");

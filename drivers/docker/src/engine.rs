@@ -111,6 +111,18 @@ pub fn is_not_found(e: &bollard::errors::Error) -> bool {
     )
 }
 
+/// True when a create failed because a container of that name exists: Docker answers 409,
+/// Podman 500 saying the name "is already in use".
+pub fn is_name_in_use(e: &bollard::errors::Error) -> bool {
+    match e {
+        bollard::errors::Error::DockerResponseServerError {
+            status_code,
+            message,
+        } => *status_code == 409 || message.contains("is already in use"),
+        _ => false,
+    }
+}
+
 /// True when the engine answered 304 (already started/stopped).
 pub fn is_not_modified(e: &bollard::errors::Error) -> bool {
     matches!(

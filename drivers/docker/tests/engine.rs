@@ -21,6 +21,7 @@ on_both_engines!(
     port_mapping_answers_on_the_host_port,
     stats_report_cpu_and_memory,
     bad_input_and_fingerprint,
+    a_leftover_container_of_the_task_is_replaced_a_foreign_one_is_not,
 );
 
 async fn runs_a_container_to_its_exit_code_with_logs_env_and_task_dirs(sock: String) {
@@ -325,4 +326,50 @@ async fn bad_input_and_fingerprint(sock: String) {
         !fp.healthy && fp.health_description.contains("/nonexistent/engine.sock"),
         "{fp:?}"
     );
+}
+
+async fn a_leftover_container_of_the_task_is_replaced_a_foreign_one_is_not(sock: String) {
+    let (cfg, _dirs) = task(
+        "again",
+        json!({"image": IMAGE, "command": "/bin/sh", "args": ["-c", "sleep 300"]}),
+    );
+    // An earlier attempt's container, left running by an agent that went away.
+    let first = driver(&sock);
+    let old = state(&first.start(cfg.clone()).await.unwrap());
+    drop(first);
+    let d = driver(&sock);
+    let new = state(&d.start(cfg.clone()).await.expect("start over the leftover"));
+    assert_eq!(new.container_name, old.container_name);
+    assert_ne!(new.container_id, old.container_id);
+    assert!(!container_exists(&sock, &old.container_id).await);
+    d.destroy(&cfg.id, true).await.unwrap();
+
+    // A container of that name that Caravan did not make is left alone and named.
+    let api = client(&sock);
+    let foreign = api
+        .create_container(
+            Some(bollard::container::CreateContainerOptions {
+                name: old.container_name.clone(),
+                platform: None,
+            }),
+            bollard::container::Config {
+                image: Some(IMAGE.to_string()),
+                cmd: Some(vec!["/bin/true".to_string()]),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let e = d.start(cfg.clone()).await.unwrap_err().to_string();
+    assert!(e.contains("not created by Caravan"), "{e}");
+    assert!(container_exists(&sock, &foreign.id).await);
+    let _ = api
+        .remove_container(
+            &foreign.id,
+            Some(bollard::container::RemoveContainerOptions {
+                force: true,
+                ..Default::default()
+            }),
+        )
+        .await;
 }

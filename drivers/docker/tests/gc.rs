@@ -138,8 +138,10 @@ async fn the_reaper_removes_dangling_containers_every_period(sock: String) {
     assert!(off.fingerprint().await.healthy);
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert!(container_exists(&sock, &orphan_id).await);
-    assert_eq!(
-        off.remove_dangling(Duration::ZERO, false).await.unwrap(),
-        vec![orphan_id]
-    );
+    // (Containers an earlier failed run left behind are reaped too.)
+    assert!(off
+        .remove_dangling(Duration::ZERO, false)
+        .await
+        .unwrap()
+        .contains(&orphan_id));
 }
