@@ -132,6 +132,20 @@ async fn exec(
 ) -> Result<Response, ApiError> {
     let req = parse_request(&p)?;
     let runner = super::client_fs::runner(&s, &id)?;
+    let namespace = runner.current().namespace.clone();
+    // With ACLs on: the header's token now, or the handshake's once upgraded. alloc-exec is
+    // checked before anything about the allocation's tasks is told.
+    let check_after_upgrade = s.server.acl_enabled() && req.ws_handshake;
+    let acl = if check_after_upgrade {
+        None
+    } else {
+        caller_acl(&s, resolved, rejected)?
+    };
+    if let Some(acl) = &acl {
+        if !acl.allow_namespace_operation(&namespace, caravan_acl::capability::ALLOC_EXEC) {
+            return Err(ApiError::Forbidden("Permission denied".into()));
+        }
+    }
     let task = runner.task(&req.task).ok_or_else(|| {
         ApiError::BadRequest(format!(
             "unknown task name {:?} in allocation {}",
@@ -147,17 +161,13 @@ async fn exec(
     }
     let driver = task.driver();
     let needs = Needs {
-        namespace: runner.current().namespace.clone(),
+        namespace,
         // A driver that leaves the host's filesystem open (Nomad's FSIsolationNone).
         node_exec: !driver.exec_isolated(),
     };
-    // With ACLs on: the header's token now, or the handshake's once upgraded.
-    let check_after_upgrade = s.server.acl_enabled() && req.ws_handshake;
-    if !check_after_upgrade {
-        if let Some(acl) = caller_acl(&s, resolved, rejected)? {
-            if !needs.allowed(&acl) {
-                return Err(ApiError::Forbidden("Permission denied".into()));
-            }
+    if let Some(acl) = &acl {
+        if !needs.allowed(acl) {
+            return Err(ApiError::Forbidden("Permission denied".into()));
         }
     }
     let auth = check_after_upgrade.then(|| (s.server.clone(), needs));
