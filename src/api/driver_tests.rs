@@ -8,13 +8,15 @@ use crate::wait_for;
 use caravan_driver::*;
 use serde_json::json;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Stands in for the podman driver whose engine starts after the agent: healthy only once
-/// `up` is set; runs nothing.
+/// `up` is set; runs nothing unless it `records` what it is asked to start (then every task
+/// runs until stopped).
 struct Flaky {
     up: Arc<AtomicBool>,
+    records: Option<Arc<Mutex<Vec<TaskConfig>>>>,
 }
 
 fn no(what: &str) -> DriverError {
@@ -39,11 +41,25 @@ impl Driver for Flaky {
             attributes: [("driver.podman".to_string(), up.to_string())].into(),
         }
     }
-    async fn start(&self, _cfg: TaskConfig) -> Result<TaskHandle, DriverError> {
-        Err(no("start"))
+    async fn start(&self, cfg: TaskConfig) -> Result<TaskHandle, DriverError> {
+        let Some(records) = &self.records else {
+            return Err(no("start"));
+        };
+        let handle = TaskHandle {
+            version: HANDLE_VERSION,
+            driver: "podman".into(),
+            task_id: cfg.id.clone(),
+            config: cfg.clone(),
+            ..Default::default()
+        };
+        records.lock().unwrap().push(cfg);
+        Ok(handle)
     }
     async fn wait(&self, _id: &str) -> Result<ExitResult, DriverError> {
-        Err(no("wait"))
+        if self.records.is_none() {
+            return Err(no("wait"));
+        }
+        std::future::pending().await
     }
     async fn stop(&self, _id: &str, _t: Duration, _s: &str) -> Result<(), DriverError> {
         Ok(())
@@ -84,7 +100,12 @@ async fn a_driver_that_turns_healthy_is_picked_up_without_a_restart() {
             driver_fingerprint_period: Duration::from_millis(200),
             ..Default::default()
         },
-        move || vec![Arc::new(Flaky { up: flag.clone() }) as Arc<dyn Driver>],
+        move || {
+            vec![Arc::new(Flaky {
+                up: flag.clone(),
+                records: None,
+            }) as Arc<dyn Driver>]
+        },
     )
     .await;
     let node_id = a.get("/v1/nodes").await[0]["ID"]
@@ -109,4 +130,63 @@ async fn a_driver_that_turns_healthy_is_picked_up_without_a_restart() {
     assert_eq!(node["Attributes"]["driver.podman"], "true");
     // The blocked evaluation is retried once the node changed: the job gets its allocation.
     wait_for!(!a.allocs("needs-podman").await.is_empty());
+}
+
+/// `memory_max` reaches the driver only when the scheduler allows memory oversubscription; the
+/// client passes what the scheduler allocated, as Nomad, not what the job file asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_max_reaches_the_driver_only_with_oversubscription() {
+    let records = Arc::new(Mutex::new(Vec::new()));
+    let r = records.clone();
+    let a = start_with_drivers(
+        1,
+        ServerConfig::default(),
+        ClientConfig::default(),
+        move || {
+            vec![Arc::new(Flaky {
+                up: Arc::new(AtomicBool::new(true)),
+                records: Some(r.clone()),
+            }) as Arc<dyn Driver>]
+        },
+    )
+    .await;
+    let job = |id: &str| {
+        json!({"Job": {"ID": id, "TaskGroups": [{"Name": "g", "Tasks": [{
+            "Name": "t", "Driver": "podman", "Config": {},
+            "Resources": {"CPU": 10, "MemoryMB": 32, "MemoryMaxMB": 64}
+        }]}]}})
+    };
+    let started = |job: &str| {
+        records
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|c| c.job_name == job)
+            .map(|c| c.resources.clone())
+    };
+    let (code, body) = a.put("/v1/jobs", &job("capped")).await;
+    assert_eq!(code, 200, "{body}");
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        body["Warnings"]
+            .as_str()
+            .is_some_and(|w| w.contains("memory_max value will be ignored")),
+        "{body}"
+    );
+    wait_for!(started("capped").is_some());
+    let r = started("capped").unwrap();
+    assert_eq!((r.memory_mb, r.memory_max_mb), (32, 0));
+
+    let (code, body) = a
+        .put(
+            "/v1/operator/scheduler/configuration",
+            &json!({"MemoryOversubscriptionEnabled": true}),
+        )
+        .await;
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = a.put("/v1/jobs", &job("bursty")).await;
+    assert_eq!(code, 200, "{body}");
+    wait_for!(started("bursty").is_some());
+    let r = started("bursty").unwrap();
+    assert_eq!((r.memory_mb, r.memory_max_mb), (32, 64));
 }

@@ -364,11 +364,7 @@ impl TaskRunner {
                 secrets_dir: cfg.alloc_dir.secrets_dir(&cfg.task.name),
                 stdout_path: ctx.stdout_path.clone(),
                 stderr_path: ctx.stderr_path.clone(),
-                resources: TaskResources {
-                    cpu_shares: cfg.task.resources.cpu,
-                    memory_mb: cfg.task.resources.memory_mb,
-                    memory_max_mb: cfg.task.resources.memory_max_mb,
-                },
+                resources: task_resources(&cfg.alloc, &cfg.task),
                 mounts: ctx.mounts.clone(),
             };
             ctx.restoring = false;
@@ -599,6 +595,23 @@ impl TaskRunner {
             s.finished_at = Some(rfc3339(time::now_nanos()));
         });
         self.done.send_replace(true);
+    }
+}
+
+/// What the scheduler gave the task (its allocated resources: `memory_max` is cleared there
+/// when memory oversubscription is off, as Nomad's scheduler does), else what the task asks.
+fn task_resources(alloc: &Allocation, task: &Task) -> TaskResources {
+    match alloc.allocated_resources.tasks.get(&task.name) {
+        Some(r) => TaskResources {
+            cpu_shares: r.cpu.cpu_shares,
+            memory_mb: r.memory.memory_mb,
+            memory_max_mb: r.memory.memory_max_mb,
+        },
+        None => TaskResources {
+            cpu_shares: task.resources.cpu,
+            memory_mb: task.resources.memory_mb,
+            memory_max_mb: task.resources.memory_max_mb,
+        },
     }
 }
 
