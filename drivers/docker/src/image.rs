@@ -138,7 +138,8 @@ async fn inspect_id(engine: &Engine, image: &str) -> Result<Option<String>, Driv
 #[derive(Debug, Clone, Copy)]
 struct Limits {
     timeout: Duration,
-    activity: Duration,
+    /// `None`: no limit on a pull without progress.
+    activity: Option<Duration>,
 }
 
 async fn pull(
@@ -160,13 +161,18 @@ async fn pull(
     let work = async {
         let mut stream = engine.stream.create_image(Some(options), None, creds);
         loop {
-            let item = match tokio::time::timeout(activity, stream.next()).await {
+            let next = match activity {
+                Some(limit) => tokio::time::timeout(limit, stream.next()).await,
+                None => Ok(stream.next().await),
+            };
+            let item = match next {
                 Ok(Some(item)) => item,
                 Ok(None) => break,
                 Err(_) => {
                     return Err(format!(
-                        "pulling image {image:?} made no progress for {activity:?} \
-                         (pull_activity_timeout)"
+                        "pulling image {image:?} made no progress for {:?} \
+                         (pull_activity_timeout)",
+                        activity.unwrap_or_default()
                     ))
                 }
             };

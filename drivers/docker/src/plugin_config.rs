@@ -244,11 +244,14 @@ impl DockerPluginConfig {
         self.volumes.as_ref().map(|v| v.enabled).unwrap_or(false)
     }
 
-    /// `pull_activity_timeout` (default 2m): how long a pull may go without progress.
-    pub fn pull_activity_timeout(&self) -> Duration {
-        parse_go_duration(&self.pull_activity_timeout)
-            .filter(|d| !d.is_zero())
-            .unwrap_or(Duration::from_secs(120))
+    /// `pull_activity_timeout` (default 2m): how long a pull may go without progress; `None`
+    /// when set to zero (off).
+    pub fn pull_activity_timeout(&self) -> Option<Duration> {
+        match parse_go_duration(&self.pull_activity_timeout) {
+            Some(d) if d.is_zero() => None,
+            Some(d) => Some(d),
+            None => Some(Duration::from_secs(120)),
+        }
     }
 
     /// `gc {}` with defaults.

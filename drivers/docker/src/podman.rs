@@ -232,6 +232,16 @@ pub fn plugin_config(cfg: &Map<String, Value>) -> Result<DockerPluginConfig, Dri
     if c.endpoint.is_empty() {
         c.endpoint = DEFAULT_SOCKET.to_string();
     }
+    // Nomad's podman driver removes no images and reaps no containers; and Podman's pull
+    // stream says nothing while a layer downloads, so a stall cannot be told from a big layer.
+    let mut gc = c.gc();
+    gc.image = false;
+    gc.dangling_containers = Some(crate::plugin_config::DanglingContainers {
+        enabled: false,
+        ..Default::default()
+    });
+    c.gc = Some(gc);
+    c.pull_activity_timeout = "0".into();
     Ok(c)
 }
 
@@ -278,6 +288,15 @@ mod tests {
                 .unwrap()
         )
         .is_err());
+    }
+
+    #[test]
+    fn podman_flavor_has_no_image_gc_reaper_or_activity_timeout() {
+        let c = plugin_config(json!({"gc": {"container": false}}).as_object().unwrap()).unwrap();
+        let gc = c.gc();
+        assert!(!gc.container && !gc.image);
+        assert!(!gc.dangling_containers.unwrap().enabled);
+        assert_eq!(c.pull_activity_timeout(), None);
     }
 
     #[test]
