@@ -194,6 +194,7 @@ impl DockerDriver {
         );
         *guard = Some(rt.spawn(crate::gc::reaper_loop(
             self.endpoint.clone(),
+            self.flavor.name,
             settings,
             tracked,
         )));
@@ -367,7 +368,7 @@ impl DockerDriver {
             .values()
             .map(|t| t.state.container_id.clone())
             .collect();
-        crate::gc::remove_dangling(&engine, &tracked, grace, dry_run).await
+        crate::gc::remove_dangling(&engine, self.flavor.name, &tracked, grace, dry_run).await
     }
 }
 
@@ -576,7 +577,12 @@ impl Driver for DockerDriver {
                 return Err(DriverError::TaskAlreadyExists(cfg.id.clone()));
             }
         }
-        let spec = spec::build(&cfg, &tc, &self.plugin, self.node_cpu)?;
+        let mut spec = spec::build(&cfg, &tc, &self.plugin, self.node_cpu)?;
+        // So that one flavour's reaper leaves the other's containers on a shared engine alone.
+        spec.config
+            .labels
+            .get_or_insert_with(Default::default)
+            .insert(spec::LABEL_CARAVAN_DRIVER.into(), self.flavor.name.into());
         let engine = self.engine()?;
         // Held from before the pull, so that the image GC leaves the image alone meanwhile.
         let image_use = self.image_gc.acquire(&tc.image);

@@ -8,7 +8,7 @@
 
 use crate::engine::{describe, is_not_found, Engine};
 use crate::plugin_config::{DanglingContainers, GcConfig};
-use crate::spec::LABEL_CARAVAN_MANAGED;
+use crate::spec::{LABEL_CARAVAN_DRIVER, LABEL_CARAVAN_MANAGED};
 use crate::task_config::parse_go_duration;
 use bollard::container::{ListContainersOptions, RemoveContainerOptions};
 use bollard::image::RemoveImageOptions;
@@ -146,10 +146,12 @@ impl Drop for ImageUse {
     }
 }
 
-/// Removes containers labelled as Caravan's that are not in `tracked` and older than `grace`.
-/// Returns the ids removed (or that would be, with `dry_run`).
+/// Removes containers labelled as Caravan's, made by the `driver` flavour (or unlabelled as to
+/// which), that are not in `tracked` and older than `grace`. Returns the ids removed (or that
+/// would be, with `dry_run`).
 pub async fn remove_dangling(
     engine: &Engine,
+    driver: &str,
     tracked: &HashSet<String>,
     grace: Duration,
     dry_run: bool,
@@ -171,7 +173,15 @@ pub async fn remove_dangling(
     let mut removed = Vec::new();
     for c in list {
         let Some(id) = c.id else { continue };
-        if tracked.contains(&id) || now - c.created.unwrap_or(now) < grace.as_secs() as i64 {
+        let other_flavour = c
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(LABEL_CARAVAN_DRIVER))
+            .is_some_and(|d| d != driver);
+        if other_flavour
+            || tracked.contains(&id)
+            || now - c.created.unwrap_or(now) < grace.as_secs() as i64
+        {
             continue;
         }
         if !dry_run {
@@ -248,6 +258,7 @@ impl ReaperSettings {
 /// containers of the driver's tasks at that moment.
 pub async fn reaper_loop(
     endpoint: String,
+    driver: &'static str,
     settings: ReaperSettings,
     tracked: impl Fn() -> HashSet<String> + Send + 'static,
 ) {
@@ -260,7 +271,15 @@ pub async fn reaper_loop(
                 continue;
             }
         };
-        match remove_dangling(&engine, &tracked(), settings.grace, settings.dry_run).await {
+        match remove_dangling(
+            &engine,
+            driver,
+            &tracked(),
+            settings.grace,
+            settings.dry_run,
+        )
+        .await
+        {
             Ok(ids) if !ids.is_empty() => {
                 tracing::info!(
                     count = ids.len(),

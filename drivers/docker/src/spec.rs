@@ -25,6 +25,8 @@ pub const LABEL_TASK_NAME: &str = "com.hashicorp.nomad.task_name";
 /// Caravan's own labels: the task id, and a marker for containers Caravan manages.
 pub const LABEL_CARAVAN_TASK_ID: &str = "io.caravan.task_id";
 pub const LABEL_CARAVAN_MANAGED: &str = "io.caravan.managed";
+/// Which of Caravan's container drivers (`docker`, `podman`) made the container.
+pub const LABEL_CARAVAN_DRIVER: &str = "io.caravan.driver";
 
 /// Capabilities Docker grants a container by default.
 pub const DOCKER_DEFAULT_CAPS: &[&str] = &[

@@ -108,6 +108,16 @@ async fn the_reaper_removes_dangling_containers_every_period(sock: String) {
     let orphan_id = state(&gone.start(orphan).await.unwrap()).container_id;
     drop(gone);
 
+    // One the podman driver made on the same engine: not the docker driver's to reap.
+    let podman = DockerDriver::podman(
+        json!({"socket_path": format!("unix://{sock}")})
+            .as_object()
+            .unwrap(),
+    )
+    .unwrap();
+    let (theirs, _dt) = sleeper("theirs", IMAGE);
+    let theirs_id = state(&podman.start(theirs.clone()).await.unwrap()).container_id;
+
     let d = configured(
         &sock,
         json!({"gc": {"dangling_containers": {"period": "1s", "creation_grace": "0s"}}}),
@@ -123,6 +133,11 @@ async fn the_reaper_removes_dangling_containers_every_period(sock: String) {
         container_exists(&sock, &own_id).await,
         "the driver's own container is not dangling"
     );
+    assert!(
+        container_exists(&sock, &theirs_id).await,
+        "the podman driver's container is not the docker driver's to reap"
+    );
+    podman.destroy(&theirs.id, true).await.unwrap();
     d.destroy(&own.id, true).await.unwrap();
     drop(d); // its reaper stops with it
 

@@ -41,8 +41,19 @@ async fn podman_flavor_and_dangling_containers() {
         .starts_with("/local"));
     let id = state(&h).container_id;
 
-    // A new driver that recovered nothing sees the container as dangling.
-    let other = driver(&sock);
+    // A new podman driver that recovered nothing sees the container as dangling.
+    let other = DockerDriver::podman(
+        json!({"socket_path": format!("unix://{sock}")})
+            .as_object()
+            .unwrap(),
+    )
+    .unwrap();
+    // The docker driver on the same engine leaves the podman driver's containers alone.
+    assert!(!driver(&sock)
+        .remove_dangling(Duration::ZERO, true)
+        .await
+        .unwrap()
+        .contains(&id));
     let dry = other.remove_dangling(Duration::ZERO, true).await.unwrap();
     assert!(dry.contains(&id), "{dry:?}");
     assert!(
