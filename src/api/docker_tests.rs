@@ -10,6 +10,7 @@ use super::tests::{start_with_drivers, TestAgent};
 use crate::client::ClientConfig;
 use crate::server::ServerConfig;
 use crate::wait_for;
+use caravan_driver_docker::plugin_config::GcConfig;
 use caravan_driver_docker::{DockerDriver, DockerPluginConfig};
 use serde_json::{json, Value};
 use std::os::fd::AsRawFd;
@@ -78,6 +79,12 @@ async fn agent(sock: &str) -> TestAgent {
         move || {
             vec![Arc::new(DockerDriver::new(DockerPluginConfig {
                 endpoint: format!("unix://{sock}"),
+                // The shared test image stays for the other tests (this process may outlive
+                // the default delay).
+                gc: Some(GcConfig {
+                    image: false,
+                    ..Default::default()
+                }),
                 ..Default::default()
             }))]
         },

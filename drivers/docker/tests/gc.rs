@@ -120,7 +120,7 @@ async fn the_reaper_removes_dangling_containers_every_period(sock: String) {
 
     let d = configured(
         &sock,
-        json!({"gc": {"dangling_containers": {"period": "1s", "creation_grace": "0s"}}}),
+        json!({"gc": {"image": false, "dangling_containers": {"period": "1s", "creation_grace": "0s"}}}),
     );
     let (own, _down) = sleeper("own", IMAGE);
     let own_id = state(&d.start(own.clone()).await.unwrap()).container_id;
@@ -148,7 +148,7 @@ async fn the_reaper_removes_dangling_containers_every_period(sock: String) {
     drop(gone);
     let off = configured(
         &sock,
-        json!({"gc": {"dangling_containers": {"enabled": false, "period": "1s", "creation_grace": "0s"}}}),
+        json!({"gc": {"image": false, "dangling_containers": {"enabled": false, "period": "1s", "creation_grace": "0s"}}}),
     );
     assert!(off.fingerprint().await.healthy);
     tokio::time::sleep(Duration::from_millis(2500)).await;

@@ -198,9 +198,15 @@ macro_rules! on_both_engines_reaping {
     };
 }
 
+/// A docker driver on the engine; it never removes images (the shared test image stays for
+/// the other tests), the GC tests configure their own.
 pub fn driver(sock: &str) -> DockerDriver {
     DockerDriver::new(DockerPluginConfig {
         endpoint: format!("unix://{sock}"),
+        gc: Some(caravan_driver_docker::plugin_config::GcConfig {
+            image: false,
+            ..Default::default()
+        }),
         ..Default::default()
     })
 }
