@@ -22,6 +22,13 @@ pub struct DeploymentUpdateResponse {
 }
 
 impl Server {
+    pub(crate) fn lock_deployment_writes(&self) -> std::sync::MutexGuard<'_, ()> {
+        match self.deployment_writes.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
     fn active_deployment(&self, id: &str, verb: &str) -> Result<Deployment, ServerError> {
         let snap = self.store.snapshot();
         let d = snap
@@ -69,6 +76,7 @@ impl Server {
 
     /// `PUT /v1/deployment/fail/:id`.
     pub fn deployment_fail(&self, id: &str) -> Result<DeploymentUpdateResponse, ServerError> {
+        let _writing = self.lock_deployment_writes();
         let d = self.active_deployment(id, "fail")?;
         Ok(self.update_deployment(d, DEPLOYMENT_STATUS_FAILED, DEPLOYMENT_DESC_FAILED_BY_USER))
     }
@@ -79,6 +87,7 @@ impl Server {
         id: &str,
         pause: bool,
     ) -> Result<DeploymentUpdateResponse, ServerError> {
+        let _writing = self.lock_deployment_writes();
         let d = self.active_deployment(id, if pause { "pause" } else { "resume" })?;
         Ok(if pause {
             self.update_deployment(d, DEPLOYMENT_STATUS_PAUSED, DEPLOYMENT_DESC_PAUSED)

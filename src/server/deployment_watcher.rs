@@ -21,6 +21,7 @@ pub async fn run(server: Arc<Server>) {
                 Duration::from_secs(1),
             )
             .await;
+        let _writing = server.lock_deployment_writes();
         let snap = server.store.snapshot();
         seen = snap.max_index(&[Table::Allocs, Table::Deployments]);
         for d in snap.deployments.values().filter(|d| d.active()) {

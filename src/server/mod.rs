@@ -133,6 +133,10 @@ pub struct Server {
     pub events: Arc<events::EventBroker>,
     /// Variables' single writer and lock timers.
     variables: variables::VarRuntime,
+    /// Held across read-decide-apply of a deployment (the watcher, the operator endpoints), so
+    /// that one does not write back a copy the other changed meanwhile (a pause lost to the
+    /// watcher's health update).
+    pub(crate) deployment_writes: std::sync::Mutex<()>,
     /// The log: the last applied index. Serialises every write.
     log: Mutex<u64>,
     plan_tx: mpsc::Sender<plan_apply::PlanRequest>,
@@ -192,6 +196,7 @@ impl Server {
             heartbeats: heartbeat::Heartbeats::default(),
             events,
             variables: variables::VarRuntime::default(),
+            deployment_writes: std::sync::Mutex::new(()),
             log: Mutex::new(last),
             plan_tx,
             plan_rx: Mutex::new(Some(plan_rx)),
