@@ -42,6 +42,7 @@ Benchmarks (results on stdout as `name: value unit`, progress on stderr):
 
   footprint        Starts `caravan agent -dev`: time to healthy, idle RSS, RSS with N allocs.
       --allocs N          allocations to run (default 50)
+      --driver NAME       the allocations' driver: raw_exec (default) or exec (root)
       --caravan PATH      the caravan binary (default: next to caravan-bench)
 
   scheduler        Times the pure scheduler on a synthetic cluster (in-process).

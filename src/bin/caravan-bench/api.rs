@@ -50,6 +50,11 @@ pub enum AllocEvent {
 /// fit on one dev node: a 10 MB ephemeral disk, not Nomad's default 300 MB, or the node's free
 /// disk would cap the run at a few hundred allocations).
 pub fn sleep_job(id: &str, count: usize) -> Value {
+    sleep_job_on(id, count, "raw_exec")
+}
+
+/// [`sleep_job`] run by `driver` (`raw_exec` or `exec`).
+pub fn sleep_job_on(id: &str, count: usize, driver: &str) -> Value {
     json!({
         "ID": id,
         "Name": id,
@@ -61,7 +66,7 @@ pub fn sleep_job(id: &str, count: usize) -> Value {
             "EphemeralDisk": {"SizeMB": 10},
             "Tasks": [{
                 "Name": "t",
-                "Driver": "raw_exec",
+                "Driver": driver,
                 "Config": {"command": "/bin/sleep", "args": ["3600"]},
                 "Resources": {"CPU": 10, "MemoryMB": 10}
             }]

@@ -10,6 +10,7 @@ const KNOWN: &[&str] = &[
     "concurrency",
     "caravan",
     "allocs",
+    "driver",
     "nodes",
     "count",
     "seed",

@@ -2,7 +2,7 @@
 //! idle and with N running allocations.
 
 use crate::agent::Agent;
-use crate::api::{sleep_job, AllocEvent, Api};
+use crate::api::{sleep_job_on, AllocEvent, Api};
 use crate::args::Args;
 use crate::error::BenchError;
 use crate::report::{ms, Report};
@@ -18,6 +18,8 @@ const RUN_TIMEOUT: Duration = Duration::from_secs(180);
 #[derive(Debug, Clone)]
 pub struct Options {
     pub allocs: usize,
+    /// The driver of the allocations' task: `raw_exec` (default) or `exec` (needs root).
+    pub driver: String,
     pub caravan: PathBuf,
     pub log_level: Option<String>,
 }
@@ -26,6 +28,15 @@ impl Options {
     pub fn from_args(a: &Args) -> Result<Options, BenchError> {
         Ok(Options {
             allocs: a.count("allocs", 50)?,
+            driver: match a.string("driver").as_deref() {
+                None | Some("raw_exec") => "raw_exec".into(),
+                Some("exec") => "exec".into(),
+                Some(other) => {
+                    return Err(BenchError::Usage(format!(
+                        "--driver {other:?}: use raw_exec or exec"
+                    )))
+                }
+            },
             caravan: a.caravan_path()?,
             log_level: a.string("log-level"),
         })
@@ -33,7 +44,10 @@ impl Options {
 }
 
 pub async fn run(o: Options, report: &mut Report) -> Result<(), BenchError> {
-    eprintln!("== footprint: idle, then {} allocations", o.allocs);
+    eprintln!(
+        "== footprint: idle, then {} allocations ({})",
+        o.allocs, o.driver
+    );
     let mut agent = Agent::spawn(&o.caravan, o.log_level.as_deref(), "footprint")?;
     let api = Api::new(agent.base_url())?;
     let healthy = agent.wait_healthy(&api, Duration::from_secs(60)).await?;
@@ -65,7 +79,8 @@ async fn measure(
     let (watcher, mut events) = api.watch(job_id);
     let start = Instant::now();
     let result = async {
-        api.register(&sleep_job(job_id, o.allocs)).await?;
+        api.register(&sleep_job_on(job_id, o.allocs, &o.driver))
+            .await?;
         let mut running = 0usize;
         while running < o.allocs {
             let left = RUN_TIMEOUT.saturating_sub(start.elapsed());
