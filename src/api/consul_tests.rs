@@ -356,3 +356,82 @@ async fn script_checks_run_in_the_task_and_report_to_consul() {
         "ran in the task's environment: {output}"
     );
 }
+
+/// `update { health_check = "checks" }` (Nomad's default): an allocation whose task runs but
+/// whose Consul check is critical is not healthy, and its deployment waits; once the check
+/// passes, the allocation turns healthy and the deployment succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deployment_health_waits_for_consul_checks() {
+    if !std::path::Path::new("/usr/bin/python3").exists() {
+        eprintln!("SKIP: /usr/bin/python3 is needed as the task's HTTP server");
+        return;
+    }
+    let (addr, _consul_server) = caravan_consul_test_server::spawn_for_test()
+        .await
+        .expect("consul test server");
+    let (direct, link) = consul_at(&addr.to_string(), quick());
+    let a = start_with_consul(link).await;
+    // The task serves HTTP only once the test creates `local/go`.
+    let script = "while [ ! -f \"$NOMAD_TASK_DIR/go\" ]; do sleep 0.1; done; \
+                  exec /usr/bin/python3 -m http.server --bind 127.0.0.1 \"$NOMAD_PORT_http\"";
+    let job = json!({"Job": {
+        "ID": "gated",
+        "Update": {"MaxParallel": 1, "HealthCheck": "checks",
+                   "MinHealthyTime": 200_000_000i64, "HealthyDeadline": 120_000_000_000i64,
+                   "ProgressDeadline": 180_000_000_000i64},
+        "TaskGroups": [{
+            "Name": "g", "Count": 1,
+            "Networks": [{"DynamicPorts": [{"Label": "http"}]}],
+            "Tasks": [{
+                "Name": "web", "Driver": "raw_exec",
+                "Config": {"command": "/bin/sh", "args": ["-c", script]},
+                "Resources": {"CPU": 20, "MemoryMB": 30},
+                "KillTimeout": 1_000_000_000,
+                "Services": [{
+                    "Name": "gated-web", "PortLabel": "http",
+                    "Checks": [{"Name": "up", "Type": "http", "Path": "/",
+                                "Interval": 300_000_000i64, "Timeout": 300_000_000i64}]
+                }]
+            }]
+        }]
+    }});
+    let (code, body) = a.put("/v1/jobs", &job).await;
+    assert_eq!(code, 200, "{body}");
+    crate::wait_for!(a.running("gated").await.len() == 1);
+    let id = a.running("gated").await[0]["ID"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    // The check is registered and critical; the task has run far longer than
+    // min_healthy_time, yet the allocation is not healthy.
+    let critical = || async {
+        direct
+            .agent_checks()
+            .await
+            .unwrap_or_default()
+            .values()
+            .any(|c| c.service_id.contains(&id) && c.status == "critical")
+    };
+    crate::wait_for!(critical().await);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(critical().await);
+    let alloc = a.get(&format!("/v1/allocation/{id}")).await;
+    assert_eq!(alloc["ClientStatus"], "running");
+    assert!(
+        alloc["DeploymentStatus"]["Healthy"].is_null(),
+        "healthy while its check is critical: {}",
+        alloc["DeploymentStatus"]
+    );
+    assert_eq!(a.get("/v1/job/gated/deployment").await["Status"], "running");
+
+    let go = a.clients[0]
+        .shared
+        .config
+        .data_dir
+        .join(format!("alloc/{id}/web/local/go"));
+    std::fs::write(&go, b"").expect("gate file");
+    crate::wait_for!(
+        a.get(&format!("/v1/allocation/{id}")).await["DeploymentStatus"]["Healthy"] == true
+    );
+    crate::wait_for!(a.get("/v1/job/gated/deployment").await["Status"] == "successful");
+}

@@ -300,7 +300,11 @@ impl AllocRunner {
 
             // Health and reporting.
             let states = self.task_states();
-            let healthy = health.observe(&states, &group);
+            let checks = match (&shared.config.consul, health.wants_checks()) {
+                (Some(consul), true) => consul.checks_healthy(&self.alloc_id).await,
+                _ => None,
+            };
+            let healthy = health.observe(&states, &group, checks);
             let status = client_status(&group, &states);
             let running = status.0 == ALLOC_CLIENT_RUNNING && !stopping;
             group_services

@@ -16,6 +16,12 @@ pub const CHECK_PREFIX: &str = "_nomad-check-";
 /// The longest a hook waits on one Consul call before leaving it to the sync loop.
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// A check's `on_update` values (Nomad's `OnUpdateRequireHealthy` and friends): whether the
+/// check counts towards the allocation's health.
+pub const ON_UPDATE_REQUIRE_HEALTHY: &str = "require_healthy";
+pub const ON_UPDATE_IGNORE_WARNINGS: &str = "ignore_warnings";
+pub const ON_UPDATE_IGNORE: &str = "ignore";
+
 /// How often the sync loop and the fingerprint run, and the back-off while Consul is away.
 #[derive(Debug, Clone)]
 pub struct ConsulTiming {
@@ -53,6 +59,8 @@ pub struct Consul {
     nudge: tokio::sync::Notify,
     /// Whether the sync loop runs (the agent and its client share one `Consul`).
     syncing: std::sync::atomic::AtomicBool,
+    /// Each registered check's `on_update`, by check ID.
+    policies: Mutex<HashMap<String, String>>,
 }
 
 impl Consul {
@@ -64,6 +72,7 @@ impl Consul {
             desired: Mutex::new(HashMap::new()),
             nudge: tokio::sync::Notify::new(),
             syncing: std::sync::atomic::AtomicBool::new(false),
+            policies: Mutex::new(HashMap::new()),
         })
     }
 
@@ -81,6 +90,58 @@ impl Consul {
             path: path.into(),
             timeout: CALL_TIMEOUT,
         }
+    }
+
+    /// Records how the checks about to be registered count towards their allocation's health
+    /// (check ID, `on_update`).
+    pub fn set_check_policies(&self, policies: Vec<(String, String)>) {
+        let mut g = match self.policies.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        g.extend(policies);
+    }
+
+    /// Whether the Consul checks of an allocation's services are healthy, as Nomad's
+    /// `health_check = "checks"` judges them: every check Caravan registered for it is
+    /// passing (a warning passes for `on_update = "ignore_warnings"`; `"ignore"` checks do not
+    /// count). None when the allocation has no check that counts, or Consul does not answer
+    /// (then nothing is decided from checks this time).
+    pub async fn checks_healthy(&self, alloc_id: &str) -> Option<bool> {
+        let prefix = format!("{TASK_SERVICE_PREFIX}{alloc_id}-");
+        let wanted: Vec<(String, String)> = {
+            let policies = match self.policies.lock() {
+                Ok(g) => g.clone(),
+                Err(p) => p.into_inner().clone(),
+            };
+            self.lock()
+                .iter()
+                .filter(|(id, _)| id.starts_with(&prefix))
+                .flat_map(|(_, reg)| reg.checks.iter())
+                .filter_map(|c| c.check_id.clone())
+                .map(|id| {
+                    let p = policies
+                        .get(&id)
+                        .cloned()
+                        .unwrap_or_else(|| ON_UPDATE_REQUIRE_HEALTHY.into());
+                    (id, p)
+                })
+                .filter(|(_, p)| p != ON_UPDATE_IGNORE)
+                .collect()
+        };
+        if wanted.is_empty() {
+            return None;
+        }
+        let present = tokio::time::timeout(CALL_TIMEOUT, self.client.agent_checks())
+            .await
+            .ok()?
+            .ok()?;
+        Some(wanted.iter().all(|(id, policy)| {
+            present.get(id).is_some_and(|c| {
+                c.status == "passing"
+                    || (c.status == "warning" && policy == ON_UPDATE_IGNORE_WARNINGS)
+            })
+        }))
     }
 
     /// Whether Caravan currently wants `service_id` registered.

@@ -9,7 +9,7 @@
 //! ([`check_restart`]).
 
 use super::{check_restart, script_checks, HookContext, HookError, TaskHook};
-use crate::client::consul::{Consul, CHECK_PREFIX, TASK_SERVICE_PREFIX};
+use crate::client::consul::{Consul, CHECK_PREFIX, ON_UPDATE_REQUIRE_HEALTHY, TASK_SERVICE_PREFIX};
 use crate::client::taskenv::{EnvInput, TaskEnv};
 use caravan_consul::{AgentServiceCheck, AgentServiceRegistration};
 use caravan_driver::async_trait;
@@ -87,6 +87,7 @@ impl TaskHook for ServiceHook {
                     watched.extend(work.restarts);
                     scripts.extend(work.scripts);
                     let id = reg.id.clone().unwrap_or_default();
+                    consul.set_check_policies(work.policies);
                     consul.register(reg).await;
                     match self.registered.lock() {
                         Ok(mut g) => g.push(id),
@@ -185,8 +186,9 @@ impl GroupServices {
             let owner = Owner::Group(&group.name);
             for svc in services {
                 match registration(svc, &owner, alloc, node, &env) {
-                    Ok(reg) => {
+                    Ok((reg, policies)) => {
                         self.registered.push(reg.id.clone().unwrap_or_default());
+                        consul.set_check_policies(policies);
                         consul.register(reg).await;
                     }
                     Err(e) => {
@@ -217,14 +219,15 @@ pub fn service_id(alloc_id: &str, owner_part: &str, name: &str, port_label: &str
     format!("{TASK_SERVICE_PREFIX}{alloc_id}-{owner_part}-{name}-{port_label}")
 }
 
-/// The Consul registration of one service block, or why it cannot be made.
+/// The Consul registration of one service block (with its checks' `on_update` policies), or
+/// why it cannot be made.
 fn registration(
     svc: &Service,
     owner: &Owner,
     alloc: &Allocation,
     node: &Node,
     env: &TaskEnv,
-) -> Result<AgentServiceRegistration, String> {
+) -> Result<(AgentServiceRegistration, Vec<(String, String)>), String> {
     let (reg, work) = registration_with_rules(svc, owner, alloc, node, env)?;
     if !work.scripts.is_empty() {
         tracing::warn!(
@@ -232,7 +235,7 @@ fn registration(
             "script checks of group services are not run yet (their task is not known); they stay critical"
         );
     }
-    Ok(reg)
+    Ok((reg, work.policies))
 }
 
 /// What a task's registered checks need from the client.
@@ -242,6 +245,8 @@ struct CheckWork {
     restarts: Vec<check_restart::Watched>,
     /// `script` checks to run in the task.
     scripts: Vec<script_checks::Script>,
+    /// Each check's `on_update` (check ID, policy), for the allocation's health.
+    policies: Vec<(String, String)>,
 }
 
 /// [`registration`], with the `check_restart` rules and script checks of its checks.
@@ -291,6 +296,13 @@ fn registration_with_rules(
                     .flatten()
                     .unwrap_or(Duration::from_secs(10));
                 let check_id = c.check_id.clone().unwrap_or_default();
+                let on_update = raw
+                    .get("OnUpdate")
+                    .and_then(|v| v.as_str())
+                    .filter(|v| !v.is_empty())
+                    .unwrap_or(ON_UPDATE_REQUIRE_HEALTHY);
+                work.policies
+                    .push((check_id.clone(), on_update.to_string()));
                 if let Some(r) = check_restart::rule(
                     raw,
                     svc.check_restart.as_ref(),
@@ -604,7 +616,7 @@ mod tests {
             ],
             ..Default::default()
         };
-        let reg = registration(&svc, &Owner::Task("srv"), &alloc, &node, &env).unwrap();
+        let (reg, _) = registration(&svc, &Owner::Task("srv"), &alloc, &node, &env).unwrap();
         assert_eq!(
             reg.id.as_deref(),
             Some("_nomad-task-11111111-2222-3333-4444-555555555555-srv-shop-api-http")
@@ -642,7 +654,7 @@ mod tests {
             port_label: "http".into(),
             ..Default::default()
         };
-        let reg = registration(&svc, &Owner::Group("web"), &alloc, &node, &env).unwrap();
+        let (reg, _) = registration(&svc, &Owner::Group("web"), &alloc, &node, &env).unwrap();
         assert_eq!(reg.name, "shop-web");
         assert_eq!(
             reg.id.as_deref(),
