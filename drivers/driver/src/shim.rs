@@ -38,6 +38,21 @@ pub fn install(dir: &Path) -> std::io::Result<Option<PathBuf>> {
         std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))?;
         std::fs::rename(&tmp, &path)?;
     }
+    // A data dir on a `noexec` mount cannot run it: tasks then start without it.
+    if let Err(e) = std::process::Command::new(&path)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+    {
+        return Err(std::io::Error::new(
+            e.kind(),
+            format!(
+                "{} cannot be executed ({e}); is its file system mounted noexec?",
+                path.display()
+            ),
+        ));
+    }
     match INSTALLED.lock() {
         Ok(mut g) => *g = Some(path.clone()),
         Err(p) => *p.into_inner() = Some(path.clone()),
@@ -265,6 +280,29 @@ mod tests {
         assert_eq!(status, None, "no task ran, no status");
         let (_, exec, _) = run(&["/"], &["x"]);
         assert_eq!(exec, Err(libc::EACCES));
+    }
+
+    #[test]
+    fn a_noexec_data_dir_refuses_the_shim() {
+        if SHIM.is_empty() || !nix::unistd::geteuid().is_root() {
+            eprintln!("SKIPPED: needs root (to mount a noexec tmpfs) and a built shim");
+            return;
+        }
+        let dir = tempfile_dir();
+        let mount = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "noexec,size=1m", "tmpfs"])
+            .arg(&dir)
+            .status();
+        if !mount.is_ok_and(|s| s.success()) {
+            eprintln!("SKIPPED: cannot mount a tmpfs here");
+            return;
+        }
+        let before = installed();
+        let e = install(&dir).unwrap_err();
+        assert!(e.to_string().contains("noexec"), "{e}");
+        assert_eq!(installed(), before, "a shim that cannot run is not used");
+        let _ = std::process::Command::new("umount").arg(&dir).status();
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
