@@ -4,7 +4,8 @@
 //!
 //! Joining a PID namespace only applies to children, so the process std spawns does the
 //! joins and then forks once more: the grandchild (inside the task's PID namespace) execs
-//! the command, the middle process waits for it and exits with its status.
+//! the command, the middle process waits for it and exits with its status. The spawn
+//! returns once the grandchild execs (or fails to), like any other spawn.
 
 use crate::child::{drop_privileges, Privileges};
 use std::ffi::CString;
@@ -13,6 +14,26 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
+
+/// Closes every descriptor from `first` on (async-signal-safe: close_range, else close).
+unsafe fn close_from(first: libc::c_int) {
+    if libc::syscall(
+        libc::SYS_close_range,
+        first as libc::c_uint,
+        libc::c_uint::MAX,
+        0,
+    ) == 0
+    {
+        return;
+    }
+    let max = match libc::sysconf(libc::_SC_OPEN_MAX) {
+        n if n > 0 => n.min(1 << 20) as libc::c_int,
+        _ => 1024,
+    };
+    for fd in first..max {
+        libc::close(fd);
+    }
+}
 
 /// The handles of a running task that a command needs to enter it.
 #[derive(Debug)]
@@ -89,6 +110,10 @@ impl Enter {
                 }
                 if child > 0 {
                     // The middle process: wait for the command and pass its status on.
+                    // It needs no descriptor but stdio: closing the rest drops its copy of
+                    // the spawner's exec-status pipe, so the spawner returns once the command
+                    // execs (not once it exits: an interactive exec feeds it meanwhile).
+                    close_from(3);
                     let mut status = 0;
                     loop {
                         let r = libc::waitpid(child, &mut status, 0);

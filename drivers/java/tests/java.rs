@@ -365,3 +365,62 @@ async fn fingerprint_reports_the_hosts_java() {
     assert_eq!(fp.attributes["driver.java.runtime"], want.runtime);
     assert_eq!(fp.attributes["driver.java.vm"], want.vm);
 }
+
+#[tokio::test]
+async fn interactive_exec_runs_inside_the_java_task_with_a_tty() {
+    use caravan_driver::{ExecInput, ExecOutput, ExecStreamIo};
+    if skip("interactive_exec_runs_inside_the_java_task_with_a_tty") {
+        return;
+    }
+    let dir = alloc_dir("exec-stream");
+    let cfg = task(
+        &dir,
+        "exec-stream",
+        json!({"jar_path": "/local/app.jar", "args": ["0", "sleep"]}),
+    );
+    let d = driver();
+    let h = d.start(cfg).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !out(&dir).contains("pids=") {
+        assert!(Instant::now() < deadline, "no output: {}", err(&dir));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (tx, mut rx, io) = ExecStreamIo::channels(16);
+    let feeder = tokio::spawn(async move {
+        tx.send(ExecInput::Resize {
+            height: 19,
+            width: 77,
+        })
+        .await
+        .unwrap();
+        tx.send(ExecInput::Stdin(b"go\n".to_vec())).await.unwrap();
+        // Open until the command is done: closing the input kills it.
+        tx.closed().await;
+    });
+    let script = "test -t 0 && echo is-a-tty; read x; stty size; id -u; tr '\\0' ' ' < /proc/1/cmdline; echo; exit 6";
+    let code = tokio::time::timeout(
+        Duration::from_secs(30),
+        d.exec_streaming(
+            &h.task_id,
+            vec!["/bin/sh".into(), "-c".into(), script.into()],
+            true,
+            io,
+        ),
+    )
+    .await
+    .expect("the exec ends")
+    .expect("exec works");
+    feeder.abort();
+    let mut o = Vec::new();
+    while let Some(ExecOutput::Stdout(b) | ExecOutput::Stderr(b)) = rx.recv().await {
+        o.extend(b);
+    }
+    let o = String::from_utf8_lossy(&o);
+    assert_eq!(code, 6, "{o}");
+    assert!(o.contains("is-a-tty"), "{o}");
+    assert!(o.contains("19 77"), "{o}");
+    assert!(o.contains("65534"), "runs as the task's user: {o}");
+    assert!(o.contains("-jar /local/app.jar"), "PID 1 is the JVM: {o}");
+    d.destroy(&h.task_id, true).await.unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
