@@ -267,6 +267,12 @@ fn newcomer_path() {
     assert_eq!(stdout(&o), "piped in\n");
     assert_eq!(String::from_utf8_lossy(&o.stderr), "to-stderr\n");
     exec_with_a_terminal(&agent, &alloc_prefix);
+    // -job: the argument is a job, and one of its running allocations is used.
+    let o = agent.cli(&[
+        "alloc", "exec", "-job", "-i=false", "-t=false", "example", "echo", "via-job",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", all_output(&o));
+    assert_eq!(stdout(&o), "via-job\n");
     let o = agent.cli(&[
         "alloc",
         "exec",

@@ -448,6 +448,29 @@ async fn exec_driver_exec_enters_the_tasks_chroot_and_pid_namespace() {
         "only the task's processes are visible: {procs:?}"
     );
 
+    // Input reaches a command inside the task while it runs.
+    let url = exec_url(
+        &a,
+        &alloc,
+        "t",
+        &["/bin/sh", "-c", "read line; echo \"got $line\"; cat >&2"],
+        false,
+    );
+    let s = run(
+        &url,
+        None,
+        vec![
+            json!({"stdin": {"data": b64(b"hello\n")}}),
+            json!({"stdin": {"data": b64(b"to stderr\n")}}),
+            json!({"stdin": {"close": true}}),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(s.exit_code, Some(0), "{s:?}");
+    assert_eq!(s.stdout, "got hello\n");
+    assert_eq!(s.stderr, "to stderr\n");
+
     // With a TTY inside the task.
     let url = exec_url(
         &a,

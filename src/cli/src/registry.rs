@@ -258,6 +258,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         args: "<allocation> <command> [<args>...]",
         flags: flags![
             F::value("task"),
+            F::bool("job"),
             F::bool("i"),
             F::bool("t"),
             F::bool("verbose")

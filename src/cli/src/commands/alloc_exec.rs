@@ -139,8 +139,28 @@ pub(crate) async fn exec(ctx: &mut Ctx<'_>) -> i32 {
         Ok(c) => c,
         Err(e) => return fail(ctx, "Error initializing client", e),
     };
-    let id = ctx.flags.args[0].clone();
+    let mut id = ctx.flags.args[0].clone();
     let cmd: Vec<String> = ctx.flags.args[1..].to_vec();
+    if ctx.flags.bool("job") {
+        // `-job`: the first argument is a job ID; any of its running allocations will do.
+        let path = format!("/v1/job/{}/allocations", crate::client::seg(&id));
+        let allocs: Vec<Value> = match client.get(&path, &[], None).await {
+            Ok((a, _)) => a,
+            Err(e) => return fail(ctx, "Error querying job allocations", e),
+        };
+        match allocs
+            .iter()
+            .filter(|a| a["ClientStatus"] == "running")
+            .find_map(|a| a["ID"].as_str())
+        {
+            Some(a) => id = a.to_string(),
+            None => {
+                ctx.ui
+                    .error(&format!("No running allocations found for job {id:?}"));
+                return 1;
+            }
+        }
+    }
     let (alloc, _) = match alloc_by_prefix(ctx, &client, &id).await {
         Ok(a) => a,
         Err(c) => return c,
