@@ -31,12 +31,7 @@ impl AllocRunner {
         let ar = Arc::new(AllocRunner {
             alloc_id: alloc.id.clone(),
             alloc_dir: AllocDir::new(&shared.config.data_dir, &alloc.id),
-            handles_dir: shared
-                .config
-                .data_dir
-                .join("client")
-                .join("allocs")
-                .join(&alloc.id),
+            handles_dir: super::restore::alloc_dir(&shared.config.data_dir, &alloc.id),
             alloc: tx,
             tasks: Mutex::new(BTreeMap::new()),
             unrunnable: Mutex::new(BTreeMap::new()),
@@ -205,12 +200,28 @@ impl AllocRunner {
 
         let mut phase = Phase::Prestart;
         let mut started: Vec<String> = Vec::new();
-        for t in &prestart {
-            if spawn_task(t).is_some() {
-                started.push(t.name.clone());
+        // Stopped by the servers while no agent ran: what still runs from before is
+        // re-attached to be stopped, and nothing new starts.
+        let stopped_meanwhile = alloc.server_terminal();
+        if stopped_meanwhile {
+            for t in group
+                .tasks
+                .iter()
+                .filter(|t| super::restore::was_running(&self.handles_dir, &t.name))
+            {
+                if let Some(tr) = spawn_task(t) {
+                    tr.kill(&alloc.desired_description);
+                    started.push(t.name.clone());
+                }
+            }
+        } else {
+            for t in &prestart {
+                if spawn_task(t).is_some() {
+                    started.push(t.name.clone());
+                }
             }
         }
-        let mut stopping = false;
+        let mut stopping = stopped_meanwhile;
         let mut last_report: Option<(String, BTreeMap<String, TaskState>, Option<bool>)> = None;
         loop {
             // Advance the lifecycle.

@@ -110,6 +110,11 @@ pub struct ClientShared {
 }
 
 impl ClientShared {
+    /// Whether this client ran the allocation before (its task states are on disk).
+    pub fn ran_here(&self, alloc: &Allocation) -> bool {
+        restore::alloc_dir(&self.config.data_dir, &alloc.id).exists()
+    }
+
     pub fn node(&self) -> Arc<Node> {
         match self.node.read() {
             Ok(g) => g.clone(),
@@ -396,7 +401,14 @@ impl Client {
                         }
                     }
                     None => {
-                        if a.terminal() || self.gc.was_collected(&a.id) {
+                        if self.gc.was_collected(&a.id) {
+                            continue;
+                        }
+                        // Stopped while no agent ran: a runner re-attaches to what is left
+                        // running here, only to stop it.
+                        let left_running =
+                            a.server_terminal() && !a.client_terminal() && self.shared.ran_here(&a);
+                        if a.terminal() && !left_running {
                             continue;
                         }
                         tracing::info!(alloc = %a.id, "starting allocation");

@@ -5,7 +5,12 @@
 
 use caravan_driver::TaskHandle;
 use caravan_structs::{TaskState, TASK_STATE_DEAD, TASK_STATE_RUNNING};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// Where an allocation's task states and handles are kept.
+pub fn alloc_dir(data_dir: &Path, alloc_id: &str) -> PathBuf {
+    data_dir.join("client").join("allocs").join(alloc_id)
+}
 
 /// A task as the previous agent process left it.
 #[derive(Debug, Clone)]
@@ -44,6 +49,16 @@ pub fn load(state_path: &Path, handle_path: &Path) -> Option<Restored> {
         state.state = caravan_structs::TASK_STATE_PENDING.into();
     }
     Some(Restored { state, handle })
+}
+
+/// Whether the previous agent process left `task` of the allocation whose files are in
+/// `dir` running (a state that says so and a handle to re-attach with).
+pub fn was_running(dir: &Path, task: &str) -> bool {
+    load(
+        &dir.join(format!("{task}.state.json")),
+        &dir.join(format!("{task}.handle.json")),
+    )
+    .is_some_and(|r| r.handle.is_some())
 }
 
 /// Writes a task's state (write to a temporary file, then rename: a crash leaves the old
@@ -133,6 +148,23 @@ mod tests {
         assert_eq!(
             (r.state.state.as_str(), r.handle),
             (TASK_STATE_PENDING, None)
+        );
+    }
+
+    #[test]
+    fn was_running_needs_a_running_state_and_a_handle() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        assert!(!was_running(d, "t"));
+        save_state(&d.join("t.state.json"), &state(TASK_STATE_RUNNING));
+        assert!(!was_running(d, "t"), "no handle");
+        save_handle(&d.join("t.handle.json"), &TaskHandle::default());
+        assert!(was_running(d, "t"));
+        save_state(&d.join("t.state.json"), &state(TASK_STATE_DEAD));
+        assert!(!was_running(d, "t"));
+        assert_eq!(
+            alloc_dir(Path::new("/d"), "a1"),
+            PathBuf::from("/d/client/allocs/a1")
         );
     }
 

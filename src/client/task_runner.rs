@@ -314,7 +314,9 @@ impl TaskRunner {
         // Set when the loop comes round again for a restart.
         let mut restarting = false;
         'run: loop {
-            if let Control::Kill { .. } = &*control.borrow() {
+            // A task to re-attach to is recovered first even when already told to stop (its
+            // allocation was stopped while no agent ran), so that it is then stopped.
+            if restore.is_none() && matches!(&*control.borrow(), Control::Kill { .. }) {
                 break;
             }
             if std::mem::take(&mut restarting) {
@@ -401,6 +403,15 @@ impl TaskRunner {
                         if let Err(e) = hook.poststart(&ctx).await {
                             tracing::warn!(task = %self.task_id, "poststart hook failed: {e}");
                         }
+                    }
+                    // Told to stop while it started (or before it was re-attached).
+                    let pending_kill = match &*control.borrow() {
+                        Control::Kill { reason, .. } => Some(reason.clone()),
+                        _ => None,
+                    };
+                    if let Some(reason) = pending_kill {
+                        self.kill_process(&cfg.task, &reason).await;
+                        break 'run;
                     }
                     // Wait for the exit, a kill or a restart request.
                     let exit = loop {
