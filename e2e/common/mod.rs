@@ -26,12 +26,18 @@ pub struct Agent {
 impl Agent {
     /// A dev agent on `dir/data`, waited for until its node is ready.
     pub fn start(dir: &Path, name: &str) -> Agent {
+        Agent::start_with(dir, name, &[])
+    }
+
+    /// As [`Agent::start`], with more command line arguments (`-config=...`).
+    pub fn start_with(dir: &Path, name: &str, extra: &[String]) -> Agent {
         let port = free_port();
         let log = dir.join(format!("{name}.log"));
         let out = std::fs::File::create(&log).expect("log file");
         let child = Command::new(BIN)
             .args(["agent", "-dev", &format!("-http-port={port}")])
             .arg(format!("-data-dir={}", dir.join("data").display()))
+            .args(extra)
             .stdout(out.try_clone().expect("log"))
             .stderr(out)
             .spawn()

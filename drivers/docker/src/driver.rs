@@ -247,13 +247,13 @@ impl DockerDriver {
     }
 
     /// Registers a task: starts its waiter and, unless log collection is off, its log pump
-    /// from `logs_since` (Unix seconds; `None`: no log pump).
+    /// from `logs_from` (`None`: no log pump).
     fn track(
         &self,
         engine: &Engine,
         handle: TaskHandle,
         state: DriverState,
-        logs_since: Option<i64>,
+        logs_from: Option<logs::Origin>,
     ) {
         let (tx, rx) = watch::channel(None);
         let killed = Arc::new(AtomicBool::new(false));
@@ -264,15 +264,15 @@ impl DockerDriver {
             killed.clone(),
             tx,
         ));
-        let pump = logs_since
+        let pump = logs_from
             .filter(|_| !self.plugin.disable_log_collection)
-            .map(|since| {
+            .map(|from| {
                 logs::start(
                     engine,
                     &state.container_id,
                     handle.config.stdout_path.clone(),
                     handle.config.stderr_path.clone(),
-                    since,
+                    from,
                 )
             });
         let task = Arc::new(Task {
@@ -667,7 +667,12 @@ impl Driver for DockerDriver {
             config: cfg,
         };
         // Logs from a second before the start so that nothing written at once is missed.
-        self.track(&engine, handle.clone(), driver_state, Some(since - 1));
+        self.track(
+            &engine,
+            handle.clone(),
+            driver_state,
+            Some(logs::Origin::Since(since - 1)),
+        );
         image_use.keep();
         tracing::info!(task = %handle.task_id, container = %id, image = %tc.image, "container started");
         Ok(handle)
@@ -990,11 +995,16 @@ impl Driver for DockerDriver {
             )));
         }
         let running = c.state.and_then(|s| s.running).unwrap_or(false);
-        // Output written before this moment was collected by the previous agent.
-        let since = running.then(|| procfs::now_nanos() / 1_000_000_000);
+        // The previous agent wrote the output up to its last log write; the rest (what the
+        // container wrote while no agent ran, also when it has stopped since) comes from the
+        // engine.
+        let from = Some(logs::Origin::resume(
+            &handle.config.stdout_path,
+            &handle.config.stderr_path,
+        ));
         tracing::info!(task = %handle.task_id, container = %state.container_id, running, "recovered container task");
         self.image_gc.acquire(&state.image).keep();
-        self.track(&engine, handle, state, since);
+        self.track(&engine, handle, state, from);
         Ok(())
     }
 }

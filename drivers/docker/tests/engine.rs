@@ -18,6 +18,7 @@ on_both_engines!(
     labels_exec_signal_and_stop_with_kill_timeout,
     graceful_stop_and_memory_limit_oom,
     recovers_a_running_container_in_a_new_driver,
+    output_written_while_no_driver_ran_is_logged_once,
     port_mapping_answers_on_the_host_port,
     stats_report_cpu_and_memory,
     bad_input_and_fingerprint,
@@ -226,6 +227,61 @@ async fn recovers_a_running_container_in_a_new_driver(sock: String) {
         .await
         .unwrap_err();
     assert!(matches!(e, DriverError::Recover(_)), "{e}");
+}
+
+/// The numbers after `word ` in `text`, which must be the lines `word 0`, `word 1`, ...
+fn numbered(text: &str, word: &str) -> usize {
+    for (i, line) in text.lines().enumerate() {
+        assert_eq!(line, format!("{word} {i}"), "line {i} of {text:?}");
+    }
+    text.lines().count()
+}
+
+async fn output_written_while_no_driver_ran_is_logged_once(sock: String) {
+    let (tick, _d1) = task(
+        "tick",
+        json!({"image": IMAGE, "command": "/bin/sh", "args": ["-c",
+            "i=0; while true; do echo tick $i; echo err $i >&2; i=$((i+1)); sleep 0.1; done"]}),
+    );
+    let (gone, _d2) = task(
+        "gone",
+        json!({"image": IMAGE, "command": "/bin/sh", "args": ["-c",
+            "echo gone 0; sleep 1; for i in 1 2 3 4 5; do echo gone $i; done; exit 4"]}),
+    );
+    let first = driver(&sock);
+    let h_tick = first.start(tick.clone()).await.unwrap();
+    let h_gone = first.start(gone.clone()).await.unwrap();
+    wait_for_file(&tick.stdout_path, "tick 3\n").await;
+    wait_for_file(&gone.stdout_path, "gone 0\n").await;
+    drop(first); // the agent goes away; the containers go on (one of them ends meanwhile)
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+
+    let second = driver(&sock);
+    for h in [h_tick, h_gone] {
+        let json = serde_json::to_string(&h).unwrap();
+        second
+            .recover(serde_json::from_str(&json).unwrap())
+            .await
+            .unwrap();
+    }
+    assert_eq!(second.wait(&gone.id).await.unwrap().exit_code, 4);
+    second.destroy(&gone.id, false).await.unwrap();
+    assert_eq!(
+        numbered(&std::fs::read_to_string(&gone.stdout_path).unwrap(), "gone"),
+        6
+    );
+
+    wait_for_file(&tick.stdout_path, "tick 40\n").await;
+    second
+        .stop(&tick.id, Duration::from_secs(5), "SIGKILL")
+        .await
+        .unwrap();
+    second.wait(&tick.id).await.unwrap();
+    second.destroy(&tick.id, false).await.unwrap();
+    let out = std::fs::read_to_string(&tick.stdout_path).unwrap();
+    assert!(numbered(&out, "tick") > 40, "{out:?}");
+    let err = std::fs::read_to_string(&tick.stderr_path).unwrap();
+    assert!(numbered(&err, "err") > 40, "{err:?}");
 }
 
 async fn port_mapping_answers_on_the_host_port(sock: String) {
