@@ -17,8 +17,9 @@ use std::time::{Duration, Instant};
 
 /// Prints `tick N` every 200 ms for ever.
 const TICKER: &str = "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done";
-/// Runs 3 s, then exits with the code given as $1.
-const SHORT: &str = "sleep 3; exit $1";
+/// Waits for `local/go` (the test writes it once the agent is down), then exits with the code
+/// given as $1.
+const SHORT: &str = "while [ ! -f \"$NOMAD_TASK_DIR/go\" ]; do sleep 0.1; done; exit $1";
 /// After 1 s (the agent is down by then), writes 30,000 numbered 80-byte lines: 2.4 MB,
 /// more than the FIFO holds.
 const FLOOD: &str = "sleep 1; i=0; while [ $i -lt 30000 ]; do \
@@ -27,19 +28,20 @@ const FLOOD: &str = "sleep 1; i=0; while [ $i -lt 30000 ]; do \
 const TICK_JAVA: &str = r#"
 public class Tick {
     public static void main(String[] a) throws Exception {
-        if (a.length > 0) { Thread.sleep(3000); System.exit(Integer.parseInt(a[0])); }
+        if (a.length > 0) {
+            java.io.File go = new java.io.File(System.getenv("NOMAD_TASK_DIR"), "go");
+            while (!go.exists()) Thread.sleep(100);
+            System.exit(Integer.parseInt(a[0]));
+        }
         for (int i = 0; ; i++) { System.out.println("tick " + i); System.out.flush(); Thread.sleep(200); }
     }
 }
 "#;
 
-fn shell_job(name: &str, driver: &str, count: u32, script: &str, args: &[&str]) -> String {
-    let args: Vec<String> = args.iter().map(|a| format!("{a:?}")).collect();
-    let kind = if script == TICKER || script == FLOOD {
-        "service"
-    } else {
-        "batch"
-    };
+/// A job of `count` allocations of one task `t` (`task` is its body) that is never restarted
+/// or rescheduled: a service job, or a batch job for the tasks that end by themselves.
+fn job(name: &str, batch: bool, count: u32, task: &str) -> String {
+    let kind = if batch { "batch" } else { "service" };
     format!(
         r#"
 job "{name}" {{
@@ -56,7 +58,24 @@ job "{name}" {{
       unlimited = false
     }}
     task "t" {{
-      driver = "{driver}"
+{task}
+    }}
+  }}
+}}
+"#
+    )
+}
+
+fn quoted(args: &[&str]) -> String {
+    args.iter()
+        .map(|a| format!("{a:?}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn shell_job(name: &str, driver: &str, count: u32, script: &str, args: &[&str]) -> String {
+    let task = format!(
+        r#"      driver = "{driver}"
       config {{
         command = "/bin/sh"
         args    = ["-c", {script:?}, "sh", {args}]
@@ -64,55 +83,32 @@ job "{name}" {{
       resources {{
         cpu    = 20
         memory = 32
-      }}
-    }}
-  }}
-}}
-"#,
-        args = args.join(", ")
-    )
+      }}"#,
+        args = quoted(args)
+    );
+    job(name, script == SHORT, count, &task)
 }
 
 fn java_job(name: &str, count: u32, args: &[&str], class_url: &str) -> String {
-    let args: Vec<String> = args.iter().map(|a| format!("{a:?}")).collect();
-    let kind = if args.is_empty() { "service" } else { "batch" };
-    format!(
-        r#"
-job "{name}" {{
-  datacenters = ["dc1"]
-  type = "{kind}"
-  group "g" {{
-    count = {count}
-    restart {{
-      attempts = 0
-      mode     = "fail"
-    }}
-    reschedule {{
-      attempts  = 0
-      unlimited = false
-    }}
-    task "t" {{
-      driver = "java"
+    let task = format!(
+        r#"      driver = "java"
       artifact {{
         source      = "{class_url}"
         destination = "local/"
       }}
       config {{
-        class      = "Tick"
-        class_path = "/local"
+        class       = "Tick"
+        class_path  = "/local"
         jvm_options = ["-Xmx32m", "-XX:+UseSerialGC", "-Xshare:off"]
-        args       = [{args}]
+        args        = [{args}]
       }}
       resources {{
         cpu    = 50
         memory = 160
-      }}
-    }}
-  }}
-}}
-"#,
-        args = args.join(", ")
-    )
+      }}"#,
+        args = quoted(args)
+    );
+    job(name, !args.is_empty(), count, &task)
 }
 
 /// Whether the exec driver can run here (root with cgroups), as the agent fingerprints it.
@@ -327,25 +323,42 @@ fn tasks_survive_a_killed_agent() {
     let mut jobs: Vec<&str> = long.iter().map(|l| l.0).collect();
     jobs.extend(short.iter().map(|s| s.0));
     jobs.push("raw-flood");
-    wait_until(
-        &agent,
-        "every task running",
-        Duration::from_secs(120),
-        || {
-            jobs.iter().all(|j| {
-                let want = long
-                    .iter()
-                    .map(|l| (l.0, l.1))
-                    .chain(short.iter().map(|s| (s.0, s.1)))
-                    .chain([("raw-flood", 1)])
-                    .find(|x| x.0 == *j)
-                    .map(|x| x.1 as usize)
-                    .unwrap_or(0);
+    let want: BTreeMap<&str, usize> = long
+        .iter()
+        .map(|l| (l.0, l.1 as usize))
+        .chain(short.iter().map(|s| (s.0, s.1 as usize)))
+        .chain([("raw-flood", 1)])
+        .collect();
+    // The jobs not yet all running, with their tasks' states.
+    let pending = || -> Vec<String> {
+        jobs.iter()
+            .filter_map(|j| {
                 let states = task_states(&agent, dir, j);
-                states.len() == want && states.values().all(|s| s["State"] == "running")
+                let done =
+                    states.len() == want[j] && states.values().all(|s| s["State"] == "running");
+                (!done).then(|| {
+                    let s: Vec<&str> = states
+                        .values()
+                        .map(|s| s["State"].as_str().unwrap_or("?"))
+                        .collect();
+                    format!("{j}: {s:?}")
+                })
             })
-        },
-    );
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let left = pending();
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not every task runs: {left:?}\n{}",
+            agent.log()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
     // Pids before the crash.
     let mut before: BTreeMap<String, (i64, u64)> = BTreeMap::new();
     for (job, _) in &long {
@@ -359,7 +372,16 @@ fn tasks_survive_a_killed_agent() {
         .cloned()
         .expect("flood alloc");
 
+    let mut short_allocs = Vec::new();
+    for (job, _, _) in &short {
+        short_allocs.extend(task_states(&agent, dir, job).into_keys());
+    }
+
     agent.kill9();
+    // The short tasks end while no agent runs.
+    for alloc in &short_allocs {
+        std::fs::write(dir.join(format!("data/alloc/{alloc}/t/local/go")), b"").expect("go file");
+    }
     std::thread::sleep(Duration::from_secs(10));
     // Still running while no agent is there.
     for (alloc, (pid, _)) in &before {

@@ -55,6 +55,24 @@ pub(super) async fn start_with_consul(link: Arc<Consul>) -> TestAgent {
     .await
 }
 
+/// A Consul test server and an agent linked to it, for tests whose task serves HTTP with
+/// python3; None (with the reason printed) where python3 is missing.
+async fn http_task_agent() -> Option<(
+    ConsulClient,
+    caravan_consul_test_server::TestServer,
+    TestAgent,
+)> {
+    if !std::path::Path::new("/usr/bin/python3").exists() {
+        eprintln!("SKIP: /usr/bin/python3 is needed as the task's HTTP server");
+        return None;
+    }
+    let (addr, server) = caravan_consul_test_server::spawn_for_test()
+        .await
+        .expect("consul test server");
+    let (direct, link) = consul_at(&addr.to_string(), quick());
+    Some((direct, server, start_with_consul(link).await))
+}
+
 async fn task_services(c: &ConsulClient) -> Vec<caravan_consul::AgentService> {
     let mut v: Vec<_> = c
         .agent_services()
@@ -105,15 +123,9 @@ fn web_job() -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn job_services_register_pass_and_deregister() {
-    if !std::path::Path::new("/usr/bin/python3").exists() {
-        eprintln!("SKIP: /usr/bin/python3 is needed as the task's HTTP server");
+    let Some((direct, _consul_server, a)) = http_task_agent().await else {
         return;
-    }
-    let (addr, _consul_server) = caravan_consul_test_server::spawn_for_test()
-        .await
-        .expect("consul test server");
-    let (direct, link) = consul_at(&addr.to_string(), quick());
-    let a = start_with_consul(link).await;
+    };
     // The fingerprint satisfies Nomad's implied `${attr.consul.version}` constraint.
     assert_eq!(
         node_attr(&a, "consul.version").await.as_deref(),
@@ -362,15 +374,9 @@ async fn script_checks_run_in_the_task_and_report_to_consul() {
 /// passes, the allocation turns healthy and the deployment succeeds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deployment_health_waits_for_consul_checks() {
-    if !std::path::Path::new("/usr/bin/python3").exists() {
-        eprintln!("SKIP: /usr/bin/python3 is needed as the task's HTTP server");
+    let Some((direct, _consul_server, a)) = http_task_agent().await else {
         return;
-    }
-    let (addr, _consul_server) = caravan_consul_test_server::spawn_for_test()
-        .await
-        .expect("consul test server");
-    let (direct, link) = consul_at(&addr.to_string(), quick());
-    let a = start_with_consul(link).await;
+    };
     // The task serves HTTP only once the test creates `local/go`.
     let script = "while [ ! -f \"$NOMAD_TASK_DIR/go\" ]; do sleep 0.1; done; \
                   exec /usr/bin/python3 -m http.server --bind 127.0.0.1 \"$NOMAD_PORT_http\"";
