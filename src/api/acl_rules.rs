@@ -87,7 +87,11 @@ pub fn rule_for(method: &Method, path: &str) -> Option<Rule> {
         | "/v1/client/fs/stat/:id"
         | "/v1/client/fs/cat/:id"
         | "/v1/client/fs/readat/:id" => Ns(cap::READ_FS),
-        "/v1/client/allocation/:id/stats" => Ns(cap::READ_JOB),
+        "/v1/client/allocation/:id/stats" | "/v1/client/allocation/:id/checks" => Ns(cap::READ_JOB),
+        // Nomad's service catalog: read-job to read (lists filtered per namespace),
+        // submit-job to delete a registration.
+        "/v1/services" | "/v1/service/:name" => Ns(cap::READ_JOB),
+        "/v1/service/:name/:id" => Ns(cap::SUBMIT_JOB),
         "/v1/client/allocation/:id/restart" | "/v1/client/allocation/:id/signal" => {
             Ns(cap::ALLOC_LIFECYCLE)
         }

@@ -76,7 +76,7 @@ fn registered_routes() -> Vec<(Method, String)> {
     out
 }
 
-async fn acl_agent(config: AclConfig) -> TestAgent {
+pub(super) async fn acl_agent(config: AclConfig) -> TestAgent {
     start_with(
         1,
         ServerConfig {
@@ -91,7 +91,7 @@ async fn acl_agent(config: AclConfig) -> TestAgent {
     .await
 }
 
-async fn call(
+pub(super) async fn call(
     a: &TestAgent,
     method: &Method,
     path: &str,
@@ -121,7 +121,7 @@ async fn call(
     (code, text)
 }
 
-async fn bootstrap(a: &TestAgent) -> String {
+pub(super) async fn bootstrap(a: &TestAgent) -> String {
     let (code, body) = call(a, &Method::PUT, "/v1/acl/bootstrap", None, None).await;
     assert_eq!(code, 200, "{body}");
     let v: Value = serde_json::from_str(&body).expect("token json");
@@ -129,7 +129,7 @@ async fn bootstrap(a: &TestAgent) -> String {
     v["SecretID"].as_str().expect("secret").to_string()
 }
 
-async fn policy(a: &TestAgent, mgmt: &str, name: &str, rules: &str) {
+pub(super) async fn policy(a: &TestAgent, mgmt: &str, name: &str, rules: &str) {
     let (code, body) = call(
         a,
         &Method::PUT,
@@ -141,7 +141,7 @@ async fn policy(a: &TestAgent, mgmt: &str, name: &str, rules: &str) {
     assert_eq!(code, 200, "policy {name}: {body}");
 }
 
-async fn token(a: &TestAgent, mgmt: &str, policies: &[&str]) -> String {
+pub(super) async fn token(a: &TestAgent, mgmt: &str, policies: &[&str]) -> String {
     let (code, body) = call(
         a,
         &Method::PUT,

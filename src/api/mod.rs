@@ -48,6 +48,8 @@ mod namespaces;
 mod node_pool_tests;
 mod node_pools;
 mod nodes;
+#[cfg(test)]
+mod nomad_service_tests;
 mod operator;
 mod operator_snapshot;
 #[cfg(test)]
@@ -56,6 +58,7 @@ mod operator_snapshot_tests;
 mod operator_tests;
 mod query;
 mod search;
+mod services;
 mod system;
 #[cfg(test)]
 mod template_tests;
@@ -127,6 +130,7 @@ pub fn router(state: AppState) -> Router {
         .merge(operator::routes())
         .merge(operator_snapshot::routes())
         .merge(variables::routes())
+        .merge(services::routes())
         // After every route is merged: it guards exactly the routes above.
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),

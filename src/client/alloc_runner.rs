@@ -143,6 +143,8 @@ impl AllocRunner {
         let mut health = HealthTracker::new(&alloc, &group);
         let mut group_services =
             super::hooks::services::GroupServices::new(shared.config.consul.clone());
+        let mut nomad_group_services =
+            super::hooks::nomad_services::NomadGroupServices::new(shared.rpc.clone());
         let mut alloc_rx = self.alloc.subscribe();
         let spawn_task = |task: &Task| -> Option<Arc<TaskRunner>> {
             let Some(driver) = shared.drivers.get(&task.driver).cloned() else {
@@ -312,6 +314,10 @@ impl AllocRunner {
             // Health and reporting.
             let states = self.task_states();
             let checks = match (&shared.config.consul, health.wants_checks()) {
+                // A group's services have one provider; nomad's checks run in this client.
+                (_, true) if super::hooks::nomad_services::uses_nomad(&group) => {
+                    super::nomad_checks::healthy(&self.alloc_id)
+                }
                 (Some(consul), true) => consul.checks_healthy(&self.alloc_id).await,
                 _ => None,
             };
@@ -319,6 +325,9 @@ impl AllocRunner {
             let status = client_status(&group, &states);
             let running = status.0 == ALLOC_CLIENT_RUNNING && !stopping;
             group_services
+                .sync(&self.current(), &shared.node(), running)
+                .await;
+            nomad_group_services
                 .sync(&self.current(), &shared.node(), running)
                 .await;
             let report = (status.0.clone(), states.clone(), healthy);
@@ -373,6 +382,9 @@ impl AllocRunner {
             }
         }
         group_services
+            .sync(&self.current(), &shared.node(), false)
+            .await;
+        nomad_group_services
             .sync(&self.current(), &shared.node(), false)
             .await;
         tracing::debug!(alloc = %self.alloc_id, "alloc runner finished");

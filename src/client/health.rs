@@ -150,7 +150,7 @@ fn has_counted_checks(group: &TaskGroup) -> bool {
         .iter()
         .chain(group.tasks.iter().flat_map(|t| t.services.iter()));
     services
-        .filter(|s| s.provider.is_empty() || s.provider == "consul")
+        .filter(|s| s.provider.is_empty() || s.provider == "consul" || s.provider == "nomad")
         .flat_map(|s| s.checks.iter())
         .any(|c| {
             let kind = c.get("Type").and_then(|v| v.as_str()).unwrap_or_default();

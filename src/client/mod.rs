@@ -11,6 +11,7 @@ pub mod gc;
 pub mod health;
 pub mod hooks;
 pub mod migrate;
+pub mod nomad_checks;
 pub mod restarts;
 pub mod restore;
 pub mod rpc;

@@ -65,6 +65,27 @@ pub trait ServerRpc: Send + Sync {
             "this transport cannot coordinate template restarts".into(),
         ))
     }
+
+    /// Registers `provider = "nomad"` services of allocations running on `node_id` in the
+    /// servers' catalog (Nomad's `ServiceRegistration.Upsert`).
+    async fn upsert_services(
+        &self,
+        node_id: &str,
+        services: Vec<crate::state::services::ServiceRegistration>,
+    ) -> Result<(), RpcError> {
+        let _ = (node_id, services);
+        Err(RpcError(
+            "this transport cannot register Nomad services".into(),
+        ))
+    }
+
+    /// Removes service registrations by ID (Nomad's `ServiceRegistration.DeleteByID`).
+    async fn delete_services(&self, ids: Vec<String>) -> Result<(), RpcError> {
+        let _ = ids;
+        Err(RpcError(
+            "this transport cannot deregister Nomad services".into(),
+        ))
+    }
 }
 
 /// Calls the server in the same process.
@@ -72,6 +93,22 @@ pub struct InProcess(pub Arc<Server>);
 
 #[async_trait]
 impl ServerRpc for InProcess {
+    async fn upsert_services(
+        &self,
+        node_id: &str,
+        services: Vec<crate::state::services::ServiceRegistration>,
+    ) -> Result<(), RpcError> {
+        self.0
+            .service_upsert(node_id, services)
+            .map(|_| ())
+            .map_err(|e| RpcError(e.to_string()))
+    }
+
+    async fn delete_services(&self, ids: Vec<String>) -> Result<(), RpcError> {
+        self.0.service_delete_ids(ids);
+        Ok(())
+    }
+
     async fn restart_slot(&self, alloc_id: &str, acquire: bool) -> Result<bool, RpcError> {
         self.0
             .restart_slot(alloc_id, acquire)

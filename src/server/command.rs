@@ -72,6 +72,8 @@ pub enum Command {
     Variables(crate::state::variables::VarCommand),
     /// Restart slots of coordinated template restarts (see [`crate::state::restarts`]).
     RestartSlot(crate::state::restarts::SlotCommand),
+    /// Nomad-native service registrations (see [`crate::state::services`]).
+    Services(crate::state::services::ServiceCommand),
     /// A client registered or re-registered its node.
     NodeRegister {
         node: Node,

@@ -16,12 +16,12 @@ pub fn apply(store: &StateStore, events: &EventBroker, index: u64, cmd: &Command
 pub fn apply_at(store: &StateStore, events: &EventBroker, index: u64, now: i64, cmd: &Command) {
     let now = if now > 0 { now } else { time::now_nanos() };
     if !events.enabled() {
-        store.write(index, |t| apply_tables(t, index, now, cmd));
+        store.write(index, |t| apply_with_services(t, index, now, cmd));
         return;
     }
     // Events come from what the entry changed: the tables before and after it.
     let before = store.snapshot();
-    store.write(index, |t| apply_tables(t, index, now, cmd));
+    store.write(index, |t| apply_with_services(t, index, now, cmd));
     events.publish(super::events::from_apply(
         &before,
         &store.snapshot(),
@@ -30,12 +30,19 @@ pub fn apply_at(store: &StateStore, events: &EventBroker, index: u64, now: i64, 
     ));
 }
 
+/// Applies the entry, then drops the service registrations it made stale.
+fn apply_with_services(t: &mut Tables, index: u64, now: i64, cmd: &Command) {
+    apply_tables(t, index, now, cmd);
+    super::services::prune_after(t, index, cmd);
+}
+
 fn apply_tables(t: &mut Tables, index: u64, now: i64, cmd: &Command) {
     match cmd {
         Command::Acl(c) => super::acl::apply(t, index, c),
         Command::Keyring(c) => super::keyring::apply(t, index, c),
         Command::Variables(c) => super::variables::apply(t, index, c),
         Command::RestartSlot(c) => crate::state::restarts::apply(t, now, c),
+        Command::Services(c) => crate::state::services::apply(t, index, c),
         Command::NodeRegister { node } => {
             let mut node = node.clone();
             if let Some(old) = t.nodes.get(&node.id) {

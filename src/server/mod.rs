@@ -22,6 +22,7 @@ pub mod partitions;
 pub mod plan_apply;
 pub mod raft;
 pub mod restarts;
+pub mod services;
 pub mod variables;
 pub mod worker;
 

@@ -7,6 +7,7 @@ pub mod jobops;
 pub mod keyring;
 pub mod partitions;
 pub mod restarts;
+pub mod services;
 pub mod snapshot;
 pub mod summary;
 pub mod variables;
@@ -54,6 +55,8 @@ pub struct Tables {
     pub variables: variables::VariableMap,
     /// Restart slots of coordinated template restarts (see [`restarts`]).
     pub restart_slots: restarts::RestartSlots,
+    /// Nomad-native service registrations by ID (see [`services`]).
+    pub service_registrations: services::ServiceMap,
 }
 
 fn table_name(t: Table) -> &'static str {
@@ -68,6 +71,7 @@ fn table_name(t: Table) -> &'static str {
         Table::Variables => "variables",
         Table::Namespaces => "namespaces",
         Table::NodePools => "node_pools",
+        Table::Services => "service_registrations",
     }
 }
 

@@ -58,6 +58,9 @@ pub struct StateImage {
     /// Absent from images written before coordinated restarts existed.
     #[serde(default)]
     pub restart_slots: Vec<(super::restarts::GroupKey, Vec<(String, i64)>)>,
+    /// Absent from images written before the Nomad-native service catalog existed.
+    #[serde(default)]
+    pub service_registrations: Vec<Arc<super::services::ServiceRegistration>>,
 }
 
 fn sets<K: Clone + Ord + std::hash::Hash>(
@@ -108,6 +111,7 @@ impl StateImage {
             scaling_events,
             variables,
             restart_slots,
+            service_registrations,
         } = t;
         let mut versions: Vec<(JobKey, Vec<Arc<Job>>)> = job_versions
             .iter()
@@ -158,6 +162,7 @@ impl StateImage {
                 .iter()
                 .map(|(k, h)| (k.clone(), h.iter().map(|(a, e)| (a.clone(), *e)).collect()))
                 .collect(),
+            service_registrations: values(service_registrations),
         }
     }
 
@@ -254,6 +259,11 @@ impl StateImage {
             .restart_slots
             .into_iter()
             .map(|(k, h)| (k, h.into_iter().collect::<im::OrdMap<String, i64>>()))
+            .collect();
+        t.service_registrations = self
+            .service_registrations
+            .into_iter()
+            .map(|r| (r.id.clone(), r))
             .collect();
         // Last: the token upserts above stamped the ACL table's index.
         t.table_index = im::HashMap::new();

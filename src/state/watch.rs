@@ -20,9 +20,11 @@ pub enum Table {
     Variables,
     Namespaces,
     NodePools,
+    /// Nomad-native service registrations.
+    Services,
 }
 
-pub const TABLES: [Table; 10] = [
+pub const TABLES: [Table; 11] = [
     Table::Jobs,
     Table::Evals,
     Table::Allocs,
@@ -33,6 +35,7 @@ pub const TABLES: [Table; 10] = [
     Table::Variables,
     Table::Namespaces,
     Table::NodePools,
+    Table::Services,
 ];
 
 /// One watch channel per table.

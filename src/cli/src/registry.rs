@@ -382,6 +382,24 @@ pub const COMMANDS: &[CommandSpec] = &[
         flags: flags![],
     },
     CommandSpec {
+        name: "service list",
+        synopsis: "List service registrations",
+        args: "",
+        flags: flags![FMT[0], FMT[1]],
+    },
+    CommandSpec {
+        name: "service info",
+        synopsis: "Display an individual service registration",
+        args: "<service_name>",
+        flags: flags![F::bool("verbose"), FMT[0], FMT[1]],
+    },
+    CommandSpec {
+        name: "service delete",
+        synopsis: "Deregister a service registration",
+        args: "<service_name> <service_id>",
+        flags: flags![],
+    },
+    CommandSpec {
         name: "server members",
         synopsis: "Display a list of known servers and their status",
         args: "",
@@ -707,6 +725,7 @@ pub const GROUPS: &[(&str, &str)] = &[
     ("node pool", "Interact with node pools"),
     ("namespace", "Interact with namespaces"),
     ("server", "Interact with servers"),
+    ("service", "Interact with registered services"),
     ("deployment", "Interact with deployments"),
     (
         "operator",

@@ -18,6 +18,7 @@ mod check_restart;
 mod dispatch_payload;
 mod identity;
 mod logmon;
+pub mod nomad_services;
 mod script_checks;
 pub mod services;
 mod task_dir;
@@ -148,8 +149,9 @@ pub fn task_hooks(
         Box::new(volumes::VolumeHook),
         Box::new(artifact::ArtifactHook::new(artifact)),
         Box::new(vault::VaultHook::new(vault, template.clone())),
-        Box::new(template::TemplateHook::new(template).with_rpc(rpc)),
+        Box::new(template::TemplateHook::new(template).with_rpc(rpc.clone())),
         Box::new(logmon::LogMonHook::default()),
         Box::new(services::ServiceHook::default()),
+        Box::new(nomad_services::NomadServiceHook::new(rpc)),
     ]
 }

@@ -209,7 +209,7 @@ fn is_consul(s: &Service) -> bool {
 }
 
 /// Whose service it is: a task's, or its group's.
-enum Owner<'a> {
+pub(crate) enum Owner<'a> {
     Task(&'a str),
     Group(&'a str),
 }
@@ -257,29 +257,12 @@ fn registration_with_rules(
     node: &Node,
     env: &TaskEnv,
 ) -> Result<(AgentServiceRegistration, CheckWork), String> {
-    let job = alloc.job.as_deref();
-    let job_name = job.map(|j| j.name.as_str()).unwrap_or_default();
-    let (owner_part, default_name) = match owner {
-        Owner::Task(t) => (
-            t.to_string(),
-            format!("{job_name}-{}-{t}", alloc.task_group),
-        ),
-        Owner::Group(g) => (format!("group-{g}"), format!("{job_name}-{g}")),
-    };
-    let name = if svc.name.is_empty() {
-        default_name
-    } else {
-        env.interpolate(&svc.name)
-    };
-    let port_label = env.interpolate(&svc.port_label);
-    let (host, port) = address(&svc.address_mode, &port_label, alloc, node)
-        .map_err(|e| format!("service {name:?}: {e}"))?;
-    let address = if svc.address.is_empty() {
-        host.clone()
-    } else {
-        env.interpolate(&svc.address)
-    };
-    let id = service_id(&alloc.id, &owner_part, &name, &svc.port_label);
+    let Endpoint {
+        id,
+        name,
+        address,
+        port,
+    } = endpoint(svc, owner, alloc, node, env)?;
     let mut meta: HashMap<String, String> = svc
         .meta
         .iter()
@@ -354,9 +337,57 @@ fn registration_with_rules(
     ))
 }
 
+/// Where one service block registers, whatever its provider: its ID, its name (`${...}`
+/// interpolated, or the default `<job>-<group>[-<task>]`), address and port.
+pub(crate) struct Endpoint {
+    pub id: String,
+    pub name: String,
+    pub address: String,
+    pub port: Option<u16>,
+}
+
+/// The [`Endpoint`] of `svc` for its owner in `alloc` on `node`.
+pub(crate) fn endpoint(
+    svc: &Service,
+    owner: &Owner,
+    alloc: &Allocation,
+    node: &Node,
+    env: &TaskEnv,
+) -> Result<Endpoint, String> {
+    let job = alloc.job.as_deref();
+    let job_name = job.map(|j| j.name.as_str()).unwrap_or_default();
+    let (owner_part, default_name) = match owner {
+        Owner::Task(t) => (
+            t.to_string(),
+            format!("{job_name}-{}-{t}", alloc.task_group),
+        ),
+        Owner::Group(g) => (format!("group-{g}"), format!("{job_name}-{g}")),
+    };
+    let name = if svc.name.is_empty() {
+        default_name
+    } else {
+        env.interpolate(&svc.name)
+    };
+    let port_label = env.interpolate(&svc.port_label);
+    let (host, port) = address(&svc.address_mode, &port_label, alloc, node)
+        .map_err(|e| format!("service {name:?}: {e}"))?;
+    let address = if svc.address.is_empty() {
+        host.clone()
+    } else {
+        env.interpolate(&svc.address)
+    };
+    let id = service_id(&alloc.id, &owner_part, &name, &svc.port_label);
+    Ok(Endpoint {
+        id,
+        name,
+        address,
+        port,
+    })
+}
+
 /// The host address and port of a port label under an address mode (auto and host: the
 /// node's address and the allocation's host port).
-fn address(
+pub(crate) fn address(
     mode: &str,
     port_label: &str,
     alloc: &Allocation,
@@ -541,7 +572,7 @@ fn check_id(service_id: &str, c: &AgentServiceCheck) -> String {
 }
 
 /// A duration from a job's JSON: nanoseconds, or a Go duration string.
-fn duration(v: Option<&serde_json::Value>) -> Result<Option<Duration>, String> {
+pub(crate) fn duration(v: Option<&serde_json::Value>) -> Result<Option<Duration>, String> {
     match v {
         None | Some(serde_json::Value::Null) => Ok(None),
         Some(serde_json::Value::Number(n)) => Ok(n

@@ -735,6 +735,7 @@ impl Job {
                 }
             }
             validate_service_ports(tg, &mut errs);
+            crate::service_provider::validate_service_providers(tg, &mut errs);
             if let Some(rp) = &tg.restart_policy {
                 if rp.mode != RESTART_MODE_FAIL && rp.mode != RESTART_MODE_DELAY {
                     errs.push(format!(

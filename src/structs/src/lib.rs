@@ -17,6 +17,7 @@ pub mod node;
 pub mod operator;
 pub mod plan;
 pub mod resources;
+pub mod service_provider;
 pub mod time;
 
 pub use acl::*;

@@ -18,6 +18,7 @@ mod node_pool;
 mod operator;
 mod operator_snapshot;
 mod server;
+mod service;
 mod setup;
 mod status;
 mod system;
@@ -81,6 +82,9 @@ pub(crate) async fn dispatch(ctx: &mut Ctx<'_>) -> i32 {
         "namespace status" => namespace::status(ctx).await,
         "namespace delete" => namespace::delete(ctx).await,
         "server members" => server::members(ctx).await,
+        "service list" => service::list(ctx).await,
+        "service info" => service::info(ctx).await,
+        "service delete" => service::delete(ctx).await,
         "deployment status" => deployment::status(ctx).await,
         "deployment list" => deployment::list(ctx).await,
         "deployment fail" => deployment::fail_deployment(ctx).await,
