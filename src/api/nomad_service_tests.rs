@@ -405,3 +405,67 @@ async fn nomad_checks_gate_deployment_health() {
     );
     crate::wait_for!(a.get("/v1/job/gated/deployment").await["Status"] == "successful");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn templates_read_nomad_services_and_follow_changes() {
+    let a = super::tests::start_with(
+        1,
+        crate::server::ServerConfig::default(),
+        crate::client::ClientConfig {
+            // Nomad's default client `wait` (5s quiescence) would slow the re-render.
+            template: crate::client::template_settings::TemplateSettings {
+                wait: None,
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+    )
+    .await;
+    let (code, body) = a.put("/v1/jobs", &sleeper_with_service("db", "db")).await;
+    assert_eq!(code, 200, "{body}");
+    crate::wait_for!(a.get("/v1/service/db").await.as_array().map(|v| v.len()) == Some(1));
+    let db = a.get("/v1/service/db").await[0].clone();
+
+    let tmpl = "{{ range nomadService \"db\" }}db={{ .Address }}:{{ .Port }} {{ .Tags }} {{ .JobID }}\n{{ end }}\
+                {{ range nomadService \"nope.db\" }}tagged={{ .ID }}\n{{ end }}\
+                {{ range nomadService 1 \"k\" \"db\" }}chosen={{ .AllocID }}\n{{ end }}\
+                {{ range nomadServices }}svc={{ .Name }} {{ .Tags }}\n{{ end }}";
+    let mut reader = sleeper_with_service("reader", "reader");
+    reader["Job"]["TaskGroups"][0]["Tasks"][0]["Templates"] =
+        json!([{"EmbeddedTmpl": tmpl, "DestPath": "local/services.txt", "ChangeMode": "noop"}]);
+    let (code, body) = a.put("/v1/jobs", &reader).await;
+    assert_eq!(code, 200, "{body}");
+    crate::wait_for!(a.running("reader").await.len() == 1);
+    let id = a.running("reader").await[0]["ID"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let out = a.clients[0]
+        .shared
+        .config
+        .data_dir
+        .join(format!("alloc/{id}/t/local/services.txt"));
+    let read = || std::fs::read_to_string(&out).unwrap_or_default();
+    crate::wait_for!(read().contains("svc=reader"));
+    let text = read();
+    assert!(
+        text.contains(&format!(
+            "db={}:0 [a] db\n",
+            db["Address"].as_str().unwrap()
+        )),
+        "{text}"
+    );
+    assert!(!text.contains("tagged="), "{text}");
+    assert!(
+        text.contains(&format!("chosen={}\n", db["AllocID"].as_str().unwrap())),
+        "{text}"
+    );
+    assert!(text.contains("svc=db [a]\n"), "{text}");
+
+    // The db job stops: its registration goes and the template renders again without it.
+    stop_job(&a, "db").await;
+    crate::wait_for!(!read().contains("db="));
+    let text = read();
+    assert!(!text.contains("svc=db"), "{text}");
+    assert!(text.contains("svc=reader"), "{text}");
+}

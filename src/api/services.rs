@@ -7,7 +7,7 @@
 use super::query::blocking;
 use super::{json_with_index, ApiError, ApiResult, AppState, QueryOptions};
 use crate::server::acl::Resolved;
-use crate::state::services::ServiceRegistration;
+use crate::state::services::{choose, parse_choose, ServiceRegistration};
 use crate::state::Table;
 use axum::extract::{Path, Query, State};
 use axum::response::IntoResponse;
@@ -15,7 +15,6 @@ use axum::routing::{delete, get};
 use axum::{Extension, Router};
 use caravan_acl::capability as cap;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
@@ -93,10 +92,13 @@ async fn read(
     if name.is_empty() {
         return Err(ApiError::BadRequest("missing service name".into()));
     }
-    let choose = params
+    let chosen = params
         .get("choose")
         .filter(|c| !c.is_empty())
-        .map(|c| parse_choose(c))
+        .map(|c| {
+            parse_choose(c)
+                .map_err(|e| ApiError::BadRequest(format!("failed to choose services: {e}")))
+        })
         .transpose()?;
     let tag = params.get("tag").filter(|t| !t.is_empty()).cloned();
     blocking(&s, &q, &[Table::Services], |t| {
@@ -105,58 +107,12 @@ async fn read(
             .into_iter()
             .filter(|r| tag.as_ref().is_none_or(|tag| r.tags.contains(tag)))
             .collect();
-        if let Some((n, key)) = &choose {
-            regs = choose_services(regs, *n, key);
+        if let Some((n, key)) = &chosen {
+            regs = choose(regs, *n, key);
         }
         Ok(regs)
     })
     .await
-}
-
-/// Nomad's `ErrMalformedChooseParameter` wording.
-const MALFORMED_CHOOSE: &str = "Parameter for choose must be in form '<number>|<key>'";
-
-fn parse_choose(c: &str) -> Result<(usize, String), ApiError> {
-    let bad = || ApiError::BadRequest(format!("failed to choose services: {MALFORMED_CHOOSE}"));
-    let (n, key) = c.split_once('|').ok_or_else(bad)?;
-    let n: usize = n.parse().map_err(|_| bad())?;
-    if key.is_empty() {
-        return Err(bad());
-    }
-    Ok((n, key.to_string()))
-}
-
-/// Nomad's `ServiceRegistration.HashWith`: the registration's priority for `key`.
-fn hash_with(r: &ServiceRegistration, key: &str) -> String {
-    let mut h = Sha256::new();
-    h.update((r.port as u64).to_be_bytes());
-    for part in [
-        &r.alloc_id,
-        &r.id,
-        &r.namespace,
-        &r.address,
-        &r.service_name,
-    ] {
-        h.update(part.as_bytes());
-    }
-    for tag in &r.tags {
-        h.update(tag.as_bytes());
-    }
-    h.update(key.as_bytes());
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Rendezvous hashing (Nomad's `choose`): the `n` registrations that rank highest for `key`,
-/// a stable choice per key that moves little when registrations come and go.
-fn choose_services(
-    regs: Vec<Arc<ServiceRegistration>>,
-    n: usize,
-    key: &str,
-) -> Vec<Arc<ServiceRegistration>> {
-    let mut ranked: Vec<(String, Arc<ServiceRegistration>)> =
-        regs.into_iter().map(|r| (hash_with(&r, key), r)).collect();
-    ranked.sort_by(|a, b| a.0.cmp(&b.0));
-    ranked.into_iter().take(n).map(|(_, r)| r).collect()
 }
 
 /// `DELETE /v1/service/:name/:id?namespace=`.
@@ -193,53 +149,4 @@ async fn checks(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult 
         })
         .ok_or_else(|| ApiError::NotFound(format!("Unknown allocation \"{id}\"")))?;
     Ok(axum::Json(crate::client::nomad_checks::results(&alloc.id)).into_response())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn reg(id: &str, port: u16) -> Arc<ServiceRegistration> {
-        Arc::new(ServiceRegistration {
-            id: id.into(),
-            service_name: "web".into(),
-            namespace: "default".into(),
-            alloc_id: format!("alloc-{id}"),
-            address: "10.0.0.1".into(),
-            port,
-            ..Default::default()
-        })
-    }
-
-    #[test]
-    fn choose_is_stable_per_key_and_bounded() {
-        let regs: Vec<_> = (0..6).map(|i| reg(&format!("s{i}"), 8000 + i)).collect();
-        let a = choose_services(regs.clone(), 2, "k1");
-        assert_eq!(a.len(), 2);
-        // The same key picks the same, whatever order the registrations come in.
-        let mut rev = regs.clone();
-        rev.reverse();
-        let b = choose_services(rev, 2, "k1");
-        assert_eq!(
-            a.iter().map(|r| &r.id).collect::<Vec<_>>(),
-            b.iter().map(|r| &r.id).collect::<Vec<_>>()
-        );
-        // Some key ranks them differently.
-        assert!((2..40).any(|k| {
-            let c = choose_services(regs.clone(), 2, &format!("k{k}"));
-            c.iter().map(|r| &r.id).ne(a.iter().map(|r| &r.id))
-        }));
-        assert_eq!(choose_services(regs, 10, "k").len(), 6);
-    }
-
-    #[test]
-    fn choose_parameter_shape() {
-        assert_eq!(parse_choose("3|abc").unwrap(), (3, "abc".to_string()));
-        for bad in ["3", "x|abc", "3|", "-1|k"] {
-            match parse_choose(bad) {
-                Err(ApiError::BadRequest(m)) => assert!(m.contains(MALFORMED_CHOOSE), "{m}"),
-                other => panic!("{bad}: {other:?}"),
-            }
-        }
-    }
 }

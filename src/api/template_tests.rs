@@ -200,11 +200,11 @@ async fn unsupported_templates_are_refused_with_the_reason() {
         body.contains("must specify script path value when change mode is script"),
         "{body}"
     );
-    j["Job"]["TaskGroups"][0]["Tasks"][0]["Templates"][0] = json!({"EmbeddedTmpl": "# the node list\n{{ range nomadService \"db\" }}{{ .Address }}{{ end }}", "DestPath": "local/x"});
+    j["Job"]["TaskGroups"][0]["Tasks"][0]["Templates"][0] = json!({"EmbeddedTmpl": "# the node list\n{{ range nodes }}{{ .Address }}{{ end }}", "DestPath": "local/x"});
     let (code, body) = a.put("/v1/jobs", &j).await;
     assert_eq!(code, 400, "{body}");
     assert!(
-        body.contains("nomadService function needs Nomad native service discovery"),
+        body.contains("nodes function needs Consul catalog node queries"),
         "{body}"
     );
     // Plain text that merely mentions a function name is not refused.

@@ -114,3 +114,82 @@ impl Server {
         )
     }
 }
+
+impl Server {
+    /// What a task's templates read of the catalog (`nomadService`, `nomadServices`), in the
+    /// task's namespace, once the registrations pass `min_index` or `wait` ends; with the
+    /// table's index. Values in consul-template's shapes (see `caravan_templates::data`).
+    pub async fn template_services(
+        &self,
+        namespace: &str,
+        dep: &caravan_templates::Dependency,
+        min_index: u64,
+        wait: std::time::Duration,
+    ) -> Result<(serde_json::Value, u64), ServerError> {
+        use caravan_templates::Dependency;
+        use serde_json::{json, Value};
+        if min_index > 0 {
+            self.store
+                .watches
+                .wait_any(&[crate::state::Table::Services], min_index, wait)
+                .await;
+        }
+        let snap = self.store.snapshot();
+        let index = snap.table_index(crate::state::Table::Services).max(1);
+        let sorted_tags = |tags: &[String]| {
+            let mut t = tags.to_vec();
+            t.sort();
+            t
+        };
+        let value = match dep {
+            Dependency::NomadService { name, tag, choose } => {
+                let mut regs: Vec<_> = snap
+                    .services_by_name(namespace, name)
+                    .into_iter()
+                    .filter(|r| tag.as_ref().is_none_or(|t| r.tags.contains(t)))
+                    .collect();
+                if let Some(c) = choose {
+                    let (n, key) =
+                        crate::state::services::parse_choose(c).map_err(ServerError::BadRequest)?;
+                    regs = crate::state::services::choose(regs, n, &key);
+                }
+                Value::Array(
+                    regs.iter()
+                        .map(|r| {
+                            json!({"ID": r.id, "Name": r.service_name, "Node": r.node_id,
+                                   "Address": r.address, "Port": r.port,
+                                   "Datacenter": r.datacenter, "Tags": sorted_tags(&r.tags),
+                                   "JobID": r.job_id, "AllocID": r.alloc_id})
+                        })
+                        .collect(),
+                )
+            }
+            Dependency::NomadServices => {
+                let mut names: std::collections::BTreeMap<&str, std::collections::BTreeSet<&str>> =
+                    Default::default();
+                for r in snap
+                    .service_registrations
+                    .values()
+                    .filter(|r| r.namespace == namespace)
+                {
+                    names
+                        .entry(&r.service_name)
+                        .or_default()
+                        .extend(r.tags.iter().map(String::as_str));
+                }
+                Value::Array(
+                    names
+                        .into_iter()
+                        .map(|(n, tags)| json!({"Name": n, "Tags": tags}))
+                        .collect(),
+                )
+            }
+            other => {
+                return Err(ServerError::BadRequest(format!(
+                    "{other} is not a Nomad service read"
+                )))
+            }
+        };
+        Ok((value, index))
+    }
+}

@@ -495,6 +495,15 @@ impl Server {
         } else {
             None
         };
+        if matches!(
+            dep,
+            Dependency::NomadService { .. } | Dependency::NomadServices
+        ) {
+            // Any valid workload identity reads its own namespace's services, as Nomad.
+            return self
+                .template_services(&alloc.namespace, dep, min_index, wait)
+                .await;
+        }
         let may = |ns: &str, path: &str, capability: &str| {
             resolved.as_ref().is_none_or(|r| {
                 r.acl

@@ -8,6 +8,7 @@ use super::{Table, Tables};
 use caravan_structs::Allocation;
 use im::OrdMap;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
 /// Nomad's `ServiceRegistration`.
@@ -119,6 +120,53 @@ pub fn prune(t: &mut Tables, index: u64, alloc_ids: &[&str], down_node: Option<&
     t.touch(Table::Services, index);
 }
 
+/// Nomad's `ErrMalformedChooseParameter` wording.
+pub const MALFORMED_CHOOSE: &str = "Parameter for choose must be in form '<number>|<key>'";
+
+/// Parses `choose`'s `<number>|<key>`.
+pub fn parse_choose(c: &str) -> Result<(usize, String), String> {
+    let bad = || MALFORMED_CHOOSE.to_string();
+    let (n, key) = c.split_once('|').ok_or_else(bad)?;
+    let n: usize = n.parse().map_err(|_| bad())?;
+    if key.is_empty() {
+        return Err(bad());
+    }
+    Ok((n, key.to_string()))
+}
+
+/// Nomad's `ServiceRegistration.HashWith`: the registration's priority for `key`.
+fn hash_with(r: &ServiceRegistration, key: &str) -> String {
+    let mut h = Sha256::new();
+    h.update((r.port as u64).to_be_bytes());
+    for part in [
+        &r.alloc_id,
+        &r.id,
+        &r.namespace,
+        &r.address,
+        &r.service_name,
+    ] {
+        h.update(part.as_bytes());
+    }
+    for tag in &r.tags {
+        h.update(tag.as_bytes());
+    }
+    h.update(key.as_bytes());
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Rendezvous hashing (Nomad's `choose`): the `n` registrations that rank highest for `key`,
+/// a stable choice per key that moves little when registrations come and go.
+pub fn choose(
+    regs: Vec<Arc<ServiceRegistration>>,
+    n: usize,
+    key: &str,
+) -> Vec<Arc<ServiceRegistration>> {
+    let mut ranked: Vec<(String, Arc<ServiceRegistration>)> =
+        regs.into_iter().map(|r| (hash_with(&r, key), r)).collect();
+    ranked.sort_by(|a, b| a.0.cmp(&b.0));
+    ranked.into_iter().take(n).map(|(_, r)| r).collect()
+}
+
 impl Tables {
     /// The registrations named `name` in namespace `ns`, ordered by ID.
     pub fn services_by_name(&self, ns: &str, name: &str) -> Vec<Arc<ServiceRegistration>> {
@@ -223,5 +271,54 @@ mod tests {
         prune(&mut t, 6, &[], Some("n2"));
         assert!(t.service_registrations.is_empty());
         assert_eq!(t.table_index(Table::Services), 6);
+    }
+}
+
+#[cfg(test)]
+mod choose_tests {
+    use super::*;
+
+    fn reg(id: &str, port: u16) -> Arc<ServiceRegistration> {
+        Arc::new(ServiceRegistration {
+            id: id.into(),
+            service_name: "web".into(),
+            namespace: "default".into(),
+            alloc_id: format!("alloc-{id}"),
+            address: "10.0.0.1".into(),
+            port,
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn choose_is_stable_per_key_and_bounded() {
+        let regs: Vec<_> = (0..6).map(|i| reg(&format!("s{i}"), 8000 + i)).collect();
+        let a = choose(regs.clone(), 2, "k1");
+        assert_eq!(a.len(), 2);
+        // The same key picks the same, whatever order the registrations come in.
+        let mut rev = regs.clone();
+        rev.reverse();
+        let b = choose(rev, 2, "k1");
+        assert_eq!(
+            a.iter().map(|r| &r.id).collect::<Vec<_>>(),
+            b.iter().map(|r| &r.id).collect::<Vec<_>>()
+        );
+        // Some key ranks them differently.
+        assert!((2..40).any(|k| {
+            let c = choose(regs.clone(), 2, &format!("k{k}"));
+            c.iter().map(|r| &r.id).ne(a.iter().map(|r| &r.id))
+        }));
+        assert_eq!(choose(regs, 10, "k").len(), 6);
+    }
+
+    #[test]
+    fn choose_parameter_shape() {
+        assert_eq!(parse_choose("3|abc").unwrap(), (3, "abc".to_string()));
+        for bad in ["3", "x|abc", "3|", "-1|k"] {
+            match parse_choose(bad) {
+                Err(m) => assert_eq!(m, MALFORMED_CHOOSE),
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
     }
 }

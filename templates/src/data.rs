@@ -40,6 +40,16 @@ pub enum Dependency {
         prefix: String,
         namespace: Option<String>,
     },
+    /// The instances of a Nomad-native service in the task's namespace (`nomadService`):
+    /// `[tag.]name[@region]`, and with `choose` (`"<count>|<key>"`) the servers' rendezvous
+    /// selection of that many instances for the key.
+    NomadService {
+        name: String,
+        tag: Option<String>,
+        choose: Option<String>,
+    },
+    /// The Nomad-native services of the task's namespace and their tags (`nomadServices`).
+    NomadServices,
     /// A Vault secret read with the task's Vault token (`secret "path"`): KV v1 and v2 (a KV
     /// v2 path without `data/` gets it, as consul-template's), dynamic secrets.
     VaultRead { path: String },
@@ -79,7 +89,10 @@ impl Dependency {
 
     pub fn kind(&self) -> SourceKind {
         match self {
-            Dependency::NomadVar { .. } | Dependency::NomadVarList { .. } => SourceKind::Nomad,
+            Dependency::NomadVar { .. }
+            | Dependency::NomadVarList { .. }
+            | Dependency::NomadService { .. }
+            | Dependency::NomadServices => SourceKind::Nomad,
             Dependency::VaultRead { .. }
             | Dependency::VaultWrite { .. }
             | Dependency::VaultList { .. }
@@ -121,6 +134,12 @@ impl fmt::Display for Dependency {
             Dependency::NomadVarList { prefix, namespace } => {
                 write!(f, "nomad.var.list({prefix}{})", at(namespace))
             }
+            Dependency::NomadService { name, tag, choose } => {
+                let tag = tag.as_ref().map(|t| format!("{t}.")).unwrap_or_default();
+                let choose = choose.as_ref().map(|c| format!(":{c}")).unwrap_or_default();
+                write!(f, "nomad.service({tag}{name}{choose})")
+            }
+            Dependency::NomadServices => write!(f, "nomad.services"),
             Dependency::VaultRead { path } => write!(f, "vault.read({path})"),
             // Key names only: the values may be secret.
             Dependency::VaultWrite { path, data } => {
@@ -150,6 +169,9 @@ fn keys(data: &[(String, String)]) -> String {
 /// - `NomadVar`: an object of the variable's items, or `Null` when it does not exist;
 /// - `NomadVarList`: an array of variable metadata (`Namespace`, `Path`, `CreateIndex`,
 ///   `ModifyIndex`, `CreateTime`, `ModifyTime`);
+/// - `NomadService`: an array of consul-template `NomadService` objects (`ID`, `Name`,
+///   `Node`, `Address`, `Port`, `Datacenter`, `Tags`, `JobID`, `AllocID`), by name;
+/// - `NomadServices`: an array of `{"Name", "Tags"}`, by name;
 /// - `VaultRead`, `VaultWrite`: consul-template's secret (`RequestID`, `LeaseID`,
 ///   `LeaseDuration`, `Renewable`, `Data`, `Warnings`; KV v2's `Data` holds `data` and
 ///   `metadata`);

@@ -17,8 +17,6 @@ pub const DEFAULT_DENYLIST: &[&str] = &["plugin", "writeToFile", "executeTemplat
 /// Functions that need something Caravan does not have yet (a data source, an encoding), with
 /// what they need.
 const UNAVAILABLE: &[(&str, &str)] = &[
-    ("nomadService", "Nomad native service discovery"),
-    ("nomadServices", "Nomad native service discovery"),
     ("connect", "Consul Connect"),
     ("caRoots", "Consul Connect"),
     ("caLeaf", "Consul Connect"),
@@ -327,6 +325,33 @@ impl Host<'_> {
                         .collect(),
                 )
             }
+            "nomadService" => {
+                let (spec, choose) = match args {
+                    [Value::String(s)] => (s.clone(), None),
+                    [count, Value::String(key), Value::String(s)] => {
+                        let n = count.as_u64().ok_or_else(|| {
+                            format!("{name}: expected integer for <count> argument, got {count}")
+                        })?;
+                        (s.clone(), Some(format!("{n}|{key}")))
+                    }
+                    _ => {
+                        return Err(format!(
+                            "{name}: expected arguments <service> or <count> <key> <service>"
+                        ))
+                    }
+                };
+                // `@region`: Caravan has one region; the name and tag are what count.
+                let (name_s, tag, _region) = parse_service(&spec);
+                let dep = Dependency::NomadService {
+                    name: name_s,
+                    tag,
+                    choose,
+                };
+                self.fetch(dep, true).unwrap_or(Value::Array(vec![]))
+            }
+            "nomadServices" => self
+                .fetch(Dependency::NomadServices, true)
+                .unwrap_or(Value::Array(vec![])),
             "nomadVar" | "nomadVarExists" => {
                 let (path, namespace) = split_dc(&str_arg(name, args, 0)?);
                 let namespace = nomad_namespace(namespace);

@@ -232,14 +232,22 @@ fn unavailable_and_denied_functions_fail_with_the_feature_named() {
             "secret: \"ttl\" is not a key=value pair",
         ),
         (
-            "{{ range nomadService \"db\" }}{{ end }}",
-            "nomadService needs Nomad native service discovery",
+            "{{ range nodes }}{{ end }}",
+            "nodes needs Consul catalog node queries",
         ),
         (
             "{{ plugin \"x\" }}",
             "disabled by the client's template function_denylist",
         ),
         ("{{ nosuch 1 }}", "function \"nosuch\" not defined"),
+        (
+            "{{ range nomadService 1 \"db\" }}{{ end }}",
+            "nomadService: expected arguments <service> or <count> <key> <service>",
+        ),
+        (
+            "{{ range nomadService \"x\" \"k\" \"db\" }}{{ end }}",
+            "nomadService: expected integer for <count> argument",
+        ),
     ] {
         let o = RenderOptions {
             denylist: vec!["plugin".into()],

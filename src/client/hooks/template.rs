@@ -273,6 +273,8 @@ async fn read(
         // Answered by the Nomad servers or Vault ([`fetch_from`]), never by Consul.
         Dependency::NomadVar { .. }
         | Dependency::NomadVarList { .. }
+        | Dependency::NomadService { .. }
+        | Dependency::NomadServices
         | Dependency::VaultRead { .. }
         | Dependency::VaultWrite { .. }
         | Dependency::VaultList { .. }
