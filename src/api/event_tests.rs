@@ -12,13 +12,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Reads an NDJSON event stream line by line.
-struct Stream {
+pub(super) struct Stream {
     resp: reqwest::Response,
     pending: Vec<u8>,
 }
 
 impl Stream {
-    async fn open(a: &TestAgent, query: &str) -> Stream {
+    pub(super) async fn open(a: &TestAgent, query: &str) -> Stream {
         let resp = a
             .http
             .get(format!("{}/v1/event/stream{query}", a.base))
@@ -50,7 +50,7 @@ impl Stream {
     }
 
     /// The next frame with events, skipping heartbeats.
-    async fn frame(&mut self) -> Value {
+    pub(super) async fn frame(&mut self) -> Value {
         loop {
             let v = self.line().await;
             if v != json!({}) {

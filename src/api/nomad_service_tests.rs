@@ -469,3 +469,25 @@ async fn templates_read_nomad_services_and_follow_changes() {
     assert!(!text.contains("svc=db"), "{text}");
     assert!(text.contains("svc=reader"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registrations_and_removals_are_service_events() {
+    let a = start_nodes(1).await;
+    let mut stream = super::event_tests::Stream::open(&a, "?topic=Service").await;
+    let (code, body) = a.put("/v1/jobs", &sleeper_with_service("db", "db")).await;
+    assert_eq!(code, 200, "{body}");
+    let frame = stream.frame().await;
+    let e = &frame["Events"][0];
+    assert_eq!(e["Topic"], "Service");
+    assert_eq!(e["Type"], "ServiceRegistration");
+    assert_eq!(e["Namespace"], "default");
+    assert_eq!(e["FilterKeys"], json!(["db", "db"]));
+    assert_eq!(e["Payload"]["Service"]["ServiceName"], "db");
+    let id = e["Payload"]["Service"]["ID"].clone();
+    assert_eq!(e["Key"], id);
+    stop_job(&a, "db").await;
+    let frame = stream.frame().await;
+    let e = &frame["Events"][0];
+    assert_eq!(e["Type"], "ServiceDeregistration");
+    assert_eq!(e["Key"], id);
+}

@@ -23,6 +23,7 @@ pub const TOPIC_EVALUATION: &str = "Evaluation";
 pub const TOPIC_ALLOCATION: &str = "Allocation";
 pub const TOPIC_DEPLOYMENT: &str = "Deployment";
 pub const TOPIC_NODE: &str = "Node";
+pub const TOPIC_SERVICE: &str = "Service";
 
 /// Every topic a Nomad server publishes. A subscription may name any of them, including those
 /// Caravan does not produce yet (their subscribers simply see nothing).
@@ -42,7 +43,7 @@ pub const TOPICS: &[&str] = &[
     TOPIC_NODE,
     "NodePool",
     "Operator",
-    "Service",
+    TOPIC_SERVICE,
     "Variable",
 ];
 
@@ -63,6 +64,8 @@ pub mod types {
     pub const NODE_EVENT: &str = "NodeStreamEvent";
     pub const NODE_ELIGIBILITY: &str = "NodeEligibility";
     pub const NODE_DRAIN: &str = "NodeDrain";
+    pub const SERVICE_REGISTRATION: &str = "ServiceRegistration";
+    pub const SERVICE_DEREGISTRATION: &str = "ServiceDeregistration";
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -91,6 +94,8 @@ pub enum Payload {
     AclToken(Arc<caravan_structs::AclToken>),
     AclPolicy(Arc<caravan_structs::AclPolicy>),
     AclRole(Arc<caravan_structs::AclRole>),
+    /// A Nomad-native service registration (`{"Service": ...}`).
+    Service(Arc<crate::state::services::ServiceRegistration>),
 }
 
 impl Payload {
@@ -137,6 +142,7 @@ impl Payload {
             }
             Payload::AclPolicy(p) => json!({"ACLPolicy": value(&**p)}),
             Payload::AclRole(r) => json!({"ACLRole": value(&**r)}),
+            Payload::Service(r) => json!({"Service": value(&**r)}),
         }
     }
 }
@@ -317,7 +323,7 @@ pub struct SubscribeRequest {
 pub fn acl_allows(acl: &caravan_acl::Acl, topic: &str, namespace: &str) -> bool {
     match topic {
         TOPIC_NODE => acl.allow_node_read(),
-        TOPIC_JOB | TOPIC_EVALUATION | TOPIC_ALLOCATION | TOPIC_DEPLOYMENT => {
+        TOPIC_JOB | TOPIC_EVALUATION | TOPIC_ALLOCATION | TOPIC_DEPLOYMENT | TOPIC_SERVICE => {
             acl.allow_namespace_operation(namespace, caravan_acl::capability::READ_JOB)
         }
         _ => acl.is_management(),
@@ -731,11 +737,45 @@ pub fn from_apply(before: &Tables, after: &Tables, index: u64, cmd: &Command) ->
     if let Command::Acl(_) = cmd {
         events.extend(acl_events(before, after, index));
     }
+    events.extend(service_events(before, after, index));
     Events { index, events }
 }
 
 /// ACLToken, ACLPolicy and ACLRole events for what an ACL entry changed (Nomad's
 /// `*Upserted`/`*Deleted`); only management tokens may read them.
+/// Nomad's `Service` topic: a registration added or changed (`ServiceRegistration`) or
+/// removed (`ServiceDeregistration`, whatever removed it), keyed by registration ID with the
+/// job and service name as filter keys.
+fn service_events(before: &Tables, after: &Tables, index: u64) -> Vec<Arc<Event>> {
+    use crate::state::Table;
+    let (old, new) = (&before.service_registrations, &after.service_registrations);
+    if before.table_index(Table::Services) == after.table_index(Table::Services) {
+        return Vec::new();
+    }
+    let changed = new
+        .iter()
+        .filter(|(k, v)| old.get(*k) != Some(*v))
+        .map(|(_, v)| (v, types::SERVICE_REGISTRATION));
+    let removed = old
+        .iter()
+        .filter(|(k, _)| !new.contains_key(*k))
+        .map(|(_, v)| (v, types::SERVICE_DEREGISTRATION));
+    changed
+        .chain(removed)
+        .map(|(r, ty)| {
+            Arc::new(Event::new(
+                TOPIC_SERVICE,
+                ty,
+                r.id.clone(),
+                r.namespace.clone(),
+                vec![r.job_id.clone(), r.service_name.clone()],
+                index,
+                Payload::Service(r.clone()),
+            ))
+        })
+        .collect()
+}
+
 fn acl_events(before: &Tables, after: &Tables, index: u64) -> Vec<Arc<Event>> {
     fn diff<'a, T: PartialEq>(
         old: &'a im::OrdMap<String, Arc<T>>,
