@@ -767,3 +767,70 @@ fn acl_policy_apply_binds_a_policy_to_a_job_with_job_group_task() {
     assert!(err.contains("-group and -task require -job"), "{err}");
     assert_eq!(srv.requests().len(), 2);
 }
+
+#[test]
+fn service_list_info_and_delete() {
+    let reg = serde_json::json!({
+        "ID": "_nomad-task-8f3b1c2d-web-shop-web-http", "ServiceName": "shop-web",
+        "Namespace": "default", "NodeID": NODE_ID, "Datacenter": "dc1", "JobID": "shop",
+        "AllocID": "8f3b1c2d-0000-0000-0000-000000000000", "Tags": ["v1", "front"],
+        "Address": "10.0.0.5", "Port": 8080, "CreateIndex": 9, "ModifyIndex": 9
+    });
+    let s = Server::start(vec![
+        route(
+            "GET",
+            "/v1/services",
+            serde_json::json!([{"Namespace": "default", "Services": [
+                {"ServiceName": "shop-web", "Tags": ["v1", "front"]},
+                {"ServiceName": "db", "Tags": []}
+            ]}]),
+        ),
+        route("GET", "/v1/service/shop-web", serde_json::json!([reg])),
+        route(
+            "DELETE",
+            "/v1/service/shop-web/_nomad-task-8f3b1c2d-web-shop-web-http",
+            serde_json::json!(null),
+        ),
+    ]);
+    let (code, out, err) = cli(&s.addr, &["service", "list"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out,
+        "Service Name  Tags\ndb            []\nshop-web      [front,v1]\n"
+    );
+    let (code, out, err) = cli(&s.addr, &["service", "info", "shop-web"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out,
+        "Job ID  Address        Tags        Node ID   Alloc ID\n\
+         shop    10.0.0.5:8080  [front,v1]  f7a9c3d1  8f3b1c2d\n"
+    );
+    let (code, out, _) = cli(&s.addr, &["service", "info", "-verbose", "shop-web"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("Address      = 10.0.0.5:8080\n"), "{out}");
+    let (code, out, err) = cli(
+        &s.addr,
+        &[
+            "service",
+            "delete",
+            "shop-web",
+            "_nomad-task-8f3b1c2d-web-shop-web-http",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "Successfully deleted service registration\n");
+    let (code, _, err) = cli(&s.addr, &["service", "delete", "shop-web"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("<service_name> and <service_id>"), "{err}");
+    // The fake answers every prefix with both names: neither is an exact match.
+    let (code, _, err) = cli(&s.addr, &["service", "info", "s"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("Prefix matched multiple services"), "{err}");
+    let queried = s.requests();
+    assert!(
+        queried
+            .iter()
+            .any(|r| r.path == "/v1/services" && r.query.contains("prefix=shop-web")),
+        "{queried:?}"
+    );
+}
