@@ -9,6 +9,8 @@ mod agent;
 mod api;
 #[path = "caravan-bench/args.rs"]
 mod args;
+#[path = "caravan-bench/driver_start.rs"]
+mod driver_start;
 #[path = "caravan-bench/error.rs"]
 mod error;
 #[path = "caravan-bench/footprint.rs"]
@@ -75,6 +77,10 @@ Benchmarks (results on stdout as `name: value unit`, progress on stderr):
       --entries N         registrations timed per server (default 2000)
       --tail N            registrations after the snapshot, replayed on restart (default 500)
 
+  driver-start     In-process, as root: Driver::start latency (until the command has exec'd)
+                   of exec beside raw_exec, with the task shim and without it.
+      --starts N          starts of /bin/true per driver and mode (default 300)
+
   all              scheduler, footprint and submit-latency, with their defaults (options above apply where they fit).
 
 Common options:
@@ -107,9 +113,10 @@ fn run(argv: &[String]) -> Result<(), BenchError> {
         "template" => &["template"],
         "vault" => &["vault"],
         "persist" => &["persist"],
+        "driver-start" => &["driver-start"],
         other => {
             return Err(BenchError::Usage(format!(
-                "unknown benchmark {other:?}: use submit-latency, footprint, scheduler, template, vault, persist or all"
+                "unknown benchmark {other:?}: use submit-latency, footprint, scheduler, template, vault, persist, driver-start or all"
             )))
         }
     };
@@ -129,6 +136,8 @@ fn run(argv: &[String]) -> Result<(), BenchError> {
                 "persist" => {
                     persist::Options::from_args(&args).and_then(|o| persist::run(&o, &mut report))
                 }
+                "driver-start" => driver_start::Options::from_args(&args)
+                    .and_then(|o| block_on(driver_start::run(o, &mut report))),
                 _ => submit_latency::Options::from_args(&args)
                     .and_then(|o| block_on(submit_latency::run(o, &mut report))),
             };

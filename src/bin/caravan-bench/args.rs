@@ -25,6 +25,7 @@ const KNOWN: &[&str] = &[
     "window-s",
     "entries",
     "tail",
+    "starts",
 ];
 
 #[derive(Debug, Clone, Default)]
