@@ -181,6 +181,12 @@ async fn serve(
                     .collect(),
                 consul: Some(consul.clone()),
                 vault: vault::vault_clusters(&cfg)?,
+                nomad_service_discovery: cfg
+                    .file
+                    .client
+                    .as_ref()
+                    .and_then(|c| c.nomad_service_discovery)
+                    .unwrap_or(true),
                 ..Default::default()
             },
             drivers,

@@ -491,3 +491,34 @@ async fn registrations_and_removals_are_service_events() {
     assert_eq!(e["Type"], "ServiceDeregistration");
     assert_eq!(e["Key"], id);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_without_nomad_service_discovery_gets_no_nomad_service_jobs() {
+    let a = super::tests::start_with(
+        1,
+        crate::server::ServerConfig::default(),
+        crate::client::ClientConfig {
+            nomad_service_discovery: false,
+            ..Default::default()
+        },
+    )
+    .await;
+    let node = a.clients[0].node_id();
+    assert_eq!(
+        a.get(&format!("/v1/node/{node}")).await["Attributes"]["nomad.service_discovery"],
+        "false"
+    );
+    let (code, body) = a.put("/v1/jobs", &sleeper_with_service("db", "db")).await;
+    assert_eq!(code, 200, "{body}");
+    // The implied `${attr.nomad.service_discovery} = true` constraint filters the node.
+    let failed = || async {
+        a.get("/v1/job/db/evaluations")
+            .await
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|e| e["FailedTGAllocs"]["g"].is_object())
+    };
+    crate::wait_for!(failed().await);
+    assert!(a.allocs("db").await.is_empty());
+}

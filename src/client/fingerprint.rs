@@ -107,9 +107,6 @@ pub fn fingerprint(data_dir: &std::path::Path, network_ip: &str) -> HostFacts {
         caravan_structs::NOMAD_API_VERSION.into(),
     );
     a.insert("nomad.revision".into(), "caravan".into());
-    // The client registers `provider = "nomad"` services (Nomad's default
-    // `nomad_service_discovery = true`); jobs using them are constrained on this.
-    a.insert("nomad.service_discovery".into(), "true".into());
     a.insert(
         "caravan.version".into(),
         caravan_structs::CARAVAN_VERSION.into(),

@@ -60,6 +60,9 @@ pub struct ClientConfig {
     pub consul: Option<Arc<consul::Consul>>,
     /// The enabled `vault {}` clusters by name (empty: Vault is off on this client).
     pub vault: vault::VaultClusters,
+    /// `client { nomad_service_discovery }` (Nomad's default true): whether the node offers
+    /// `provider = "nomad"` services (its `nomad.service_discovery` attribute).
+    pub nomad_service_discovery: bool,
 }
 
 /// One host volume the client offers to jobs.
@@ -90,6 +93,7 @@ impl Default for ClientConfig {
             driver_fingerprint_period: Duration::from_secs(15),
             consul: None,
             vault: Default::default(),
+            nomad_service_discovery: true,
         }
     }
 }
@@ -596,6 +600,10 @@ fn driver_info(fp: caravan_driver::Fingerprint) -> DriverInfo {
 
 async fn build_node(config: &ClientConfig, drivers: &[Arc<dyn Driver>]) -> anyhow::Result<Node> {
     let mut facts = fingerprint::fingerprint(&config.data_dir, &config.network_ip);
+    facts.attributes.insert(
+        "nomad.service_discovery".into(),
+        config.nomad_service_discovery.to_string(),
+    );
     facts
         .attributes
         .extend(vault::fingerprint(&config.vault).await);
