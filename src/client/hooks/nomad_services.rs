@@ -36,6 +36,8 @@ struct Registered {
     ids: Vec<String>,
     check_ids: Vec<String>,
     checks: Vec<tokio::task::JoinHandle<()>>,
+    /// The servers did not take the registrations (worth another try).
+    unregistered: bool,
 }
 
 impl Registered {
@@ -111,7 +113,10 @@ async fn register(
         let ids: Vec<String> = regs.iter().map(|r| r.id.clone()).collect();
         match rpc.upsert_services(&node.id, regs).await {
             Ok(()) => out.ids = ids,
-            Err(e) => problems.push(format!("registering with the servers: {e}")),
+            Err(e) => {
+                out.unregistered = true;
+                problems.push(format!("registering with the servers: {e}"))
+            }
         }
     }
     for c in checks {
@@ -245,11 +250,137 @@ impl NomadGroupServices {
             if !problems.is_empty() {
                 tracing::warn!(alloc = %alloc.id, "group services: {}", problems.join("; "));
             }
-            self.registered = Some(reg);
+            if reg.unregistered {
+                // Tried again on the next sync.
+                reg.remove(self.rpc.as_ref()).await;
+            } else {
+                self.registered = Some(reg);
+            }
         } else if !running {
             if let Some(r) = self.registered.take() {
                 r.remove(self.rpc.as_ref()).await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::rpc::RpcError;
+    use caravan_structs::{Job, TaskGroup};
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    /// Refuses the first upsert, then records what it is sent.
+    #[derive(Default)]
+    struct Flaky {
+        upserts: Mutex<Vec<Vec<ServiceRegistration>>>,
+        deletes: Mutex<Vec<Vec<String>>>,
+    }
+
+    #[async_trait]
+    impl ServerRpc for Flaky {
+        async fn register(&self, _: Node) -> Result<Duration, RpcError> {
+            Err(RpcError("unused".into()))
+        }
+        async fn heartbeat(&self, _: &str, _: &str) -> Result<Duration, RpcError> {
+            Err(RpcError("unused".into()))
+        }
+        async fn get_allocs(
+            &self,
+            _: &str,
+            _: u64,
+            _: Duration,
+        ) -> Result<(Vec<Arc<Allocation>>, u64), RpcError> {
+            Err(RpcError("unused".into()))
+        }
+        async fn update_allocs(&self, _: Vec<Allocation>) -> Result<(), RpcError> {
+            Err(RpcError("unused".into()))
+        }
+        async fn get_alloc(&self, _: &str) -> Result<Option<Arc<Allocation>>, RpcError> {
+            Err(RpcError("unused".into()))
+        }
+        async fn get_node(&self, _: &str) -> Result<Option<Arc<Node>>, RpcError> {
+            Err(RpcError("unused".into()))
+        }
+        async fn migrate_token(&self, _: &str) -> Result<Option<String>, RpcError> {
+            Err(RpcError("unused".into()))
+        }
+        async fn sign_identities(
+            &self,
+            _: &str,
+            _: &str,
+            _: Vec<String>,
+        ) -> Result<BTreeMap<String, String>, RpcError> {
+            Err(RpcError("unused".into()))
+        }
+        async fn upsert_services(
+            &self,
+            _: &str,
+            services: Vec<ServiceRegistration>,
+        ) -> Result<(), RpcError> {
+            let mut u = self.upserts.lock().unwrap();
+            u.push(services);
+            if u.len() == 1 {
+                return Err(RpcError("no leader".into()));
+            }
+            Ok(())
+        }
+        async fn delete_services(&self, ids: Vec<String>) -> Result<(), RpcError> {
+            self.deletes.lock().unwrap().push(ids);
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn group_services_retry_a_refused_registration_and_go_when_stopped() {
+        let job = Job {
+            id: "shop".into(),
+            name: "shop".into(),
+            task_groups: vec![TaskGroup {
+                name: "front".into(),
+                services: vec![Service {
+                    name: "edge".into(),
+                    provider: "nomad".into(),
+                    tags: vec!["${NOMAD_GROUP_NAME}".into()],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let alloc = Allocation {
+            id: "a1".into(),
+            namespace: "default".into(),
+            job_id: "shop".into(),
+            task_group: "front".into(),
+            job: Some(Arc::new(job)),
+            ..Default::default()
+        };
+        let node = Node {
+            id: "n1".into(),
+            ..Default::default()
+        };
+        let rpc = Arc::new(Flaky::default());
+        let mut g = NomadGroupServices::new(rpc.clone());
+        g.sync(&alloc, &node, true).await;
+        assert!(
+            g.registered.is_none(),
+            "a refused registration is tried again"
+        );
+        g.sync(&alloc, &node, true).await;
+        g.sync(&alloc, &node, true).await;
+        let upserts = rpc.upserts.lock().unwrap().clone();
+        assert_eq!(upserts.len(), 2, "registered once it was taken");
+        let reg = &upserts[1][0];
+        assert_eq!(reg.id, "_nomad-task-a1-group-front-edge-");
+        assert_eq!((reg.service_name.as_str(), reg.port), ("edge", 0));
+        assert_eq!(reg.tags, vec!["front"]);
+        g.sync(&alloc, &node, false).await;
+        assert_eq!(
+            *rpc.deletes.lock().unwrap(),
+            vec![vec!["_nomad-task-a1-group-front-edge-".to_string()]]
+        );
     }
 }
