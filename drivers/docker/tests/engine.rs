@@ -187,8 +187,8 @@ async fn recovers_a_running_container_in_a_new_driver(sock: String) {
     let first = driver(&sock);
     let h = first.start(cfg.clone()).await.unwrap();
     wait_for_file(&cfg.stdout_path, "before").await;
-    drop(first); // the agent goes away; the container keeps running
-                 // Log resumption has one-second granularity (the engine's `since`).
+    // The agent goes away for a second; the container keeps running.
+    drop(first);
     tokio::time::sleep(Duration::from_millis(1100)).await;
 
     let h_json = serde_json::to_string(&h).unwrap();
