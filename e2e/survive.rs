@@ -10,13 +10,14 @@
 
 mod common;
 
-use common::{json, text, Agent};
+use common::{
+    node_driver_healthy, run_job, saved_handle, started_events, stdout_log, task_states, text,
+    ticks, wait_until, Agent, TICKER,
+};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// Prints `tick N` every 200 ms for ever.
-const TICKER: &str = "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done";
 /// Waits for `local/go` (the test writes it once the agent is down), then exits with the code
 /// given as $1.
 const SHORT: &str = "while [ ! -f \"$NOMAD_TASK_DIR/go\" ]; do sleep 0.1; done; exit $1";
@@ -111,16 +112,6 @@ fn java_job(name: &str, count: u32, args: &[&str], class_url: &str) -> String {
     job(name, !args.is_empty(), count, &task)
 }
 
-/// Whether the exec driver can run here (root with cgroups), as the agent fingerprints it.
-fn node_driver_healthy(agent: &Agent, dir: &Path, driver: &str) -> bool {
-    let nodes = json(agent, dir, "/v1/nodes");
-    let Some(id) = nodes[0]["ID"].as_str() else {
-        return false;
-    };
-    let node = json(agent, dir, &format!("/v1/node/{id}"));
-    node["Drivers"][driver]["Detected"] == true && node["Drivers"][driver]["Healthy"] == true
-}
-
 /// Serves `body` over HTTP on loopback for as long as the test runs.
 fn serve(body: Vec<u8>) -> String {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -164,90 +155,13 @@ fn compile_tick(dir: &Path) -> Option<Vec<u8>> {
     }
 }
 
-fn run_job(agent: &Agent, dir: &Path, name: &str, spec: &str) {
-    let file = dir.join(format!("{name}.nomad.hcl"));
-    std::fs::write(&file, spec).expect("job file");
-    let o = agent.cli(dir, &["job", "run", "-detach", &file.display().to_string()]);
-    assert!(o.status.success(), "{name}: {}\n{}", text(&o), agent.log());
-}
-
-/// Alloc id → its one task's state, for a job.
-fn task_states(agent: &Agent, dir: &Path, job: &str) -> BTreeMap<String, serde_json::Value> {
-    let allocs = json(agent, dir, &format!("/v1/job/{job}/allocations"));
-    allocs
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|x| Some((x["ID"].as_str()?.to_string(), x["TaskStates"]["t"].clone())))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn wait_until(agent: &Agent, what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !f() {
-        assert!(Instant::now() < deadline, "{what}\n{}", agent.log());
-        std::thread::sleep(Duration::from_millis(250));
-    }
-}
-
 /// The host pid and start time the client saved for a task.
 fn saved_pid(dir: &Path, alloc: &str) -> (i64, u64) {
-    let p = dir.join(format!("data/client/allocs/{alloc}/t.handle.json"));
-    let h: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&p).expect("handle")).expect("handle json");
+    let h = saved_handle(dir, alloc);
     (
         h["pid"].as_i64().unwrap_or(0),
         h["process_start_ticks"].as_u64().unwrap_or(0),
     )
-}
-
-fn stdout_log(dir: &Path, alloc: &str) -> String {
-    let logs = dir.join(format!("data/alloc/{alloc}/alloc/logs"));
-    let mut files: Vec<_> = std::fs::read_dir(&logs)
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.path())
-                .filter(|p| {
-                    p.file_name()
-                        .and_then(|n| n.to_str())
-                        .is_some_and(|n| n.starts_with("t.stdout."))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    files.sort_by_key(|p: &std::path::PathBuf| {
-        p.extension()
-            .and_then(|e| e.to_str())
-            .and_then(|e| e.parse::<u64>().ok())
-            .unwrap_or(0)
-    });
-    files
-        .iter()
-        .map(|p| std::fs::read_to_string(p).unwrap_or_default())
-        .collect()
-}
-
-/// The tick numbers in a log must run 0, 1, 2, ... without a gap.
-fn ticks(log: &str) -> u64 {
-    let mut next = 0;
-    for line in log.lines() {
-        let n: u64 = line
-            .strip_prefix("tick ")
-            .and_then(|n| n.trim().parse().ok())
-            .unwrap_or_else(|| panic!("unexpected line {line:?}"));
-        assert_eq!(n, next, "a tick is missing from the log");
-        next += 1;
-    }
-    next
-}
-
-fn started_events(state: &serde_json::Value) -> usize {
-    state["Events"]
-        .as_array()
-        .map(|e| e.iter().filter(|e| e["Type"] == "Started").count())
-        .unwrap_or(0)
 }
 
 #[test]

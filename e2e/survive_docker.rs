@@ -12,16 +12,18 @@
 
 mod common;
 
-use common::{json, text, Agent};
+use common::{
+    node_driver_healthy, run_job, saved_handle, started_events, stdout_log, task_states, text,
+    ticks, wait_until, Agent, TICKER,
+};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::os::fd::AsRawFd;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Prints `tick N` every 200 ms for ever.
-const TICKER: &str = "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done";
 /// Says it began, runs 3 s, says it ends and exits with code 6.
 const SHORT: &str = "echo begin; sleep 3; echo end; exit 6";
 const TICKERS: usize = 3;
@@ -165,92 +167,12 @@ job "{name}" {{
     )
 }
 
-fn run_job(agent: &Agent, dir: &Path, name: &str, spec: &str) {
-    let file = dir.join(format!("{name}.nomad.hcl"));
-    std::fs::write(&file, spec).expect("job file");
-    let o = agent.cli(dir, &["job", "run", "-detach", &file.display().to_string()]);
-    assert!(o.status.success(), "{name}: {}\n{}", text(&o), agent.log());
-}
-
-/// Alloc id → its one task's state, for a job.
-fn task_states(agent: &Agent, dir: &Path, job: &str) -> BTreeMap<String, Value> {
-    let allocs = json(agent, dir, &format!("/v1/job/{job}/allocations"));
-    allocs
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|x| Some((x["ID"].as_str()?.to_string(), x["TaskStates"]["t"].clone())))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn wait_until(agent: &Agent, what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !f() {
-        assert!(Instant::now() < deadline, "{what}\n{}", agent.log());
-        std::thread::sleep(Duration::from_millis(250));
-    }
-}
-
 /// The container id the client saved in the task's handle.
 fn saved_container(dir: &Path, alloc: &str) -> String {
-    let p = dir.join(format!("data/client/allocs/{alloc}/t.handle.json"));
-    let h: Value = serde_json::from_slice(&std::fs::read(&p).expect("handle")).expect("json");
-    h["driver_state"]["container_id"]
+    saved_handle(dir, alloc)["driver_state"]["container_id"]
         .as_str()
         .unwrap_or_default()
         .to_string()
-}
-
-/// The task's stdout, all rotated files in order.
-fn stdout_log(dir: &Path, alloc: &str) -> String {
-    let logs = dir.join(format!("data/alloc/{alloc}/alloc/logs"));
-    let mut files: Vec<(u64, PathBuf)> = std::fs::read_dir(&logs)
-        .map(|d| {
-            d.flatten()
-                .filter_map(|e| {
-                    let n = e
-                        .file_name()
-                        .to_str()?
-                        .strip_prefix("t.stdout.")?
-                        .parse()
-                        .ok()?;
-                    Some((n, e.path()))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    files.sort();
-    files
-        .iter()
-        .map(|(_, p)| std::fs::read_to_string(p).unwrap_or_default())
-        .collect()
-}
-
-/// The number of ticks in a log, which must run `tick 0`, `tick 1`, ... without a gap or a
-/// duplicate.
-fn ticks(log: &str) -> usize {
-    for (i, line) in log.lines().enumerate() {
-        assert_eq!(line, format!("tick {i}"), "line {i} of the log:\n{log}");
-    }
-    log.lines().count()
-}
-
-fn started_events(state: &Value) -> usize {
-    state["Events"]
-        .as_array()
-        .map(|e| e.iter().filter(|e| e["Type"] == "Started").count())
-        .unwrap_or(0)
-}
-
-fn docker_healthy(agent: &Agent, dir: &Path) -> bool {
-    let nodes = json(agent, dir, "/v1/nodes");
-    let Some(id) = nodes[0]["ID"].as_str() else {
-        return false;
-    };
-    let node = json(agent, dir, &format!("/v1/node/{id}"));
-    node["Drivers"]["docker"]["Healthy"] == true
 }
 
 fn containers_survive_a_killed_agent(name: &str, env: &str) {
@@ -291,7 +213,7 @@ plugin "docker" {{
         &agent,
         "docker driver healthy",
         Duration::from_secs(30),
-        || docker_healthy(&agent, dir),
+        || node_driver_healthy(&agent, dir, "docker"),
     );
     run_job(
         &agent,

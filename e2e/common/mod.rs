@@ -1,9 +1,11 @@
 //! The pieces the e2e tests that restart an agent share: a dev agent with a `-data-dir`
 //! started through the real binary, its CLI, its log, and the two ways it stops (SIGINT, as
-//! an operator stops it, and SIGKILL, as a crash does).
+//! an operator stops it, and SIGKILL, as a crash does); and what they read of the tasks it
+//! runs (job submission, task states, saved handles, logs).
 
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -129,4 +131,94 @@ pub fn json(agent: &Agent, dir: &Path, path: &str) -> serde_json::Value {
     let o = agent.cli(dir, &["operator", "api", path]);
     assert!(o.status.success(), "{}", text(&o));
     serde_json::from_slice(&o.stdout).expect("json")
+}
+
+/// Prints `tick N` every 200 ms for ever.
+pub const TICKER: &str = "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done";
+
+/// Submits the job file `spec` through the CLI, detached.
+pub fn run_job(agent: &Agent, dir: &Path, name: &str, spec: &str) {
+    let file = dir.join(format!("{name}.nomad.hcl"));
+    std::fs::write(&file, spec).expect("job file");
+    let o = agent.cli(dir, &["job", "run", "-detach", &file.display().to_string()]);
+    assert!(o.status.success(), "{name}: {}\n{}", text(&o), agent.log());
+}
+
+/// Alloc id → the state of its task `t`, for a job.
+pub fn task_states(agent: &Agent, dir: &Path, job: &str) -> BTreeMap<String, serde_json::Value> {
+    let allocs = json(agent, dir, &format!("/v1/job/{job}/allocations"));
+    allocs
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| Some((x["ID"].as_str()?.to_string(), x["TaskStates"]["t"].clone())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+pub fn wait_until(agent: &Agent, what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !f() {
+        assert!(Instant::now() < deadline, "{what}\n{}", agent.log());
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// Whether the agent's node has `driver` detected and healthy.
+pub fn node_driver_healthy(agent: &Agent, dir: &Path, driver: &str) -> bool {
+    let nodes = json(agent, dir, "/v1/nodes");
+    let Some(id) = nodes[0]["ID"].as_str() else {
+        return false;
+    };
+    let node = json(agent, dir, &format!("/v1/node/{id}"));
+    node["Drivers"][driver]["Detected"] == true && node["Drivers"][driver]["Healthy"] == true
+}
+
+/// The driver handle the client saved for task `t` of `alloc` (under `dir/data`).
+pub fn saved_handle(dir: &Path, alloc: &str) -> serde_json::Value {
+    let p = dir.join(format!("data/client/allocs/{alloc}/t.handle.json"));
+    serde_json::from_slice(&std::fs::read(&p).expect("handle")).expect("handle json")
+}
+
+/// Task `t`'s stdout, all rotated files in order.
+pub fn stdout_log(dir: &Path, alloc: &str) -> String {
+    let logs = dir.join(format!("data/alloc/{alloc}/alloc/logs"));
+    let mut files: Vec<(u64, PathBuf)> = std::fs::read_dir(&logs)
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| {
+                    let n = e
+                        .file_name()
+                        .to_str()?
+                        .strip_prefix("t.stdout.")?
+                        .parse()
+                        .ok()?;
+                    Some((n, e.path()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
+        .iter()
+        .map(|(_, p)| std::fs::read_to_string(p).unwrap_or_default())
+        .collect()
+}
+
+/// The number of ticks in a log, which must run `tick 0`, `tick 1`, ... without a gap or a
+/// duplicate.
+pub fn ticks(log: &str) -> usize {
+    for (i, line) in log.lines().enumerate() {
+        assert_eq!(line, format!("tick {i}"), "line {i} of the log:\n{log}");
+    }
+    log.lines().count()
+}
+
+/// How many `Started` events a task state holds.
+pub fn started_events(state: &serde_json::Value) -> usize {
+    state["Events"]
+        .as_array()
+        .map(|e| e.iter().filter(|e| e["Type"] == "Started").count())
+        .unwrap_or(0)
 }
