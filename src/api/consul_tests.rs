@@ -369,15 +369,10 @@ async fn script_checks_run_in_the_task_and_report_to_consul() {
     );
 }
 
-/// `update { health_check = "checks" }` (Nomad's default): an allocation whose task runs but
-/// whose Consul check is critical is not healthy, and its deployment waits; once the check
-/// passes, the allocation turns healthy and the deployment succeeds.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn deployment_health_waits_for_consul_checks() {
-    let Some((direct, _consul_server, a)) = http_task_agent().await else {
-        return;
-    };
-    // The task serves HTTP only once the test creates `local/go`.
+/// Submits the service job `gated` (health_check = "checks", one allocation) whose task
+/// serves HTTP with python3 only once [`open_gate`] is called, behind one http check of the
+/// service `provider`; returns the running allocation's ID.
+pub(super) async fn start_gated_job(a: &TestAgent, provider: &str) -> String {
     let script = "while [ ! -f \"$NOMAD_TASK_DIR/go\" ]; do sleep 0.1; done; \
                   exec /usr/bin/python3 -m http.server --bind 127.0.0.1 \"$NOMAD_PORT_http\"";
     let job = json!({"Job": {
@@ -394,7 +389,7 @@ async fn deployment_health_waits_for_consul_checks() {
                 "Resources": {"CPU": 20, "MemoryMB": 30},
                 "KillTimeout": 1_000_000_000,
                 "Services": [{
-                    "Name": "gated-web", "PortLabel": "http",
+                    "Name": "gated-web", "PortLabel": "http", "Provider": provider,
                     "Checks": [{"Name": "up", "Type": "http", "Path": "/",
                                 "Interval": 300_000_000i64, "Timeout": 300_000_000i64}]
                 }]
@@ -404,12 +399,48 @@ async fn deployment_health_waits_for_consul_checks() {
     let (code, body) = a.put("/v1/jobs", &job).await;
     assert_eq!(code, 200, "{body}");
     crate::wait_for!(a.running("gated").await.len() == 1);
-    let id = a.running("gated").await[0]["ID"]
+    a.running("gated").await[0]["ID"]
         .as_str()
         .unwrap_or_default()
-        .to_string();
-    // The check is registered and critical; the task has run far longer than
-    // min_healthy_time, yet the allocation is not healthy.
+        .to_string()
+}
+
+/// The gated allocation runs, far longer than min_healthy_time, yet is not healthy, and its
+/// deployment waits.
+pub(super) async fn assert_gated_not_healthy(a: &TestAgent, id: &str) {
+    let alloc = a.get(&format!("/v1/allocation/{id}")).await;
+    assert_eq!(alloc["ClientStatus"], "running");
+    assert!(
+        alloc["DeploymentStatus"]["Healthy"].is_null(),
+        "healthy while its check fails: {}",
+        alloc["DeploymentStatus"]
+    );
+    assert_eq!(a.get("/v1/job/gated/deployment").await["Status"], "running");
+}
+
+/// Lets the gated task serve: its allocation turns healthy and the deployment succeeds.
+pub(super) async fn open_gate(a: &TestAgent, id: &str) {
+    let go = a.clients[0]
+        .shared
+        .config
+        .data_dir
+        .join(format!("alloc/{id}/web/local/go"));
+    std::fs::write(&go, b"").expect("gate file");
+    crate::wait_for!(
+        a.get(&format!("/v1/allocation/{id}")).await["DeploymentStatus"]["Healthy"] == true
+    );
+    crate::wait_for!(a.get("/v1/job/gated/deployment").await["Status"] == "successful");
+}
+
+/// `update { health_check = "checks" }` (Nomad's default): an allocation whose task runs but
+/// whose Consul check is critical is not healthy, and its deployment waits; once the check
+/// passes, the allocation turns healthy and the deployment succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deployment_health_waits_for_consul_checks() {
+    let Some((direct, _consul_server, a)) = http_task_agent().await else {
+        return;
+    };
+    let id = start_gated_job(&a, "consul").await;
     let critical = || async {
         direct
             .agent_checks()
@@ -421,23 +452,6 @@ async fn deployment_health_waits_for_consul_checks() {
     crate::wait_for!(critical().await);
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(critical().await);
-    let alloc = a.get(&format!("/v1/allocation/{id}")).await;
-    assert_eq!(alloc["ClientStatus"], "running");
-    assert!(
-        alloc["DeploymentStatus"]["Healthy"].is_null(),
-        "healthy while its check is critical: {}",
-        alloc["DeploymentStatus"]
-    );
-    assert_eq!(a.get("/v1/job/gated/deployment").await["Status"], "running");
-
-    let go = a.clients[0]
-        .shared
-        .config
-        .data_dir
-        .join(format!("alloc/{id}/web/local/go"));
-    std::fs::write(&go, b"").expect("gate file");
-    crate::wait_for!(
-        a.get(&format!("/v1/allocation/{id}")).await["DeploymentStatus"]["Healthy"] == true
-    );
-    crate::wait_for!(a.get("/v1/job/gated/deployment").await["Status"] == "successful");
+    assert_gated_not_healthy(&a, &id).await;
+    open_gate(&a, &id).await;
 }

@@ -6,6 +6,7 @@
 //! input are refused.
 
 use super::acl_tests::{acl_agent, bootstrap, call, policy, token};
+use super::consul_tests::{assert_gated_not_healthy, open_gate, start_gated_job};
 use super::tests::{start_nodes, TestAgent};
 use crate::server::acl::AclConfig;
 use axum::http::Method;
@@ -340,37 +341,7 @@ async fn nomad_checks_gate_deployment_health() {
         return;
     }
     let a = start_nodes(1).await;
-    // The task serves HTTP only once the test creates `local/go`.
-    let script = "while [ ! -f \"$NOMAD_TASK_DIR/go\" ]; do sleep 0.1; done; \
-                  exec /usr/bin/python3 -m http.server --bind 127.0.0.1 \"$NOMAD_PORT_http\"";
-    let job = json!({"Job": {
-        "ID": "gated",
-        "Update": {"MaxParallel": 1, "HealthCheck": "checks",
-                   "MinHealthyTime": 200_000_000i64, "HealthyDeadline": 120_000_000_000i64,
-                   "ProgressDeadline": 180_000_000_000i64},
-        "TaskGroups": [{
-            "Name": "g", "Count": 1,
-            "Networks": [{"DynamicPorts": [{"Label": "http"}]}],
-            "Tasks": [{
-                "Name": "web", "Driver": "raw_exec",
-                "Config": {"command": "/bin/sh", "args": ["-c", script]},
-                "Resources": {"CPU": 20, "MemoryMB": 30},
-                "KillTimeout": 1_000_000_000,
-                "Services": [{
-                    "Name": "gated-web", "PortLabel": "http", "Provider": "nomad",
-                    "Checks": [{"Name": "up", "Type": "http", "Path": "/",
-                                "Interval": 300_000_000i64, "Timeout": 300_000_000i64}]
-                }]
-            }]
-        }]
-    }});
-    let (code, body) = a.put("/v1/jobs", &job).await;
-    assert_eq!(code, 200, "{body}");
-    crate::wait_for!(a.running("gated").await.len() == 1);
-    let id = a.running("gated").await[0]["ID"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let id = start_gated_job(&a, "nomad").await;
     let checks_path = format!("/v1/client/allocation/{id}/checks");
     let status = || async {
         a.get(&checks_path)
@@ -379,31 +350,12 @@ async fn nomad_checks_gate_deployment_health() {
             .and_then(|m| m.values().next().cloned())
             .map(|c| c["Status"].as_str().unwrap_or_default().to_string())
     };
-    // The check fails; the task has run far longer than min_healthy_time, yet the
-    // allocation is not healthy.
     crate::wait_for!(status().await.as_deref() == Some("failure"));
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(status().await.as_deref(), Some("failure"));
-    let alloc = a.get(&format!("/v1/allocation/{id}")).await;
-    assert_eq!(alloc["ClientStatus"], "running");
-    assert!(
-        alloc["DeploymentStatus"]["Healthy"].is_null(),
-        "healthy while its check fails: {}",
-        alloc["DeploymentStatus"]
-    );
-    assert_eq!(a.get("/v1/job/gated/deployment").await["Status"], "running");
-
-    let go = a.clients[0]
-        .shared
-        .config
-        .data_dir
-        .join(format!("alloc/{id}/web/local/go"));
-    std::fs::write(&go, b"").expect("gate file");
+    assert_gated_not_healthy(&a, &id).await;
+    open_gate(&a, &id).await;
     crate::wait_for!(status().await.as_deref() == Some("success"));
-    crate::wait_for!(
-        a.get(&format!("/v1/allocation/{id}")).await["DeploymentStatus"]["Healthy"] == true
-    );
-    crate::wait_for!(a.get("/v1/job/gated/deployment").await["Status"] == "successful");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
