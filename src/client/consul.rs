@@ -83,6 +83,13 @@ impl Consul {
         }
     }
 
+    fn lock_policies(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+        match self.policies.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
     fn timeout(&self, method: &str, path: &str) -> ConsulError {
         ConsulError::Timeout {
             address: self.client.address(),
@@ -95,11 +102,7 @@ impl Consul {
     /// Records how the checks about to be registered count towards their allocation's health
     /// (check ID, `on_update`).
     pub fn set_check_policies(&self, policies: Vec<(String, String)>) {
-        let mut g = match self.policies.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        };
-        g.extend(policies);
+        self.lock_policies().extend(policies);
     }
 
     /// Whether the Consul checks of an allocation's services are healthy, as Nomad's
@@ -110,11 +113,10 @@ impl Consul {
     pub async fn checks_healthy(&self, alloc_id: &str) -> Option<bool> {
         let prefix = format!("{TASK_SERVICE_PREFIX}{alloc_id}-");
         let wanted: Vec<(String, String)> = {
-            let policies = match self.policies.lock() {
-                Ok(g) => g.clone(),
-                Err(p) => p.into_inner().clone(),
-            };
-            self.lock()
+            // Same order as `deregister`: registrations, then policies.
+            let desired = self.lock();
+            let policies = self.lock_policies();
+            desired
                 .iter()
                 .filter(|(id, _)| id.starts_with(&prefix))
                 .flat_map(|(_, reg)| reg.checks.iter())
@@ -184,7 +186,12 @@ impl Consul {
     /// Deregisters a service; a failure is retried by the sync loop (task services) or left
     /// to Consul's owner.
     pub async fn deregister(&self, service_id: &str) {
-        self.lock().remove(service_id);
+        if let Some(reg) = self.lock().remove(service_id) {
+            let mut policies = self.lock_policies();
+            for id in reg.checks.iter().filter_map(|c| c.check_id.as_ref()) {
+                policies.remove(id);
+            }
+        }
         let attempt = tokio::time::timeout(
             CALL_TIMEOUT,
             self.client
@@ -458,4 +465,42 @@ pub(super) fn spawn_fingerprint(client: Arc<Client>, mut healthy: bool) {
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use caravan_consul::{AgentServiceCheck, ConsulConfig};
+
+    #[tokio::test]
+    async fn a_deregistered_service_leaves_no_check_policy_behind() {
+        // Nothing listens there: calls fail at once, what Caravan wants is kept locally.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap();
+        let client = ConsulClient::new(ConsulConfig {
+            address: format!("http://127.0.0.1:{port}"),
+            ..Default::default()
+        })
+        .unwrap();
+        let consul = Consul::new(client, "default", ConsulTiming::default());
+        let reg = AgentServiceRegistration {
+            id: Some(format!("{TASK_SERVICE_PREFIX}a1-web-svc-http")),
+            name: "svc".into(),
+            checks: vec![AgentServiceCheck {
+                check_id: Some(format!("{CHECK_PREFIX}1")),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        consul.set_check_policies(vec![(
+            format!("{CHECK_PREFIX}1"),
+            ON_UPDATE_IGNORE_WARNINGS.into(),
+        )]);
+        consul.register(reg.clone()).await;
+        assert_eq!(consul.lock_policies().len(), 1);
+        consul.deregister(reg.id.as_deref().unwrap()).await;
+        assert!(consul.lock_policies().is_empty());
+    }
 }
