@@ -99,6 +99,30 @@ pub fn signal_target(pid: i32, cfg: &TaskConfig) -> i32 {
         .unwrap_or(pid)
 }
 
+/// The shim and the status file to start `cfg`'s task with. None when the task starts
+/// without a shim; any status file an earlier run of the task left is then removed, so that
+/// it cannot mislead a later recovery.
+pub fn for_task(cfg: &TaskConfig) -> Option<(PathBuf, PathBuf)> {
+    match (installed(), status_path(cfg)) {
+        (Some(exe), Some(status)) => Some((exe, status)),
+        (_, status) => {
+            if let Some(p) = status {
+                let _ = std::fs::remove_file(p);
+            }
+            None
+        }
+    }
+}
+
+/// Opens (and empties) the status file a shim is about to write.
+pub fn open_status(path: &Path) -> std::io::Result<File> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
+}
+
 /// Reads a status file the shim wrote: None when it wrote nothing (the task has not ended,
 /// or the shim was killed with it).
 pub fn read_status(path: &Path) -> Option<ExitResult> {
@@ -135,11 +159,7 @@ impl ShimFds {
     /// Opens (and empties) the status file and the error pipe, all close-on-exec; the
     /// child clears that flag on the two it hands to the shim.
     pub fn open(status_path: &Path) -> std::io::Result<ShimFds> {
-        let status = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(status_path)?;
+        let status = open_status(status_path)?;
         let mut fds = [0 as RawFd; 2];
         // SAFETY: pipe2 writes two fds into the array we own.
         if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {

@@ -73,22 +73,14 @@ pub struct ChildShim {
 
 /// Opens the installed shim and the task's (emptied) status file; None without a shim.
 pub fn shim_for(cfg: &caravan_driver::TaskConfig) -> Result<Option<ChildShim>, std::io::Error> {
-    let status_path = caravan_driver::shim::status_path(cfg);
-    let (Some(exe), Some(status_path)) = (caravan_driver::shim::installed(), status_path) else {
-        if let Some(p) = caravan_driver::shim::status_path(cfg) {
-            let _ = std::fs::remove_file(p);
-        }
+    let Some((exe, status_path)) = caravan_driver::shim::for_task(cfg) else {
         return Ok(None);
     };
     let exe = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
         .open(exe)?;
-    let status = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(status_path)?;
+    let status = caravan_driver::shim::open_status(&status_path)?;
     Ok(Some(ChildShim {
         exe: exe.into(),
         status,

@@ -98,20 +98,14 @@ pub fn spawn(cfg: &TaskConfig, rc: &RawExecConfig) -> Result<Spawned, DriverErro
     let program = resolve_program(&rc.command, cfg);
     let stdout = open_output(&cfg.stdout_path)?;
     let stderr = open_output(&cfg.stderr_path)?;
-    let status_path = caravan_driver::shim::status_path(cfg);
-    let shim = match (caravan_driver::shim::installed(), &status_path) {
-        (Some(exe), Some(path)) => Some((
+    let shim = match caravan_driver::shim::for_task(cfg) {
+        Some((exe, status)) => Some((
             exe,
-            ShimFds::open(path)
-                .map_err(|e| DriverError::Start(format!("cannot open {}: {e}", path.display())))?,
+            ShimFds::open(&status).map_err(|e| {
+                DriverError::Start(format!("cannot open {}: {e}", status.display()))
+            })?,
         )),
-        (_, path) => {
-            // No shim: no status file, and none left from an earlier run to mislead recovery.
-            if let Some(p) = path {
-                let _ = std::fs::remove_file(p);
-            }
-            None
-        }
+        None => None,
     };
     let mut cmd = match &shim {
         Some((exe, fds)) => {
